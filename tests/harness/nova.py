@@ -1,0 +1,110 @@
+"""Real Nova in-process (API, conductor, scheduler, compute, placement)
+with vcdriver as its compute driver, a vcsim vCenter and a real Glance.
+
+Import ``nova.tests.functional`` before any other nova module: it applies
+(or, with OS_NOVA_DISABLE_EVENTLET_PATCHING=true, refuses) eventlet's
+monkey patching, and must run first.
+"""
+
+import nova.tests.functional  # noqa: F401  (must be first: patching mode)
+
+import os
+import sys
+
+from nova import context as nova_context
+from nova import test
+from nova.tests import fixtures as nova_fixtures
+from nova.tests.functional import fixtures as func_fixtures
+from nova.tests.functional import integrated_helpers
+import fixtures
+
+DRIVER = 'vcdriver.VMwareVCDriver'
+
+
+def _context_with_token(env, **kwargs):
+    """Nova's stub Keystone context, plus the token glanceclient needs."""
+    user_id = env['HTTP_X_AUTH_USER']
+    return nova_context.RequestContext(
+        user_id, env['HTTP_X_AUTH_PROJECT_ID'],
+        is_admin=user_id == 'admin', roles=env['HTTP_X_ROLES'].split(','),
+        auth_token='vcdriver-test-token', **kwargs)
+
+
+class VcdriverTestCase(test.TestCase,
+                       integrated_helpers.PlacementInstanceHelperMixin):
+    """Nova services with vcdriver. Set ``vcsim``, ``glance`` before setUp.
+
+    ``clusters`` names the clusters the compute serves: the first becomes
+    ``[vmware] cluster_name``, the rest ``[vcdriver] cluster_names``.
+    """
+
+    REQUIRES_LOCKING = True
+    NUMBER_OF_CELLS = 1
+    clusters = ('DC0_C0',)
+    compute_host = 'compute-vc'
+    vcsim = None
+    glance = None
+
+    def _clear_attrs(self):
+        # As nova's, but leaves the test method: pytest removes it itself.
+        for key in [k for k in self.__dict__
+                    if k[0] != '_' and not k.startswith('test')]:
+            del self.__dict__[key]
+
+    def configure(self):
+        self.flags(compute_driver=DRIVER)
+        self.flags(host_ip=self.vcsim.host, host_port=self.vcsim.port,
+                   host_username=self.vcsim.username,
+                   host_password=self.vcsim.password,
+                   cluster_name=self.clusters[0], api_retry_count=3,
+                   group='vmware')
+        self.flags(vcenter_protocol='http',
+                   cluster_names=list(self.clusters[1:]),
+                   image_transfer_progress_interval=1, group='vcdriver')
+        self.flags(api_servers=[self.glance.url], group='glance')
+        self.flags(api_paste_config=os.path.join(
+            sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
+
+    def setUp(self):
+        assert self.vcsim and self.glance, 'vcsim and glance must be set'
+        super().setUp()
+        import vcdriver.conf  # noqa: F401  (registers [vcdriver])
+        self.configure()
+        self.useFixture(nova_fixtures.CastAsCallFixture(self))
+        self.placement = self.useFixture(func_fixtures.PlacementFixture()).api
+        self.neutron = self.useFixture(nova_fixtures.NeutronFixture(self))
+        self.useFixture(nova_fixtures.CinderFixture(self))
+        self.useFixture(nova_fixtures.RealPolicyFixture())
+        self.notifier = self.useFixture(
+            nova_fixtures.NotificationFixture(self))
+        self.conductor = self.start_service('conductor')
+        self.scheduler = self.start_service('scheduler')
+        self.api_fixture = self.useFixture(
+            nova_fixtures.OSAPIFixture(api_version='v2.1'))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.api.auth.NovaKeystoneContext._create_context',
+            _context_with_token))
+        self.api = self.admin_api = self.api_fixture.admin_api
+        self.api.microversion = 'latest'
+        self.compute = self.start_service('compute', host=self.compute_host)
+
+    @property
+    def driver(self):
+        return self.compute.manager.driver
+
+    def upload_flat_vmdk(self, name, size=4 * 1024 * 1024, **props):
+        """A flat VMDK extent (whole sectors, recognisable bytes)."""
+        data = (b'vcdriver-test-disk-' * (size // 19 + 1))[:size]
+        return self.glance.upload(data, name, disk_format='vmdk',
+                                  container_format='bare', **props)
+
+    def boot(self, image_id, flavor_id='1', expected='ACTIVE', node=None,
+             **kwargs):
+        """Create a server; ``node`` targets a hypervisor (needs 2.74)."""
+        server = self._build_server(image_uuid=image_id, flavor_id=flavor_id,
+                                    networks='none', **kwargs)
+        if node:
+            server['hypervisor_hostname'] = node
+        server = self.api.post_server({'server': server})
+        return self._wait_for_state_change(server, expected,
+                                           max_retries=120)

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+
+	"github.com/vmware/govmomi/simulator"
+)
+
+// Extensions are http.Handler middlewares wrapped around the simulator's
+// own handler (its ServeMux: /sdk, /folder/, /nfc/, ...). Later ones wrap
+// earlier ones, so the last in the list sees a request first. This is the
+// place for behaviour vcsim lacks (SOAP interception, fault injection, ...).
+type middleware func(next http.Handler) http.Handler
+
+func installExtensions(srv *simulator.Server, m *simulator.Model) {
+	stats := newStats()
+	chain := []middleware{
+		soapResponseFixes,
+		soapRequestFixes,
+		stats.middleware,
+	}
+
+	var h http.Handler = srv.Config.Handler
+	for _, mw := range chain {
+		h = mw(h)
+	}
+	// NewServer has already started serving; the swap happens before we
+	// print the URL, so no client knows the (default: ephemeral) port yet.
+	srv.Config.Handler = h
+}
+
+// soapRequestFilter returns a middleware that hands every /sdk request
+// body to rewrite before the simulator decodes it.
+func soapRequestFilter(rewrite func(body []byte) []byte) middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && isSDKPath(r.URL.Path) {
+				body, err := io.ReadAll(r.Body)
+				_ = r.Body.Close()
+				if err != nil {
+					w.WriteHeader(http.StatusBadRequest)
+					return
+				}
+				body = rewrite(body)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				r.ContentLength = int64(len(body))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// soapResponseFilter returns a middleware that hands every /sdk response
+// body to rewrite before it goes out. rewrite returns the new body.
+func soapResponseFilter(rewrite func(body []byte) []byte) middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || !isSDKPath(r.URL.Path) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := &recorder{header: w.Header(), status: http.StatusOK}
+			next.ServeHTTP(rec, r)
+			body := rewrite(rec.body.Bytes())
+			w.Header().Del("Content-Length")
+			w.WriteHeader(rec.status)
+			_, _ = w.Write(body)
+		})
+	}
+}
+
+func isSDKPath(p string) bool {
+	return p == "/sdk" || p == "/sdk/vimService"
+}
+
+// recorder buffers a response; headers go straight to the real writer.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(status int)      { r.status = status }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }

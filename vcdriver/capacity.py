@@ -1,0 +1,101 @@
+"""Inventory math for one node (cluster): pure functions, no vSphere calls.
+
+The rule: totals aggregate the usable hosts and datastores, but ``max_unit``
+is what the best *single* host or datastore can still take, so placement
+never promises a VM that no host can run.
+"""
+
+import dataclasses
+import re
+
+from oslo_utils import units
+
+USABLE_DATASTORE_TYPES = ('VMFS', 'NFS', 'NFS41', 'VSAN', 'VVOL')
+
+
+@dataclasses.dataclass
+class Host:
+    ref: object
+    name: str
+    connected: bool
+    powered_on: bool
+    in_maintenance: bool
+    cpu_threads: int
+    memory_mb: int
+    # vCPUs and memory configured for the VMs registered on this host.
+    vm_vcpus: int = 0
+    vm_memory_mb: int = 0
+
+    @property
+    def usable(self):
+        return self.connected and self.powered_on and not self.in_maintenance
+
+
+@dataclasses.dataclass
+class Datastore:
+    ref: object
+    name: str
+    type: str
+    accessible: bool
+    maintenance_mode: str
+    capacity: int
+    free_space: int
+
+    def usable(self, regex=None):
+        return (self.accessible and
+                self.maintenance_mode in (None, 'normal') and
+                (self.type or '').upper() in USABLE_DATASTORE_TYPES and
+                (regex is None or bool(re.match(regex, self.name))))
+
+
+@dataclasses.dataclass
+class Resource:
+    total: int
+    reserved: int
+    max_unit: int
+    allocation_ratio: float
+
+    def as_inventory(self):
+        return {'total': self.total, 'reserved': self.reserved,
+                'min_unit': 1, 'max_unit': self.max_unit, 'step_size': 1,
+                'allocation_ratio': self.allocation_ratio}
+
+
+def _resource(total, reserved, best_single, ratio):
+    """Blocks the class (reserved = total) when nothing fits anywhere."""
+    best_single = int(best_single)
+    if total <= 0 or best_single < 1:
+        return Resource(total=max(total, 1), reserved=max(total, 1),
+                        max_unit=1, allocation_ratio=ratio)
+    return Resource(total=total, reserved=min(reserved, total),
+                    max_unit=best_single, allocation_ratio=ratio)
+
+
+def vcpu(hosts, ratio, reserved_host_cpus):
+    usable = [h for h in hosts if h.usable]
+    best = max((h.cpu_threads * ratio - reserved_host_cpus - h.vm_vcpus
+                for h in usable), default=0)
+    return _resource(sum(h.cpu_threads for h in usable), reserved_host_cpus,
+                     best, ratio)
+
+
+def memory_mb(hosts, ratio, reserved_host_memory_mb):
+    usable = [h for h in hosts if h.usable]
+    best = max((h.memory_mb * ratio - reserved_host_memory_mb -
+                h.vm_memory_mb for h in usable), default=0)
+    return _resource(sum(h.memory_mb for h in usable),
+                     reserved_host_memory_mb, best, ratio)
+
+
+def disk_gb(datastores, regex, ratio, reserved_disk_gb):
+    usable = [d for d in datastores if d.usable(regex)]
+    best = max((d.free_space // units.Gi for d in usable), default=0)
+    return _resource(sum(d.capacity for d in usable) // units.Gi,
+                     reserved_disk_gb, best, ratio)
+
+
+def best_datastore(datastores, regex, needed_bytes):
+    """The usable datastore with the most free space that holds the disk."""
+    fitting = [d for d in datastores
+               if d.usable(regex) and d.free_space >= needed_bytes]
+    return max(fitting, key=lambda d: d.free_space, default=None)

@@ -1,0 +1,137 @@
+"""vCenter clusters as Nova nodes: resolution, node names, live state.
+
+Each configured cluster is one Nova node. Node names are built exactly as
+``nova.virt.vmwareapi`` builds them (``<cluster moref>.<vCenter uuid>``) so
+compute nodes and instances survive a switch between the two drivers.
+"""
+
+import dataclasses
+
+from oslo_log import log as logging
+from oslo_utils import units
+from pyVmomi import vim
+
+from vcdriver import capacity
+from vcdriver import exception
+from vcdriver.vsphere import props
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Cluster:
+    name: str
+    ref: vim.ClusterComputeResource
+    nodename: str
+    datacenter: str
+    datacenter_ref: vim.Datacenter
+    vm_folder: vim.Folder
+    resource_pool: vim.ResourcePool
+
+
+@dataclasses.dataclass
+class ClusterState:
+    """One refresh of a cluster's hosts, datastores and VM placement."""
+    cluster: Cluster
+    hosts: list
+    datastores: list
+
+
+def nodename(cluster_ref, vcenter_uuid):
+    return '%s.%s' % (cluster_ref._moId, vcenter_uuid)
+
+
+def _datacenter_of(entity, parents, datacenters):
+    while entity is not None and entity not in datacenters:
+        entity = parents.get(entity)
+    return entity
+
+
+def resolve(session, names):
+    """Find every named cluster in three reads; name the ones missing."""
+    clusters = props.objects_of_type(
+        session, vim.ClusterComputeResource,
+        ['name', 'parent', 'resourcePool'])
+    by_name = {p['name']: (ref, p) for ref, p in clusters.items()}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise exception.ClusterNotFound(
+            cluster=', '.join(missing), url=session.url,
+            known=', '.join(sorted(by_name)) or 'none')
+    folders = props.objects_of_type(session, vim.Folder, ['parent'])
+    datacenters = props.objects_of_type(session, vim.Datacenter,
+                                        ['name', 'vmFolder'])
+    parents = {ref: p.get('parent') for ref, p in folders.items()}
+    parents.update((ref, p.get('parent')) for ref, p in clusters.items())
+    uuid = session.about.instanceUuid
+    result = []
+    for name in names:
+        ref, p = by_name[name]
+        dc = _datacenter_of(ref, parents, datacenters)
+        result.append(Cluster(name=name, ref=ref,
+                              nodename=nodename(ref, uuid),
+                              datacenter=datacenters[dc]['name'],
+                              datacenter_ref=dc,
+                              vm_folder=datacenters[dc]['vmFolder'],
+                              resource_pool=p['resourcePool']))
+    return result
+
+
+HOST_PROPS = ['name', 'runtime.connectionState', 'runtime.powerState',
+              'runtime.inMaintenanceMode', 'summary.hardware.numCpuThreads',
+              'summary.hardware.memorySize', 'vm']
+DATASTORE_PROPS = ['summary.name', 'summary.type', 'summary.accessible',
+                   'summary.maintenanceMode', 'summary.capacity',
+                   'summary.freeSpace']
+VM_PLACEMENT_PROPS = ['config.hardware.numCPU', 'config.hardware.memoryMB',
+                      'config.template']
+
+
+def read_state(session, clusters):
+    """Hosts, datastores and VM placement of all clusters in four reads."""
+    cluster_props = props.properties(session, [c.ref for c in clusters],
+                                     vim.ClusterComputeResource,
+                                     ['host', 'datastore'])
+    host_refs = {h for p in cluster_props.values() for h in p.get('host', [])}
+    ds_refs = {d for p in cluster_props.values()
+               for d in p.get('datastore', [])}
+    host_props = props.properties(session, host_refs, vim.HostSystem,
+                                  HOST_PROPS)
+    ds_props = props.properties(session, ds_refs, vim.Datastore,
+                                DATASTORE_PROPS)
+    vm_refs = {vm for p in host_props.values() for vm in p.get('vm', [])}
+    vm_props = props.properties(session, vm_refs, vim.VirtualMachine,
+                                VM_PLACEMENT_PROPS)
+    states = []
+    for cluster in clusters:
+        p = cluster_props.get(cluster.ref, {})
+        hosts = [_host(ref, host_props[ref], vm_props)
+                 for ref in p.get('host', []) if ref in host_props]
+        datastores = [_datastore(ref, ds_props[ref])
+                      for ref in p.get('datastore', []) if ref in ds_props]
+        states.append(ClusterState(cluster, hosts, datastores))
+    return states
+
+
+def _host(ref, p, vm_props):
+    vms = [vm_props[vm] for vm in p.get('vm', []) if vm in vm_props and
+           not vm_props[vm].get('config.template')]
+    return capacity.Host(
+        ref=ref, name=p.get('name'),
+        connected=p.get('runtime.connectionState') == 'connected',
+        powered_on=p.get('runtime.powerState') == 'poweredOn',
+        in_maintenance=bool(p.get('runtime.inMaintenanceMode')),
+        cpu_threads=p.get('summary.hardware.numCpuThreads') or 0,
+        memory_mb=(p.get('summary.hardware.memorySize') or 0) // units.Mi,
+        vm_vcpus=sum(v.get('config.hardware.numCPU') or 0 for v in vms),
+        vm_memory_mb=sum(v.get('config.hardware.memoryMB') or 0
+                         for v in vms))
+
+
+def _datastore(ref, p):
+    return capacity.Datastore(
+        ref=ref, name=p.get('summary.name'), type=p.get('summary.type'),
+        accessible=bool(p.get('summary.accessible')),
+        maintenance_mode=p.get('summary.maintenanceMode'),
+        capacity=p.get('summary.capacity') or 0,
+        free_space=p.get('summary.freeSpace') or 0)

@@ -1,0 +1,94 @@
+"""Configuration: Nova's own ``[vmware]`` options plus a ``[vcdriver]`` group.
+
+The ``[vmware]`` options are the ones ``nova.virt.vmwareapi`` registers; we
+reuse Nova's definitions (registering look-alikes would clash in Nova's
+``CONF``) so an operator switching drivers keeps the same nova.conf.
+"""
+
+from nova.conf import vmware as nova_vmware_conf
+from oslo_config import cfg
+
+CONF = cfg.CONF
+
+# The [vmware] options this driver honours, with their upstream meaning.
+VMWARE_OPTS_HONOURED = (
+    'host_ip', 'host_port', 'host_username', 'host_password', 'ca_file',
+    'insecure', 'cluster_name', 'datastore_regex', 'task_poll_interval',
+    'api_retry_count', 'connection_pool_size', 'maximum_objects',
+)
+
+vcdriver_group = cfg.OptGroup(
+    'vcdriver',
+    title='vcdriver options',
+    help='Options of the vcdriver VMware vCenter driver that the in-tree '
+         'driver does not have. The [vmware] group keeps its meaning.')
+
+vcdriver_opts = [
+    cfg.ListOpt('cluster_names',
+                default=[],
+                help='vCenter clusters served by this nova-compute, each as '
+                     'a Nova node (hypervisor) of its own. Added to '
+                     '[vmware] cluster_name when both are set.'),
+    cfg.StrOpt('vcenter_protocol',
+               default='https',
+               choices=[('https', 'TLS, verified unless [vmware] insecure'),
+                        ('http', 'plain HTTP; only for simulators in tests')],
+               help='Protocol of the vCenter SDK and datastore endpoints.'),
+    cfg.IntOpt('task_timeout',
+               default=3600,
+               min=1,
+               help='Seconds to wait for one vCenter task before giving up '
+                    'on it.'),
+    cfg.IntOpt('image_transfer_chunk_size',
+               default=1024 * 1024,
+               min=4096,
+               help='Bytes read from Glance and written to the datastore per '
+                    'chunk in the image transfer pipeline.'),
+    cfg.IntOpt('image_transfer_buffer_chunks',
+               default=16,
+               min=1,
+               help='Chunks buffered between the Glance reader and the '
+                    'datastore writer; memory used per transfer is about '
+                    'this times image_transfer_chunk_size.'),
+    cfg.IntOpt('image_transfer_progress_interval',
+               default=10,
+               min=0,
+               help='Seconds between progress log lines of an image '
+                    'transfer (0 disables them).'),
+    cfg.IntOpt('http_timeout',
+               default=300,
+               min=1,
+               help='Socket timeout in seconds for datastore HTTP transfers.'),
+]
+
+
+def register_opts(conf=CONF):
+    """Register the [vcdriver] group; Nova has registered [vmware] already."""
+    nova_vmware_conf.register_opts(conf)
+    conf.register_group(vcdriver_group)
+    conf.register_opts(vcdriver_opts, group=vcdriver_group)
+
+
+def _honoured_vmware_opts():
+    opts = []
+    for _group, group_opts in nova_vmware_conf.list_opts().items():
+        opts.extend(o for o in group_opts if o.name in VMWARE_OPTS_HONOURED)
+    return sorted(opts, key=lambda o: VMWARE_OPTS_HONOURED.index(o.name))
+
+
+def list_opts():
+    """Entry point for oslo-config-generator (namespace ``vcdriver``)."""
+    return [('vmware', _honoured_vmware_opts()),
+            (vcdriver_group, vcdriver_opts)]
+
+
+def cluster_names(conf=CONF):
+    """Every configured cluster, in order, without duplicates."""
+    names = []
+    for name in [conf.vmware.cluster_name] + list(conf.vcdriver.cluster_names):
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+register_opts()

@@ -1,0 +1,255 @@
+"""The Nova compute driver: a thin map from Nova's calls to operations.
+
+One nova-compute serves one or more vCenter clusters, each a Nova node.
+"""
+
+import re
+import uuid
+
+from nova import exception as nova_exception
+from nova.objects import fields as obj_fields
+from nova.virt import driver
+from nova.virt import hardware
+from nova.virt import node as nova_node
+from oslo_log import log as logging
+from oslo_utils import units
+from oslo_utils import versionutils
+
+import os_resource_classes as orc
+
+from vcdriver import capacity
+from vcdriver import cluster as cluster_mod
+from vcdriver import conf
+from vcdriver import exception
+from vcdriver import lifecycle
+from vcdriver import vm
+from vcdriver.vsphere import session as session_mod
+
+LOG = logging.getLogger(__name__)
+CONF = conf.CONF
+
+HYPERVISOR_TYPE = 'VMware vCenter Server'
+# Stable per-cluster node uuids for clusters beyond [vmware] cluster_name.
+NODE_UUID_NAMESPACE = uuid.UUID('7d0b5a53-1f0c-4b0e-9a55-0c8f3a6f0f3e')
+
+
+def validate_config(conf_=CONF):
+    """Fail at start-up, naming the option, rather than late in a task."""
+    vmware = conf_.vmware
+    for name in ('host_ip', 'host_username', 'host_password'):
+        if not getattr(vmware, name):
+            raise exception.InvalidConfig(
+                reason='[vmware] %s must be set' % name)
+    if not conf.cluster_names(conf_):
+        raise exception.InvalidConfig(
+            reason='no cluster configured: set [vmware] cluster_name or '
+                   '[vcdriver] cluster_names')
+    if vmware.datastore_regex:
+        try:
+            re.compile(vmware.datastore_regex)
+        except re.error as e:
+            raise exception.InvalidConfig(
+                reason='[vmware] datastore_regex %r is not a regular '
+                       'expression: %s' % (vmware.datastore_regex, e))
+    if vmware.ca_file and not vmware.insecure:
+        try:
+            with open(vmware.ca_file, 'rb'):
+                pass
+        except OSError as e:
+            raise exception.InvalidConfig(
+                reason='[vmware] ca_file %s cannot be read: %s'
+                       % (vmware.ca_file, e.strerror))
+
+
+class VMwareVCDriver(driver.ComputeDriver):
+    """Nova driver for VMware vCenter clusters."""
+
+    capabilities = {
+        'has_imagecache': False,
+        'supports_evacuate': False,
+        'supports_migrate_to_same_host': True,
+        'supports_attach_interface': False,
+        'supports_device_tagging': False,
+        'supports_tagged_attach_interface': False,
+        'supports_tagged_attach_volume': False,
+        'supports_extend_volume': False,
+        'supports_multiattach': False,
+        'supports_trusted_certs': False,
+        'supports_pcpus': False,
+        'supports_accelerators': False,
+        'supports_remote_managed_ports': False,
+        'supports_address_space_passthrough': False,
+        'supports_address_space_emulated': False,
+        'supports_stateless_firmware': False,
+        'supports_virtio_fs': False,
+        'supports_mem_backing_file': False,
+        'supports_image_type_aki': False,
+        'supports_image_type_ami': False,
+        'supports_image_type_ari': False,
+        'supports_image_type_iso': False,
+        'supports_image_type_qcow2': False,
+        'supports_image_type_raw': False,
+        'supports_image_type_vdi': False,
+        'supports_image_type_vhd': False,
+        'supports_image_type_vhdx': False,
+        'supports_image_type_vmdk': True,
+        'supports_image_type_ploop': False,
+    }
+
+    def __init__(self, virtapi, read_only=False):
+        super().__init__(virtapi)
+        validate_config()
+        vmware = CONF.vmware
+        self._session = session_mod.Session(
+            host=vmware.host_ip, port=vmware.host_port,
+            username=vmware.host_username, password=vmware.host_password,
+            protocol=CONF.vcdriver.vcenter_protocol, ca_file=vmware.ca_file,
+            insecure=vmware.insecure, retry_count=vmware.api_retry_count,
+            pool_size=vmware.connection_pool_size,
+            task_timeout=CONF.vcdriver.task_timeout)
+        self._clusters = {}  # nodename -> cluster.Cluster
+
+    # --- service -----------------------------------------------------------
+
+    def init_host(self, host):
+        self._session.connect()
+        clusters = cluster_mod.resolve(self._session,
+                                       conf.cluster_names(CONF))
+        self._clusters = {c.nodename: c for c in clusters}
+        for c in clusters:
+            LOG.info('Serving cluster %s as node %s', c.name, c.nodename)
+
+    def cleanup_host(self, host):
+        self._session.logout()
+
+    def get_host_ip_addr(self):
+        return CONF.vmware.host_ip
+
+    # --- nodes and inventory ------------------------------------------------
+
+    def get_available_nodes(self, refresh=False):
+        return list(self._clusters)
+
+    def get_nodenames_by_uuid(self, refresh=False):
+        return {self._node_uuid(c): n for n, c in self._clusters.items()}
+
+    def _node_uuid(self, cluster):
+        """[vmware] cluster_name keeps the host's node uuid, as in-tree."""
+        if cluster.name == CONF.vmware.cluster_name:
+            return nova_node.get_local_node_uuid()
+        return str(uuid.uuid5(NODE_UUID_NAMESPACE, cluster.nodename))
+
+    def _cluster(self, nodename):
+        try:
+            return self._clusters[nodename]
+        except KeyError:
+            raise nova_exception.NovaException(
+                'Node %s is not served by this compute service (nodes: %s)'
+                % (nodename, ', '.join(self._clusters)))
+
+    def _cluster_of(self, instance):
+        return self._cluster(instance.node)
+
+    def _state(self, nodename):
+        return cluster_mod.read_state(self._session,
+                                      [self._cluster(nodename)])[0]
+
+    def get_available_resource(self, nodename):
+        state = self._state(nodename)
+        usable_hosts = [h for h in state.hosts if h.usable]
+        usable_ds = [d for d in state.datastores
+                     if d.usable(CONF.vmware.datastore_regex)]
+        about = self._session.about
+        return {
+            'uuid': self._node_uuid(state.cluster),
+            'vcpus': sum(h.cpu_threads for h in usable_hosts),
+            'memory_mb': sum(h.memory_mb for h in usable_hosts),
+            'local_gb': sum(d.capacity for d in usable_ds) // units.Gi,
+            'vcpus_used': sum(h.vm_vcpus for h in usable_hosts),
+            'memory_mb_used': sum(h.vm_memory_mb for h in usable_hosts),
+            'local_gb_used': sum(d.capacity - d.free_space
+                                 for d in usable_ds) // units.Gi,
+            'hypervisor_type': HYPERVISOR_TYPE,
+            'hypervisor_version': versionutils.convert_version_to_int(
+                about.version),
+            'hypervisor_hostname': nodename,
+            'cpu_info': None,
+            'supported_instances': [
+                (obj_fields.Architecture.X86_64, obj_fields.HVType.VMWARE,
+                 obj_fields.VMMode.HVM),
+                (obj_fields.Architecture.I686, obj_fields.HVType.VMWARE,
+                 obj_fields.VMMode.HVM)],
+            'numa_topology': None,
+        }
+
+    def update_provider_tree(self, provider_tree, nodename,
+                             allocations=None):
+        state = self._state(nodename)
+        ratios = self._get_allocation_ratios(
+            provider_tree.data(nodename).inventory)
+        inventory = {
+            orc.VCPU: capacity.vcpu(
+                state.hosts, ratios[orc.VCPU], CONF.reserved_host_cpus),
+            orc.MEMORY_MB: capacity.memory_mb(
+                state.hosts, ratios[orc.MEMORY_MB],
+                CONF.reserved_host_memory_mb),
+            orc.DISK_GB: capacity.disk_gb(
+                state.datastores, CONF.vmware.datastore_regex,
+                ratios[orc.DISK_GB],
+                -(-CONF.reserved_host_disk_mb // 1024)),
+        }
+        provider_tree.update_inventory(
+            nodename, {rc: r.as_inventory() for rc, r in inventory.items()})
+        provider_tree.add_traits(nodename, 'HW_ARCH_X86_64')
+
+    # --- instances ----------------------------------------------------------
+
+    def list_instance_uuids(self):
+        return list(vm.instances(self._session, self._clusters.values()))
+
+    def list_instances(self):
+        # As in-tree: instances are known to vCenter by uuid.
+        return self.list_instance_uuids()
+
+    def instance_exists(self, instance):
+        return vm.find(self._session, instance.uuid) is not None
+
+    def _vm(self, instance):
+        found = vm.find(self._session, instance.uuid)
+        if found is None:
+            raise nova_exception.InstanceNotFound(instance_id=instance.uuid)
+        return found
+
+    def get_info(self, instance, use_cache=True):
+        return hardware.InstanceInfo(
+            state=vm.power_state_of(self._session, self._vm(instance)))
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        lifecycle.spawn(self._session, context, self._cluster_of(instance),
+                        instance, image_meta.id, power_on=power_on)
+
+    def destroy(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, destroy_secrets=True):
+        lifecycle.destroy(self._session, self._cluster_of(instance), instance,
+                          destroy_disks=destroy_disks)
+
+    def cleanup(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, migrate_data=None, destroy_vifs=True,
+                destroy_secrets=True):
+        """Nothing lives outside vCenter for an instance: destroy did it."""
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        vm.power_off(self._session, self._vm(instance))
+
+    def power_on(self, context, instance, network_info,
+                 block_device_info=None, accel_info=None, share_info=None):
+        vm.power_on(self._session, self._vm(instance))
+
+    def reboot(self, context, instance, network_info, reboot_type,
+               block_device_info=None, bad_volumes_callback=None,
+               accel_info=None, share_info=None):
+        how = vm.reboot(self._session, self._vm(instance),
+                        soft=reboot_type == 'SOFT')
+        LOG.info('Rebooted (%s)', how, instance=instance)

@@ -1,0 +1,62 @@
+"""Errors the driver raises, named for what an operator has to fix."""
+
+from nova import exception as nova_exception
+
+
+class VCenterError(nova_exception.NovaException):
+    msg_fmt = 'vCenter error: %(reason)s'
+
+
+class VCenterUnreachable(VCenterError):
+    msg_fmt = ('Cannot reach vCenter at %(url)s: %(reason)s. Check [vmware] '
+               'host_ip, host_port and [vcdriver] vcenter_protocol.')
+
+
+class VCenterAuthFailed(VCenterError):
+    msg_fmt = ('vCenter at %(url)s refused the login of user %(user)s: '
+               '%(reason)s. Check [vmware] host_username and host_password.')
+
+
+class VCenterTLSFailed(VCenterError):
+    msg_fmt = ('TLS verification of vCenter at %(url)s failed: %(reason)s. '
+               'Check [vmware] ca_file (or set [vmware] insecure).')
+
+
+class ClusterNotFound(VCenterError):
+    msg_fmt = ('Cluster %(cluster)s was not found in vCenter %(url)s '
+               '(clusters there: %(known)s). Check [vmware] cluster_name and '
+               '[vcdriver] cluster_names.')
+
+
+class InvalidConfig(nova_exception.InvalidInput):
+    msg_fmt = 'Invalid configuration: %(reason)s'
+
+
+class TaskFailed(VCenterError):
+    msg_fmt = 'vCenter task %(task)s failed: %(reason)s'
+
+
+class TaskTimeout(VCenterError):
+    msg_fmt = ('vCenter task %(task)s did not finish within %(timeout)s s '
+               '([vcdriver] task_timeout).')
+
+
+class NoUsableDatastore(VCenterError):
+    msg_fmt = ('Cluster %(cluster)s has no usable datastore (accessible, '
+               'not in maintenance, type VMFS/NFS/NFS41/vsan/vvol, matching '
+               '[vmware] datastore_regex %(regex)s) with %(needed_gb)s GB '
+               'free.')
+
+
+class ImageTransferFailed(nova_exception.ImageUnacceptable):
+    msg_fmt = 'Image %(image_id)s could not be transferred: %(reason)s'
+
+
+class ImageChecksumMismatch(ImageTransferFailed):
+    msg_fmt = ('Image %(image_id)s is corrupt: its %(algo)s is %(actual)s '
+               'but Glance recorded %(expected)s. Nothing was kept on the '
+               'datastore.')
+
+
+class DatastoreHTTPError(VCenterError):
+    msg_fmt = 'Datastore HTTP %(method)s %(path)s failed: %(reason)s'

@@ -1,0 +1,1 @@
+"""Glance images onto datastores: the transfer core and disk preparation."""

@@ -1,0 +1,143 @@
+"""VM operations on instances: find, create, power, reboot, destroy."""
+
+from nova.compute import power_state
+from oslo_log import log as logging
+from pyVmomi import vim
+from pyVmomi import vmodl
+
+from vcdriver import vm_spec
+from vcdriver.vsphere import props
+
+LOG = logging.getLogger(__name__)
+
+POWER_STATES = {
+    'poweredOn': power_state.RUNNING,
+    'poweredOff': power_state.SHUTDOWN,
+    'suspended': power_state.SUSPENDED,
+}
+
+INSTANCE_PROPS = ['name', 'config.instanceUuid', 'runtime.powerState',
+                  'config.extraConfig["%s"]' % vm_spec.INSTANCE_UUID_KEY]
+
+
+def find(session, instance_uuid):
+    """The VM of an instance by its instanceUuid, or None.
+
+    Looked up on every call rather than cached: a VM re-registered in
+    vCenter gets a new moref, and a stale one is a known source of errors.
+    """
+    return session.content.searchIndex.FindByUuid(
+        None, instance_uuid, vmSearch=True, instanceUuid=True)
+
+
+def instances(session, clusters):
+    """{instance uuid: (vm, cluster)} for Nova's VMs in the clusters.
+
+    A VM counts as an instance when it carries the ``nvp.vm-uuid`` key.
+    Three reads whatever the number of clusters, hosts and VMs.
+    """
+    cluster_props = props.properties(session, [c.ref for c in clusters],
+                                     vim.ClusterComputeResource, ['host'])
+    host_cluster = {h: c for c in clusters
+                    for h in cluster_props.get(c.ref, {}).get('host', [])}
+    host_props = props.properties(session, host_cluster, vim.HostSystem,
+                                  ['vm'])
+    vm_cluster = {vm: host_cluster[h] for h, p in host_props.items()
+                  for vm in p.get('vm', [])}
+    vm_props = props.properties(session, vm_cluster, vim.VirtualMachine,
+                                INSTANCE_PROPS)
+    found = {}
+    key = INSTANCE_PROPS[-1]
+    for vm, p in vm_props.items():
+        marker = p.get(key)
+        uuid = getattr(marker, 'value', marker)
+        if uuid:
+            found[uuid] = (vm, vm_cluster[vm])
+    return found
+
+
+def power_state_of(session, vm):
+    p = props.properties(session, [vm], vim.VirtualMachine,
+                         ['runtime.powerState'])
+    return POWER_STATES.get(p.get(vm, {}).get('runtime.powerState'),
+                            power_state.NOSTATE)
+
+
+def create(session, cluster, config_spec):
+    task = cluster.vm_folder.CreateVM_Task(config=config_spec,
+                                           pool=cluster.resource_pool)
+    return session.wait_for_task(task)
+
+
+def attach_disk(session, vm, disk_path, size_bytes):
+    """Attach an existing disk at unit 0 of the VM's first SCSI controller.
+
+    Disks go on by reconfigure after CreateVM_Task, not inside it: the VM
+    folder must exist first for the disk to live in it.
+    """
+    devices = props.properties(session, [vm], vim.VirtualMachine,
+                               ['config.hardware.device'])
+    controllers = [d for d in devices[vm]['config.hardware.device']
+                   if isinstance(d, vim.vm.device.VirtualSCSIController)]
+    spec = vim.vm.ConfigSpec(deviceChange=[
+        vm_spec.existing_disk(controllers[0].key, disk_path,
+                              size_bytes)])
+    session.wait_for_task(vm.ReconfigVM_Task(spec))
+
+
+def power_on(session, vm):
+    try:
+        session.wait_for_task(vm.PowerOnVM_Task())
+    except vim.fault.InvalidPowerState:
+        LOG.debug('%s is already powered on', vm._moId)
+
+
+def power_off(session, vm):
+    try:
+        session.wait_for_task(vm.PowerOffVM_Task())
+    except vim.fault.InvalidPowerState:
+        LOG.debug('%s is already powered off', vm._moId)
+
+
+def reboot(session, vm, soft):
+    """Soft reboot through VMware Tools when they run, else a hard reset."""
+    if soft:
+        tools = props.properties(session, [vm], vim.VirtualMachine,
+                                 ['guest.toolsRunningStatus'])
+        running = (tools.get(vm, {}).get('guest.toolsRunningStatus') ==
+                   'guestToolsRunning')
+        if running:
+            try:
+                vm.RebootGuest()
+                return 'soft'
+            except (vim.fault.ToolsUnavailable,
+                    vim.fault.InvalidState) as e:
+                LOG.warning('Soft reboot of %s failed (%s), resetting',
+                            vm._moId, type(e).__name__)
+        else:
+            LOG.info('VMware Tools not running in %s: hard reset instead '
+                     'of a soft reboot', vm._moId)
+    session.wait_for_task(vm.ResetVM_Task())
+    return 'hard'
+
+
+def files_location(session, vm):
+    """(datastore name, folder) of the VM's files, from its .vmx path."""
+    p = props.properties(session, [vm], vim.VirtualMachine,
+                         ['config.files.vmPathName'])
+    path = p.get(vm, {}).get('config.files.vmPathName')
+    if not path or not path.startswith('['):
+        return None, None
+    ds, _, rel = path[1:].partition(']')
+    return ds, rel.strip().rpartition('/')[0]
+
+
+def destroy(session, vm):
+    """Power off and delete a VM with its files; gone already is fine."""
+    try:
+        state = power_state_of(session, vm)
+        if state in (power_state.RUNNING, power_state.SUSPENDED):
+            power_off(session, vm)
+        session.wait_for_task(vm.Destroy_Task())
+    except vmodl.fault.ManagedObjectNotFound:
+        LOG.info('VM %s vanished before it was destroyed', vm._moId)

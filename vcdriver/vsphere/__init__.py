@@ -1,0 +1,1 @@
+"""The only layer that speaks vSphere's SOAP API (through pyVmomi)."""

@@ -1,0 +1,54 @@
+"""Batch reads of inventory through the PropertyCollector.
+
+Every read here is one RetrievePropertiesEx for any number of objects (plus
+continuation pages): the driver never walks inventory object by object.
+"""
+
+from pyVmomi import vim
+from pyVmomi import vmodl
+
+PC = vmodl.query.PropertyCollector
+
+
+def _collect(session, object_specs, prop_type, path_set, max_objects=None):
+    """Run one retrieval; return {moref: {path: value}} over all pages."""
+    collector = session.content.propertyCollector
+    spec = PC.FilterSpec(
+        objectSet=object_specs,
+        propSet=[PC.PropertySpec(type=prop_type, pathSet=list(path_set))])
+    options = PC.RetrieveOptions(maxObjects=max_objects)
+    result = collector.RetrievePropertiesEx([spec], options)
+    found = {}
+    while result is not None:
+        for obj in result.objects:
+            props = found.setdefault(obj.obj, {})
+            for prop in obj.propSet or ():
+                props[prop.name] = prop.val
+        if not result.token:
+            break
+        result = collector.ContinueRetrievePropertiesEx(result.token)
+    return found
+
+
+def objects_of_type(session, obj_type, path_set, root=None,
+                    max_objects=None):
+    """All objects of one type below ``root`` (default: the whole vCenter)."""
+    content = session.content
+    view = content.viewManager.CreateContainerView(
+        root or content.rootFolder, [obj_type], True)
+    try:
+        traverse = PC.TraversalSpec(name='view', type=vim.view.ContainerView,
+                                    path='view', skip=False)
+        spec = PC.ObjectSpec(obj=view, skip=True, selectSet=[traverse])
+        return _collect(session, [spec], obj_type, path_set, max_objects)
+    finally:
+        view.DestroyView()
+
+
+def properties(session, objects, obj_type, path_set, max_objects=None):
+    """Properties of the given objects of one type, in one retrieval."""
+    objects = list(objects)
+    if not objects:
+        return {}
+    specs = [PC.ObjectSpec(obj=obj, skip=False) for obj in objects]
+    return _collect(session, specs, obj_type, path_set, max_objects)

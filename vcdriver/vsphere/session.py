@@ -1,0 +1,244 @@
+"""A vCenter session: login, transparent re-login, retries, task waits.
+
+pyVmomi's ``VimSessionOrientedStub`` already logs in again after
+NotAuthenticated and retries socket errors; we add retries of faults that
+mean "not done, try again" and a task wait that sleeps on the server
+(WaitForUpdatesEx) instead of polling.
+"""
+
+import http.client
+import socket
+import ssl
+import threading
+import time
+
+from oslo_log import log as logging
+from pyVim import connect as pyvim_connect
+from pyVmomi import SoapAdapter
+from pyVmomi import vim
+from pyVmomi import VmomiSupport
+from pyVmomi import vmodl
+
+from vcdriver import exception
+
+LOG = logging.getLogger(__name__)
+
+# Faults after which vCenter did not carry out the call: safe to repeat.
+TRANSIENT_FAULTS = (
+    vmodl.fault.HostCommunication,
+    vmodl.fault.SystemError,
+    vim.fault.TaskInProgress,
+    vim.fault.ConcurrentAccess,
+)
+
+_TASK_DONE = (vim.TaskInfo.State.success, vim.TaskInfo.State.error)
+
+
+class _RetryingStub(pyvim_connect.VimSessionOrientedStub):
+    """Session stub that also retries transient vSphere faults."""
+
+    def __init__(self, soap_stub, login, retry_count, retry_delay):
+        super().__init__(soap_stub, login, retryDelay=retry_delay,
+                         retryCount=max(retry_count, 1))
+        self._retry_count = retry_count
+        self._retry_delay = retry_delay
+
+    def InvokeMethod(self, mo, info, args):
+        attempt = 0
+        while True:
+            try:
+                return super().InvokeMethod(mo, info, args)
+            except TRANSIENT_FAULTS as fault:
+                attempt += 1
+                if attempt > self._retry_count:
+                    raise
+                delay = min(self._retry_delay * 2 ** attempt, 10)
+                LOG.warning('vCenter call %s failed with %s, retry %d of %d '
+                            'in %.1f s', info.wsdlName,
+                            type(fault).__name__, attempt, self._retry_count,
+                            delay)
+                time.sleep(delay)
+
+
+class Session:
+    """One logged-in connection to a vCenter, shared by all driver threads."""
+
+    def __init__(self, host, port, username, password, protocol='https',
+                 ca_file=None, insecure=False, retry_count=10,
+                 pool_size=10, task_timeout=3600, retry_delay=0.5):
+        self.host = host
+        self.port = port
+        self.protocol = protocol
+        self.username = username
+        self._password = password
+        self._ca_file = ca_file
+        self._insecure = insecure
+        self._retry_count = retry_count
+        self._retry_delay = retry_delay
+        self._pool_size = pool_size
+        self.task_timeout = task_timeout
+        self._si = None
+        self._content = None
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        # Never the password.
+        return '<Session %s as %s>' % (self.url, self.username)
+
+    @property
+    def url(self):
+        return '%s://%s:%s/sdk' % (self.protocol, self.host, self.port)
+
+    def ssl_context(self):
+        """TLS context for SOAP and datastore HTTP alike; None for http."""
+        if self.protocol != 'https':
+            return None
+        if self._insecure:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        try:
+            return ssl.create_default_context(cafile=self._ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise exception.InvalidConfig(
+                reason='[vmware] ca_file %s cannot be read as CA '
+                       'certificates: %s' % (self._ca_file, e))
+
+    def _soap_stub(self, ctx):
+        """A SOAP stub speaking the newest API version both sides know.
+
+        pyVmomi's SmartStubAdapter probes versions with the negative port it
+        uses to mean plain HTTP, which fails; so we run its probe ourselves
+        with the real port, then build the stub.
+        """
+        find_version = getattr(pyvim_connect, '__FindSupportedVersion')
+        version = find_version(
+            self.protocol, self.host, self.port, '/sdk',
+            VmomiSupport.GetServiceVersions('vim25'), ctx, None, 80, None)
+        if version is None:
+            raise exception.VCenterUnreachable(
+                url=self.url, reason='no vSphere API version in common, or '
+                                     'not a vCenter SDK endpoint')
+        # pyVmomi takes a negative port to mean plain HTTP.
+        port = self.port if self.protocol == 'https' else -self.port
+        return SoapAdapter.SoapStubAdapter(
+            host=self.host, port=port, path='/sdk', version=version,
+            poolSize=self._pool_size, sslContext=ctx,
+            httpConnectionTimeout=60)
+
+    def _login(self, soap):
+        """Log in on the SOAP stub (pyVmomi's own login method reads
+        currentSession first, which some endpoints refuse before login)."""
+        content = vim.ServiceInstance('ServiceInstance', soap).content
+        content.sessionManager.Login(self.username, self._password)
+        LOG.debug('Logged in to %s as %s', self.url, self.username)
+
+    def connect(self):
+        """Log in now, turning every failure into an error naming its cause."""
+        with self._lock:
+            if self._si is not None:
+                return
+            ctx = self.ssl_context()
+            try:
+                soap = self._soap_stub(ctx)
+            except ssl.SSLError as e:
+                raise exception.VCenterTLSFailed(url=self.url, reason=e)
+            except (OSError, http.client.HTTPException) as e:
+                raise exception.VCenterUnreachable(url=self.url, reason=e)
+            login = self._login
+            stub = _RetryingStub(soap, login, self._retry_count,
+                                 self._retry_delay)
+            si = vim.ServiceInstance('ServiceInstance', stub)
+            try:
+                # Log in explicitly so a bad password is named as such.
+                login(soap)
+                stub.state = stub.STATE_AUTHENTICATED
+                content = si.RetrieveContent()
+            except vim.fault.InvalidLogin as e:
+                raise exception.VCenterAuthFailed(url=self.url,
+                                                  user=self.username,
+                                                  reason=e.msg)
+            except (socket.error, http.client.HTTPException) as e:
+                raise exception.VCenterUnreachable(url=self.url, reason=e)
+            self._si = si
+            self._content = content
+            LOG.info('Connected to %s (%s %s) as %s', self.url,
+                     content.about.fullName, content.about.instanceUuid,
+                     self.username)
+
+    @property
+    def content(self):
+        if self._content is None:
+            self.connect()
+        return self._content
+
+    @property
+    def cookie(self):
+        """The session cookie, for datastore HTTP transfers. Never log it."""
+        self.connect()
+        return self._si._stub.soapStub.cookie
+
+    @property
+    def about(self):
+        return self.content.about
+
+    def logout(self):
+        with self._lock:
+            if self._si is None:
+                return
+            try:
+                self._content.sessionManager.Logout()
+            except Exception:  # best effort at shutdown
+                LOG.debug('Logout from %s failed', self.url, exc_info=True)
+            self._si = self._content = None
+
+    def wait_for_task(self, task, on_progress=None):
+        """Wait for a task on a private PropertyCollector; return its result.
+
+        A private collector (not pyVim.task.WaitForTask's shared one) lets
+        many threads wait at once without stealing each other's updates.
+        """
+        collector = self.content.propertyCollector.CreatePropertyCollector()
+        try:
+            spec = vmodl.query.PropertyCollector.FilterSpec(
+                objectSet=[vmodl.query.PropertyCollector.ObjectSpec(
+                    obj=task, skip=False)],
+                propSet=[vmodl.query.PropertyCollector.PropertySpec(
+                    type=vim.Task,
+                    pathSet=['info.state', 'info.error', 'info.result',
+                             'info.progress'])])
+            collector.CreateFilter(spec, partialUpdates=False)
+            deadline = time.monotonic() + self.task_timeout
+            version = ''
+            info = {}
+            while info.get('info.state') not in _TASK_DONE:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise exception.TaskTimeout(task=task._moId,
+                                                timeout=self.task_timeout)
+                options = vmodl.query.PropertyCollector.WaitOptions(
+                    maxWaitSeconds=max(1, min(int(remaining), 60)))
+                update = collector.WaitForUpdatesEx(version, options)
+                if update is None:
+                    continue
+                version = update.version
+                for filter_update in update.filterSet:
+                    for obj in filter_update.objectSet:
+                        for change in obj.changeSet:
+                            info[change.name] = change.val
+                if on_progress and info.get('info.progress') is not None:
+                    on_progress(info['info.progress'])
+        finally:
+            try:
+                collector.DestroyPropertyCollector()
+            except Exception:
+                LOG.debug('Could not destroy property collector',
+                          exc_info=True)
+        if info['info.state'] == vim.TaskInfo.State.error:
+            error = info.get('info.error')
+            # pyVmomi hands a LocalizedMethodFault over as the fault itself.
+            if isinstance(error, vmodl.MethodFault):
+                raise error
+            raise exception.TaskFailed(task=task._moId, reason=error)
+        return info.get('info.result')
