@@ -73,7 +73,10 @@ def _resource(total, reserved, best_single, ratio):
 
 def vcpu(hosts, ratio, reserved_host_cpus):
     usable = [h for h in hosts if h.usable]
-    best = max((h.cpu_threads * ratio - reserved_host_cpus - h.vm_vcpus
+    # No VM can have more vCPUs than its host has threads, whatever the
+    # overcommit ratio.
+    best = max((min(h.cpu_threads,
+                    h.cpu_threads * ratio - reserved_host_cpus - h.vm_vcpus)
                 for h in usable), default=0)
     return _resource(sum(h.cpu_threads for h in usable), reserved_host_cpus,
                      best, ratio)

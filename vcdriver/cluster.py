@@ -48,26 +48,41 @@ def _datacenter_of(entity, parents, datacenters):
 
 
 def resolve(session, names):
-    """Find every named cluster in three reads; name the ones missing."""
+    """Find every named cluster in three reads; name the ones missing.
+
+    A name is a cluster name, or ``datacenter/cluster`` where the same
+    cluster name exists in several datacenters.
+    """
     clusters = props.objects_of_type(
         session, vim.ClusterComputeResource,
         ['name', 'parent', 'resourcePool'])
-    by_name = {p['name']: (ref, p) for ref, p in clusters.items()}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise exception.ClusterNotFound(
-            cluster=', '.join(missing), url=session.url,
-            known=', '.join(sorted(by_name)) or 'none')
     folders = props.objects_of_type(session, vim.Folder, ['parent'])
     datacenters = props.objects_of_type(session, vim.Datacenter,
                                         ['name', 'vmFolder'])
     parents = {ref: p.get('parent') for ref, p in folders.items()}
     parents.update((ref, p.get('parent')) for ref, p in clusters.items())
+    candidates = {}
+    for ref, p in clusters.items():
+        dc = _datacenter_of(ref, parents, datacenters)
+        entry = (ref, p, dc)
+        candidates.setdefault(p['name'], []).append(entry)
+        candidates.setdefault('%s/%s' % (datacenters[dc]['name'], p['name']),
+                              []).append(entry)
+    missing = [n for n in names if n not in candidates]
+    if missing:
+        raise exception.ClusterNotFound(
+            cluster=', '.join(missing), url=session.url,
+            known=', '.join(sorted(n for n in candidates if '/' not in n))
+            or 'none')
     uuid = session.about.instanceUuid
     result = []
     for name in names:
-        ref, p = by_name[name]
-        dc = _datacenter_of(ref, parents, datacenters)
+        if len(candidates[name]) > 1:
+            raise exception.AmbiguousCluster(
+                cluster=name, datacenters=', '.join(
+                    sorted(datacenters[dc]['name']
+                           for _r, _p, dc in candidates[name])))
+        ref, p, dc = candidates[name][0]
         result.append(Cluster(name=name, ref=ref,
                               nodename=nodename(ref, uuid),
                               datacenter=datacenters[dc]['name'],

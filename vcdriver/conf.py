@@ -11,10 +11,12 @@ from oslo_config import cfg
 CONF = cfg.CONF
 
 # The [vmware] options this driver honours, with their upstream meaning.
+# Not task_poll_interval: tasks are waited for by property updates from
+# vCenter (WaitForUpdatesEx), never by polling.
 VMWARE_OPTS_HONOURED = (
     'host_ip', 'host_port', 'host_username', 'host_password', 'ca_file',
-    'insecure', 'cluster_name', 'datastore_regex', 'task_poll_interval',
-    'api_retry_count', 'connection_pool_size', 'maximum_objects',
+    'insecure', 'cluster_name', 'datastore_regex', 'api_retry_count',
+    'connection_pool_size', 'maximum_objects',
 )
 
 vcdriver_group = cfg.OptGroup(

@@ -106,7 +106,8 @@ class VMwareVCDriver(driver.ComputeDriver):
             protocol=CONF.vcdriver.vcenter_protocol, ca_file=vmware.ca_file,
             insecure=vmware.insecure, retry_count=vmware.api_retry_count,
             pool_size=vmware.connection_pool_size,
-            task_timeout=CONF.vcdriver.task_timeout)
+            task_timeout=CONF.vcdriver.task_timeout,
+            max_objects=vmware.maximum_objects)
         self._clusters = {}  # nodename -> cluster.Cluster
 
     # --- service -----------------------------------------------------------
@@ -149,6 +150,11 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def _cluster_of(self, instance):
         return self._cluster(instance.node)
+
+    def _cluster_for_cleanup(self, instance):
+        """Destroy must work even for an instance whose node we lost."""
+        return (self._clusters.get(instance.node) or
+                next(iter(self._clusters.values())))
 
     def _state(self, nodename):
         return cluster_mod.read_state(self._session,
@@ -232,8 +238,8 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
-        lifecycle.destroy(self._session, self._cluster_of(instance), instance,
-                          destroy_disks=destroy_disks)
+        lifecycle.destroy(self._session, self._cluster_for_cleanup(instance),
+                          instance, destroy_disks=destroy_disks)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,

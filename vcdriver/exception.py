@@ -28,6 +28,12 @@ class ClusterNotFound(VCenterError):
                '[vcdriver] cluster_names.')
 
 
+class AmbiguousCluster(VCenterError):
+    msg_fmt = ('Cluster name %(cluster)s exists in several datacenters '
+               '(%(datacenters)s): name it as <datacenter>/%(cluster)s in '
+               '[vmware] cluster_name or [vcdriver] cluster_names.')
+
+
 class InvalidConfig(nova_exception.InvalidInput):
     msg_fmt = 'Invalid configuration: %(reason)s'
 

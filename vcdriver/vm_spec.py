@@ -50,7 +50,7 @@ def existing_disk(controller_key, disk_path, size_bytes, unit_number=0):
         fileName=str(disk_path), diskMode='persistent')
     return _add(vim.vm.device.VirtualDisk(
         key=-101, controllerKey=controller_key, unitNumber=unit_number,
-        capacityInKB=size_bytes // 1024, backing=backing))
+        capacityInKB=-(-size_bytes // 1024), backing=backing))
 
 
 def create_spec(instance, flavor, datastore_name, devices, guest_id=None):

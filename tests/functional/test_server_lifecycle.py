@@ -85,8 +85,8 @@ class TestServerLifecycle(nova_harness.VcdriverTestCase):
         self.assertIn('sha512', fault)
         vc = VCenterView(self.vcsim)
         self.assertIsNone(vc.vm(server['id']))
-        self.assertEqual(before, set(os.listdir(self.vcsim.datastores['nfs0'])),
-                         'files left on the datastore')
+        after = set(os.listdir(self.vcsim.datastores['nfs0']))
+        self.assertEqual(before, after, 'files left on the datastore')
         self._delete_server(server)
 
     def test_missing_vm_is_deleted_without_error(self):
@@ -123,7 +123,7 @@ class TestTwoClusters(nova_harness.VcdriverTestCase):
         image = self.upload_flat_vmdk('two-clusters')
         vc = VCenterView(self.vcsim)
         by_cluster = dict(zip(('DC0_C0', 'DC0_C1'),
-                              self.driver.get_available_nodes()))
+                              self.driver.get_available_nodes(), strict=True))
         for cluster, node in by_cluster.items():
             server = self.boot(image['id'], node=node)
             self.assertEqual(

@@ -45,24 +45,32 @@ import urllib.error
 import urllib.request
 import weakref
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-TOOLS_DIR = os.path.join(REPO_ROOT, 'tools', 'glance')
-CONF_TEMPLATE = os.path.join(TOOLS_DIR, 'glance-api.conf.in')
-POLICY_FILE = os.path.join(TOOLS_DIR, 'policy.yaml')
-PASTE_INI = os.path.join(TOOLS_DIR, 'glance-api-paste.ini')
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+TOOLS_DIR = os.path.join(REPO_ROOT, "tools", "glance")
+CONF_TEMPLATE = os.path.join(TOOLS_DIR, "glance-api.conf.in")
+POLICY_FILE = os.path.join(TOOLS_DIR, "policy.yaml")
+PASTE_INI = os.path.join(TOOLS_DIR, "glance-api-paste.ini")
 
 # Pinned so every machine gets the same server; bump together.
-GLANCE_VERSION = '33.0.0'
-GUNICORN_VERSION = '27.0.1'
-REQUIREMENTS = ('glance==' + GLANCE_VERSION, 'gunicorn==' + GUNICORN_VERSION)
-MARKER_NAME = '.vcdriver-glance-requirements'
-EMPTY_DB_NAME = '.vcdriver-empty-glance.sqlite'
+GLANCE_VERSION = "33.0.0"
+GUNICORN_VERSION = "27.0.1"
+REQUIREMENTS = ("glance==" + GLANCE_VERSION, "gunicorn==" + GUNICORN_VERSION)
+MARKER_NAME = ".vcdriver-glance-requirements"
+EMPTY_DB_NAME = ".vcdriver-empty-glance.sqlite"
 
-DUMMY_TOKEN = 'vcdriver-test-token'  # noauth Glance ignores it
+DUMMY_TOKEN = "vcdriver-test-token"  # noauth Glance ignores it
 
-__all__ = ['Glance', 'GlanceError', 'ensure_glance_venv', 'cache_dir',
-           'default_venv_path', 'REQUIREMENTS', 'DUMMY_TOKEN']
+__all__ = [
+    "Glance",
+    "GlanceError",
+    "ensure_glance_venv",
+    "cache_dir",
+    "default_venv_path",
+    "REQUIREMENTS",
+    "DUMMY_TOKEN",
+]
 
 
 class GlanceError(RuntimeError):
@@ -70,17 +78,21 @@ class GlanceError(RuntimeError):
 
 
 def cache_dir():
-    return os.path.abspath(os.environ.get('VCDRIVER_CACHE_DIR')
-                           or os.path.join(REPO_ROOT, '.cache'))
+    return os.path.abspath(
+        os.environ.get("VCDRIVER_CACHE_DIR")
+        or os.path.join(REPO_ROOT, ".cache")
+    )
 
 
 def default_venv_path():
-    return os.path.abspath(os.environ.get('VCDRIVER_GLANCE_VENV')
-                           or os.path.join(cache_dir(), 'glance-venv'))
+    return os.path.abspath(
+        os.environ.get("VCDRIVER_GLANCE_VENV")
+        or os.path.join(cache_dir(), "glance-venv")
+    )
 
 
 def _marker_text():
-    return '\n'.join(REQUIREMENTS) + '\n'
+    return "\n".join(REQUIREMENTS) + "\n"
 
 
 def _venv_ready(venv):
@@ -91,8 +103,10 @@ def _venv_ready(venv):
                 return False
     except OSError:
         return False
-    return all(os.path.exists(os.path.join(venv, 'bin', exe))
-               for exe in ('python', 'gunicorn', 'glance-manage'))
+    return all(
+        os.path.exists(os.path.join(venv, "bin", exe))
+        for exe in ("python", "gunicorn", "glance-manage")
+    )
 
 
 def ensure_glance_venv(venv=None, log=None, force=False):
@@ -109,7 +123,7 @@ def ensure_glance_venv(venv=None, log=None, force=False):
     out = log if log is not None else sys.stderr
     parent = os.path.dirname(venv)
     os.makedirs(parent, exist_ok=True)
-    with open(venv + '.lock', 'w') as lockf:
+    with open(venv + ".lock", "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
         if not force and _venv_ready(venv):  # built by somebody else
             return venv
@@ -118,54 +132,74 @@ def ensure_glance_venv(venv=None, log=None, force=False):
         for stale in (marker, os.path.join(venv, EMPTY_DB_NAME)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
-        python = os.path.join(venv, 'bin', 'python')
+        python = os.path.join(venv, "bin", "python")
         if not os.path.exists(python):
-            base = os.environ.get('VCDRIVER_GLANCE_PYTHON', 'python3')
-            print('glance: creating venv %s' % venv, file=out, flush=True)
-            _run([base, '-m', 'venv', '--clear', venv], out)
-        print('glance: pip install %s (takes a minute or two cold)'
-              % ' '.join(REQUIREMENTS), file=out, flush=True)
-        _run([python, '-m', 'pip', 'install', '-q',
-              '--disable-pip-version-check'] + list(REQUIREMENTS), out)
+            base = os.environ.get("VCDRIVER_GLANCE_PYTHON", "python3")
+            print("glance: creating venv %s" % venv, file=out, flush=True)
+            _run([base, "-m", "venv", "--clear", venv], out)
+        print(
+            "glance: pip install %s (takes a minute or two cold)"
+            % " ".join(REQUIREMENTS),
+            file=out,
+            flush=True,
+        )
+        _run(
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+            ]
+            + list(REQUIREMENTS),
+            out,
+        )
         paste = _paste_ini(venv)
         if not os.path.exists(paste):
-            raise GlanceError('glance installed but %s is missing' % paste)
-        with open(marker + '.tmp', 'w') as f:
+            raise GlanceError("glance installed but %s is missing" % paste)
+        with open(marker + ".tmp", "w") as f:
             f.write(_marker_text())
-        os.replace(marker + '.tmp', marker)
-        print('glance: venv ready in %.1f s' % (time.monotonic() - start),
-              file=out, flush=True)
+        os.replace(marker + ".tmp", marker)
+        print(
+            "glance: venv ready in %.1f s" % (time.monotonic() - start),
+            file=out,
+            flush=True,
+        )
     return venv
 
 
 def _run(cmd, out):
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     except OSError as e:
-        raise GlanceError('cannot run %s: %s' % (cmd[0], e)) from e
+        raise GlanceError("cannot run %s: %s" % (cmd[0], e)) from e
     if proc.stdout:
         out.write(proc.stdout)
         out.flush()
     if proc.returncode:
-        raise GlanceError('%s failed (exit %d):\n%s' % (
-            ' '.join(cmd), proc.returncode, _tail_text(proc.stdout)))
+        raise GlanceError(
+            "%s failed (exit %d):\n%s"
+            % (" ".join(cmd), proc.returncode, _tail_text(proc.stdout))
+        )
 
 
 def _paste_ini(venv):
-    return os.path.join(venv, 'etc', 'glance', 'glance-api-paste.ini')
+    return os.path.join(venv, "etc", "glance", "glance-api-paste.ini")
 
 
 def _tail_text(text, lines=40):
-    return '\n'.join((text or '').rstrip().splitlines()[-lines:])
+    return "\n".join((text or "").rstrip().splitlines()[-lines:])
 
 
 def _tail_file(path, lines=40):
     try:
-        with open(path, errors='replace') as f:
+        with open(path, errors="replace") as f:
             return _tail_text(f.read(), lines)
     except OSError:
-        return ''
+        return ""
 
 
 def write_config(workdir, venv, require_image_format_match=False):
@@ -174,27 +208,37 @@ def write_config(workdir, venv, require_image_format_match=False):
     Returns the path of the config file.  Idempotent (keeps existing data).
     """
     workdir = os.path.abspath(workdir)
-    datadir = os.path.join(workdir, 'images')
-    etc = os.path.join(workdir, 'etc')
-    for d in (etc, datadir, os.path.join(workdir, 'staging'),
-              os.path.join(workdir, 'tasks'), os.path.join(workdir, 'locks')):
+    datadir = os.path.join(workdir, "images")
+    etc = os.path.join(workdir, "etc")
+    for d in (
+        etc,
+        datadir,
+        os.path.join(workdir, "staging"),
+        os.path.join(workdir, "tasks"),
+        os.path.join(workdir, "locks"),
+    ):
         os.makedirs(d, exist_ok=True)
-    policy = os.path.join(etc, 'policy.yaml')
+    policy = os.path.join(etc, "policy.yaml")
     shutil.copyfile(POLICY_FILE, policy)
-    paste = os.path.join(etc, 'glance-api-paste.ini')
+    paste = os.path.join(etc, "glance-api-paste.ini")
     shutil.copyfile(PASTE_INI, paste)
     with open(CONF_TEMPLATE) as f:
         conf = f.read()
-    for key, value in (('@WORKDIR@', workdir), ('@DATADIR@', datadir),
-                       ('@POLICY_FILE@', policy),
-                       ('@PASTE_INI@', paste),
-                       ('@REQUIRE_IMAGE_FORMAT_MATCH@',
-                        str(bool(require_image_format_match)).lower())):
+    for key, value in (
+        ("@WORKDIR@", workdir),
+        ("@DATADIR@", datadir),
+        ("@POLICY_FILE@", policy),
+        ("@PASTE_INI@", paste),
+        (
+            "@REQUIRE_IMAGE_FORMAT_MATCH@",
+            str(bool(require_image_format_match)).lower(),
+        ),
+    ):
         conf = conf.replace(key, value)
-    if re.search(r'@[A-Z_]+@', conf):
-        raise GlanceError('unrendered placeholder in %s' % CONF_TEMPLATE)
-    path = os.path.join(etc, 'glance-api.conf')
-    with open(path, 'w') as f:
+    if re.search(r"@[A-Z_]+@", conf):
+        raise GlanceError("unrendered placeholder in %s" % CONF_TEMPLATE)
+    path = os.path.join(etc, "glance-api.conf")
+    with open(path, "w") as f:
         f.write(conf)
     return path
 
@@ -206,46 +250,66 @@ def db_sync(venv, conf):
     copied from an empty one kept in the venv (made by the first db_sync).
     """
     workdir = os.path.dirname(os.path.dirname(conf))
-    db = os.path.join(workdir, 'glance.sqlite')
+    db = os.path.join(workdir, "glance.sqlite")
     template = os.path.join(venv, EMPTY_DB_NAME)
     if not os.path.exists(db) and os.path.exists(template):
         shutil.copyfile(template, db)
         return
     fresh = not os.path.exists(db)
-    with open(os.path.join(workdir, 'glance-manage.log'), 'a') as out:
-        _run([os.path.join(venv, 'bin', 'glance-manage'),
-              '--config-file', conf, 'db_sync'], out)
+    with open(os.path.join(workdir, "glance-manage.log"), "a") as out:
+        _run(
+            [
+                os.path.join(venv, "bin", "glance-manage"),
+                "--config-file",
+                conf,
+                "db_sync",
+            ],
+            out,
+        )
     if fresh:
-        tmp = '%s.%d.tmp' % (template, os.getpid())
+        tmp = "%s.%d.tmp" % (template, os.getpid())
         shutil.copyfile(db, tmp)
         os.replace(tmp, template)
 
 
 def gunicorn_argv(venv, bind, extra=()):
-    return [os.path.join(venv, 'bin', 'gunicorn'), '--bind', bind,
-            '--workers', '1', '--threads', '4', '--timeout', '600',
-            '--graceful-timeout', '5',
+    return (
+        [
+            os.path.join(venv, "bin", "gunicorn"),
+            "--bind",
+            bind,
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--timeout",
+            "600",
+            "--graceful-timeout",
+            "5",
             # gunicorn >= 25 otherwise shares ~/.gunicorn/gunicorn.ctl
             # between all instances.
-            '--no-control-socket'] + list(extra) + [
-            'glance.wsgi.api:application']
+            "--no-control-socket",
+        ]
+        + list(extra)
+        + ["glance.wsgi.api:application"]
+    )
 
 
 def gunicorn_env(conf):
     env = dict(os.environ)
-    env['OS_GLANCE_CONFIG_DIR'] = os.path.dirname(conf)
+    env["OS_GLANCE_CONFIG_DIR"] = os.path.dirname(conf)
     # Never let the test venv leak into Glance's interpreter; the paste
     # filter vcdriver_glance_noauth lives in tools/glance.
-    for var in ('PYTHONHOME', 'VIRTUAL_ENV'):
+    for var in ("PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(var, None)
-    env['PYTHONPATH'] = TOOLS_DIR
+    env["PYTHONPATH"] = TOOLS_DIR
     return env
 
 
 def _free_socket():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(('127.0.0.1', 0))
+    sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     return sock
 
@@ -282,13 +346,19 @@ class Glance(object):
     rejects e.g. random bytes or a flat VMDK extent as disk_format=vmdk).
     """
 
-    def __init__(self, workdir=None, venv=None, start_timeout=120,
-                 require_image_format_match=False):
+    def __init__(
+        self,
+        workdir=None,
+        venv=None,
+        start_timeout=120,
+        require_image_format_match=False,
+    ):
         self.require_image_format_match = require_image_format_match
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(
-            workdir or tempfile.mkdtemp(prefix='vcdriver-glance-'))
-        self.datadir = os.path.join(self.workdir, 'images')
+            workdir or tempfile.mkdtemp(prefix="vcdriver-glance-")
+        )
+        self.datadir = os.path.join(self.workdir, "images")
         self.venv = venv
         self.start_timeout = start_timeout
         self.url = None
@@ -301,15 +371,15 @@ class Glance(object):
 
     @property
     def log_file(self):
-        return os.path.join(self.workdir, 'glance-api.log')
+        return os.path.join(self.workdir, "glance-api.log")
 
     @property
     def gunicorn_log(self):
-        return os.path.join(self.workdir, 'gunicorn.log')
+        return os.path.join(self.workdir, "gunicorn.log")
 
     def start(self):
         if self.proc is not None:
-            raise GlanceError('Glance already started at %s' % self.url)
+            raise GlanceError("Glance already started at %s" % self.url)
         try:
             self._start()
         except BaseException:
@@ -319,28 +389,36 @@ class Glance(object):
 
     def _start(self):
         self.venv = ensure_glance_venv(self.venv)
-        self.conf = write_config(self.workdir, self.venv,
-                                 self.require_image_format_match)
+        self.conf = write_config(
+            self.workdir, self.venv, self.require_image_format_match
+        )
         db_sync(self.venv, self.conf)
         # Bind here and hand the listening socket to gunicorn: no race for
         # the port with other tests.
         sock = _free_socket()
         try:
             self.port = sock.getsockname()[1]
-            self.url = 'http://127.0.0.1:%d' % self.port
-            with open(self.gunicorn_log, 'ab') as out:
+            self.url = "http://127.0.0.1:%d" % self.port
+            with open(self.gunicorn_log, "ab") as out:
                 self.proc = subprocess.Popen(
-                    gunicorn_argv(self.venv, 'fd://%d' % sock.fileno()),
-                    env=gunicorn_env(self.conf), cwd=self.workdir,
-                    stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),),
-                    start_new_session=True)
+                    gunicorn_argv(self.venv, "fd://%d" % sock.fileno()),
+                    env=gunicorn_env(self.conf),
+                    cwd=self.workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(sock.fileno(),),
+                    start_new_session=True,
+                )
         finally:
             sock.close()
         # Kill the server at interpreter exit if stop() is never called.
         self._finalizer = weakref.finalize(
-            self, _cleanup, self.proc,
-            self.workdir if self._own_workdir else None)
+            self,
+            _cleanup,
+            self.proc,
+            self.workdir if self._own_workdir else None,
+        )
         self._wait_ready()
 
     def _wait_ready(self):
@@ -348,14 +426,20 @@ class Glance(object):
         while True:
             if self.proc.poll() is not None:
                 raise GlanceError(
-                    'glance-api (gunicorn) exited with %s during start.\n'
-                    '--- %s ---\n%s\n--- %s ---\n%s' % (
-                        self.proc.returncode, self.gunicorn_log,
-                        _tail_file(self.gunicorn_log), self.log_file,
-                        _tail_file(self.log_file)))
+                    "glance-api (gunicorn) exited with %s during start.\n"
+                    "--- %s ---\n%s\n--- %s ---\n%s"
+                    % (
+                        self.proc.returncode,
+                        self.gunicorn_log,
+                        _tail_file(self.gunicorn_log),
+                        self.log_file,
+                        _tail_file(self.log_file),
+                    )
+                )
             try:
-                with urllib.request.urlopen(self.url + '/versions',
-                                            timeout=5) as resp:
+                with urllib.request.urlopen(
+                    self.url + "/versions", timeout=5
+                ) as resp:
                     resp.read()
                 return
             except urllib.error.HTTPError:
@@ -364,11 +448,17 @@ class Glance(object):
                 pass
             if time.monotonic() > deadline:
                 raise GlanceError(
-                    'glance-api did not answer %s/versions within %d s.\n'
-                    '--- %s ---\n%s\n--- %s ---\n%s' % (
-                        self.url, self.start_timeout, self.gunicorn_log,
-                        _tail_file(self.gunicorn_log), self.log_file,
-                        _tail_file(self.log_file)))
+                    "glance-api did not answer %s/versions within %d s.\n"
+                    "--- %s ---\n%s\n--- %s ---\n%s"
+                    % (
+                        self.url,
+                        self.start_timeout,
+                        self.gunicorn_log,
+                        _tail_file(self.gunicorn_log),
+                        self.log_file,
+                        _tail_file(self.log_file),
+                    )
+                )
             time.sleep(0.1)
 
     def stop(self):
@@ -397,34 +487,46 @@ class Glance(object):
     def client(self, **kwargs):
         """A python-glanceclient v2 Client (dummy token: no Keystone)."""
         from glanceclient import Client
-        kwargs.setdefault('token', DUMMY_TOKEN)
-        return Client('2', endpoint=self.url, **kwargs)
 
-    def upload(self, data, name, disk_format='vmdk', container_format='bare',
-               **properties):
+        kwargs.setdefault("token", DUMMY_TOKEN)
+        return Client("2", endpoint=self.url, **kwargs)
+
+    def upload(
+        self,
+        data,
+        name,
+        disk_format="vmdk",
+        container_format="bare",
+        **properties,
+    ):
         """Create an image and upload ``data`` (bytes or a file path).
 
         Returns the image as Glance reports it after the upload (a dict with
         id, size, checksum, os_hash_algo, os_hash_value, status, ...).
         """
         gc = self.client()
-        image = gc.images.create(name=name, disk_format=disk_format,
-                                 container_format=container_format,
-                                 **properties)
+        image = gc.images.create(
+            name=name,
+            disk_format=disk_format,
+            container_format=container_format,
+            **properties,
+        )
         try:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 data = bytes(data)
-                gc.images.upload(image['id'], io.BytesIO(data),
-                                 image_size=len(data))
+                gc.images.upload(
+                    image["id"], io.BytesIO(data), image_size=len(data)
+                )
             else:
-                with open(data, 'rb') as f:
-                    gc.images.upload(image['id'], f,
-                                     image_size=os.fstat(f.fileno()).st_size)
+                with open(data, "rb") as f:
+                    gc.images.upload(
+                        image["id"], f, image_size=os.fstat(f.fileno()).st_size
+                    )
         except BaseException:
             with contextlib.suppress(Exception):
-                gc.images.delete(image['id'])
+                gc.images.delete(image["id"])
             raise
-        return dict(gc.images.get(image['id']))
+        return dict(gc.images.get(image["id"]))
 
     def image_path(self, image_id):
         """Path of the image's data in the file store."""
@@ -439,12 +541,12 @@ class Glance(object):
         path = self.image_path(image_id)
         size = os.path.getsize(path)
         if size == 0:
-            raise GlanceError('image %s has no data to corrupt' % image_id)
+            raise GlanceError("image %s has no data to corrupt" % image_id)
         if offset is None:
             offset = size // 2
         offset = max(0, min(offset, size - 1))
         length = max(1, min(length, size - offset))
-        with open(path, 'r+b') as f:
+        with open(path, "r+b") as f:
             f.seek(offset)
             chunk = f.read(length)
             f.seek(offset)
@@ -458,48 +560,59 @@ class Glance(object):
         gc = self.client()
         for image in list(gc.images.list()):
             with contextlib.suppress(Exception):
-                gc.images.delete(image['id'])
+                gc.images.delete(image["id"])
 
 
 def serve(workdir, port=None):
     """Run glance-api in the foreground (exec's gunicorn); never returns."""
     venv = ensure_glance_venv()
-    conf = write_config(workdir, venv, os.environ.get(
-        'VCDRIVER_GLANCE_REQUIRE_FORMAT_MATCH', '') in ('1', 'true', 'yes'))
+    conf = write_config(
+        workdir,
+        venv,
+        os.environ.get("VCDRIVER_GLANCE_REQUIRE_FORMAT_MATCH", "")
+        in ("1", "true", "yes"),
+    )
     db_sync(venv, conf)
     port = int(port) if port else None
     if port is None:
         sock = _free_socket()
         port = sock.getsockname()[1]
         sock.close()
-    argv = gunicorn_argv(venv, '127.0.0.1:%d' % port,
-                         extra=['--access-logfile', '-'])
-    print('glance: serving http://127.0.0.1:%d  (state %s, log %s)'
-          % (port, os.path.abspath(workdir),
-             os.path.join(os.path.abspath(workdir), 'glance-api.log')),
-          file=sys.stderr, flush=True)
+    argv = gunicorn_argv(
+        venv, "127.0.0.1:%d" % port, extra=["--access-logfile", "-"]
+    )
+    print(
+        "glance: serving http://127.0.0.1:%d  (state %s, log %s)"
+        % (
+            port,
+            os.path.abspath(workdir),
+            os.path.join(os.path.abspath(workdir), "glance-api.log"),
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
     os.execve(argv[0], argv, gunicorn_env(conf))
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = 'usage: glance.py install [--force] | serve DIR [PORT]'
+    usage = "usage: glance.py install [--force] | serve DIR [PORT]"
     if not argv:
         print(usage, file=sys.stderr)
         return 2
     cmd = argv.pop(0)
-    if cmd == 'install' and argv in ([], ['--force']):
+    if cmd == "install" and argv in ([], ["--force"]):
         print(ensure_glance_venv(force=bool(argv)))
         return 0
-    if cmd == 'serve' and 1 <= len(argv) <= 2:
+    if cmd == "serve" and 1 <= len(argv) <= 2:
         serve(*argv)
     print(usage, file=sys.stderr)
     return 2
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     try:
         sys.exit(main())
     except GlanceError as e:
-        print('glance: %s' % e, file=sys.stderr)
+        print("glance: %s" % e, file=sys.stderr)
         sys.exit(1)

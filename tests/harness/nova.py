@@ -17,6 +17,9 @@ from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional import fixtures as func_fixtures
 from nova.tests.functional import integrated_helpers
 import fixtures
+# pyVmomi calls os.uname() when first imported, which nova's test fixtures
+# forbid inside a test: import it (and so the driver) up front.
+import pyVmomi  # noqa: F401
 
 DRIVER = 'vcdriver.VMwareVCDriver'
 
@@ -42,6 +45,7 @@ class VcdriverTestCase(test.TestCase,
     NUMBER_OF_CELLS = 1
     clusters = ('DC0_C0',)
     compute_host = 'compute-vc'
+    start_compute = True
     vcsim = None
     glance = None
 
@@ -86,7 +90,9 @@ class VcdriverTestCase(test.TestCase,
             _context_with_token))
         self.api = self.admin_api = self.api_fixture.admin_api
         self.api.microversion = 'latest'
-        self.compute = self.start_service('compute', host=self.compute_host)
+        if self.start_compute:
+            self.compute = self.start_service('compute',
+                                              host=self.compute_host)
 
     @property
     def driver(self):

@@ -39,7 +39,9 @@ def wait_task(task, timeout=10):
 
 
 def put(sim, ds, path, data):
-    req = urllib.request.Request(sim.datastore_url(ds, path), data=data, method="PUT")
+    req = urllib.request.Request(
+        sim.datastore_url(ds, path), data=data, method="PUT"
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200
 
@@ -64,17 +66,31 @@ ddb.adapterType = "lsilogic"
 def vm_spec(name, disk_path, vmx_path, instance_uuid, capacity_kb=0):
     ctrl = vim.vm.device.VirtualDeviceSpec(
         operation="add",
-        device=vim.vm.device.VirtualLsiLogicController(key=-100, busNumber=0, sharedBus="noSharing"))
+        device=vim.vm.device.VirtualLsiLogicController(
+            key=-100, busNumber=0, sharedBus="noSharing"
+        ),
+    )
     disk = vim.vm.device.VirtualDeviceSpec(
         operation="add",  # no fileOperation: attach the existing vmdk
         device=vim.vm.device.VirtualDisk(
-            key=-101, controllerKey=-100, unitNumber=0, capacityInKB=capacity_kb,
+            key=-101,
+            controllerKey=-100,
+            unitNumber=0,
+            capacityInKB=capacity_kb,
             backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                fileName=disk_path, diskMode="persistent", thinProvisioned=True)))
+                fileName=disk_path, diskMode="persistent", thinProvisioned=True
+            ),
+        ),
+    )
     return vim.vm.ConfigSpec(
-        name=name, guestId="otherGuest64", numCPUs=1, memoryMB=256,
-        instanceUuid=instance_uuid, files=vim.vm.FileInfo(vmPathName=vmx_path),
-        deviceChange=[ctrl, disk])
+        name=name,
+        guestId="otherGuest64",
+        numCPUs=1,
+        memoryMB=256,
+        instanceUuid=instance_uuid,
+        files=vim.vm.FileInfo(vmPathName=vmx_path),
+        deviceChange=[ctrl, disk],
+    )
 
 
 def test_start_prints_info_and_builds_inventory(make_vcsim):
@@ -82,7 +98,14 @@ def test_start_prints_info_and_builds_inventory(make_vcsim):
     sim = make_vcsim(clusters=2, hosts_per_cluster=2, nfs=2)
     assert time.monotonic() - t0 < 5
     info = sim.info
-    assert set(info) == {"url", "host", "port", "datastores", "clusters", "about_uuid"}
+    assert set(info) == {
+        "url",
+        "host",
+        "port",
+        "datastores",
+        "clusters",
+        "about_uuid",
+    }
     assert info["url"] == "http://127.0.0.1:%d/sdk" % info["port"]
     assert sim.clusters == ["DC0_C0", "DC0_C1"]
     assert sorted(sim.datastores) == ["nfs0", "nfs1"]
@@ -103,15 +126,21 @@ def test_start_prints_info_and_builds_inventory(make_vcsim):
         s = ds.summary
         assert s.type == "NFS" and s.accessible
         assert s.url == sim.datastores[s.name]
-        assert sorted(m.key.name for m in ds.host) == sorted(h.name for h in hosts)
+        assert sorted(m.key.name for m in ds.host) == sorted(
+            h.name for h in hosts
+        )
         assert ds.info.nas.remotePath == "/exports/" + s.name
         # vcsim: capacity = 1 TiB per mounted host, free = capacity
         assert s.capacity == 4 * 2**40 and s.freeSpace == s.capacity
 
 
 def test_host_capacity_and_cluster_summary(make_vcsim):
-    sim = make_vcsim(hosts_per_cluster=3, host_memory_mb=65536, host_cpu_cores=8,
-                     datastore_capacity_gb=500)
+    sim = make_vcsim(
+        hosts_per_cluster=3,
+        host_memory_mb=65536,
+        host_cpu_cores=8,
+        datastore_capacity_gb=500,
+    )
     content = connect(sim).RetrieveContent()
     dc = content.rootFolder.childEntity[0]
     cluster = dc.hostFolder.childEntity[0]
@@ -124,8 +153,8 @@ def test_host_capacity_and_cluster_summary(make_vcsim):
     mhz = cluster.host[0].summary.hardware.cpuMhz
     s = cluster.summary
     assert s.numHosts == 3 and s.numCpuCores == 24
-    assert s.totalMemory == 3 * 65536 * 2**20   # bytes
-    assert s.effectiveMemory == 3 * 65536       # MB, as vCenter reports it
+    assert s.totalMemory == 3 * 65536 * 2**20  # bytes
+    assert s.effectiveMemory == 3 * 65536  # MB, as vCenter reports it
     assert s.totalCpu == s.effectiveCpu == 3 * 8 * mhz
     ds = dc.datastore[0].summary
     assert ds.capacity == ds.freeSpace == 500 * 2**30
@@ -143,7 +172,9 @@ def test_uploads_are_counted_and_land_on_disk(make_vcsim):
     }
     with open(sim.datastore_path("nfs0", "images/a.bin"), "rb") as f:
         assert f.read() == b"hello again"
-    with urllib.request.urlopen(sim.datastore_url("nfs0", "b.txt")) as r:  # GET
+    with urllib.request.urlopen(
+        sim.datastore_url("nfs0", "b.txt")
+    ) as r:  # GET
         assert r.read() == b"x"
     sim.reset_stats()
     assert sim.stats()["folder_put_total"] == 0
@@ -160,76 +191,153 @@ def test_spawn_like_disk_flow(make_vcsim):
     fm = content.fileManager
     flat = os.urandom(1 << 20)
     put(sim, "nfs0", "cache/img/img-flat.vmdk", flat)
-    put(sim, "nfs0", "cache/img/img.vmdk", (DESCRIPTOR % (2048, "img-flat.vmdk")).encode())
+    put(
+        sim,
+        "nfs0",
+        "cache/img/img.vmdk",
+        (DESCRIPTOR % (2048, "img-flat.vmdk")).encode(),
+    )
 
     # The destination folder must exist (as on vCenter).
-    info = wait_task(vdm.CopyVirtualDisk_Task(
-        sourceName="[nfs0] cache/img/img.vmdk", sourceDatacenter=dc,
-        destName="[nfs0] nodir/x.vmdk"))
-    assert info.state == "error" and isinstance(info.error, vim.fault.FileNotFound)
+    info = wait_task(
+        vdm.CopyVirtualDisk_Task(
+            sourceName="[nfs0] cache/img/img.vmdk",
+            sourceDatacenter=dc,
+            destName="[nfs0] nodir/x.vmdk",
+        )
+    )
+    assert info.state == "error" and isinstance(
+        info.error, vim.fault.FileNotFound
+    )
 
     inst = str(uuid.uuid4())
-    fm.MakeDirectory(name="[nfs0] %s" % inst, datacenter=dc, createParentDirectories=True)
-    info = wait_task(vdm.CopyVirtualDisk_Task(
-        sourceName="[nfs0] cache/img/img.vmdk", sourceDatacenter=dc,
-        destName="[nfs0] %s/%s.vmdk" % (inst, inst),
-        destSpec=vim.VirtualDiskManager.VirtualDiskSpec(diskType="thin", adapterType="lsiLogic")))
+    fm.MakeDirectory(
+        name="[nfs0] %s" % inst, datacenter=dc, createParentDirectories=True
+    )
+    info = wait_task(
+        vdm.CopyVirtualDisk_Task(
+            sourceName="[nfs0] cache/img/img.vmdk",
+            sourceDatacenter=dc,
+            destName="[nfs0] %s/%s.vmdk" % (inst, inst),
+            destSpec=vim.VirtualDiskManager.VirtualDiskSpec(
+                diskType="thin", adapterType="lsiLogic"
+            ),
+        )
+    )
     assert info.state == "success", info.error
-    assert info.entity is None  # launcher fix: was VirtualDiskManager, unreadable by pyVmomi
+    assert (
+        info.entity is None
+    )  # launcher fix: was VirtualDiskManager, unreadable by pyVmomi
     vm_dir = sim.datastore_path("nfs0", inst)
     with open(os.path.join(vm_dir, inst + "-flat.vmdk"), "rb") as f:
         assert f.read() == flat  # bytes copied
     with open(os.path.join(vm_dir, inst + ".vmdk")) as f:
-        assert 'RW 2048 VMFS "img-flat.vmdk"' in f.read()  # descriptor copied verbatim
+        assert (
+            'RW 2048 VMFS "img-flat.vmdk"' in f.read()
+        )  # descriptor copied verbatim
 
-    info = wait_task(vdm.ExtendVirtualDisk_Task(
-        name="[nfs0] %s/%s.vmdk" % (inst, inst), datacenter=dc, newCapacityKb=4096, eagerZero=False))
+    info = wait_task(
+        vdm.ExtendVirtualDisk_Task(
+            name="[nfs0] %s/%s.vmdk" % (inst, inst),
+            datacenter=dc,
+            newCapacityKb=4096,
+            eagerZero=False,
+        )
+    )
     assert info.state == "success", info.error
     with open(os.path.join(vm_dir, inst + ".vmdk")) as f:
-        assert "RW 8192 VMFS" in f.read()  # descriptor only; -flat.vmdk keeps its size
-    assert os.path.getsize(os.path.join(vm_dir, inst + "-flat.vmdk")) == 1 << 20
+        assert (
+            "RW 8192 VMFS" in f.read()
+        )  # descriptor only; -flat.vmdk keeps its size
+    assert (
+        os.path.getsize(os.path.join(vm_dir, inst + "-flat.vmdk")) == 1 << 20
+    )
 
     cluster = dc.hostFolder.childEntity[0]
-    spec = vm_spec(inst, "[nfs0] %s/%s.vmdk" % (inst, inst),
-                   "[nfs0] %s/%s.vmx" % (inst, inst), inst, capacity_kb=4096)
-    info = wait_task(dc.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool))
+    spec = vm_spec(
+        inst,
+        "[nfs0] %s/%s.vmdk" % (inst, inst),
+        "[nfs0] %s/%s.vmx" % (inst, inst),
+        inst,
+        capacity_kb=4096,
+    )
+    info = wait_task(
+        dc.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool)
+    )
     assert info.state == "success", info.error
     vm = info.result
     assert sorted(os.listdir(vm_dir)) == sorted(
-        [inst + ".vmdk", inst + "-flat.vmdk", inst + ".vmx", inst + ".nvram", "vmware.log"])
-    disk = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)][0]
-    assert disk.capacityInKB == 4096  # from the spec: vcsim does not read the descriptor
+        [
+            inst + ".vmdk",
+            inst + "-flat.vmdk",
+            inst + ".vmx",
+            inst + ".nvram",
+            "vmware.log",
+        ]
+    )
+    disk = [
+        d
+        for d in vm.config.hardware.device
+        if isinstance(d, vim.vm.device.VirtualDisk)
+    ][0]
+    assert (
+        disk.capacityInKB == 4096
+    )  # from the spec: vcsim does not read the descriptor
     assert vm.runtime.faultToleranceState == "notConfigured"  # launcher fix
 
-    found = content.searchIndex.FindAllByUuid(uuid=inst, vmSearch=True, instanceUuid=True)
+    found = content.searchIndex.FindAllByUuid(
+        uuid=inst, vmSearch=True, instanceUuid=True
+    )
     assert [v._moId for v in found] == [vm._moId]
 
     assert wait_task(vm.PowerOnVM_Task()).state == "success"
     info = wait_task(vm.Destroy_Task())
-    assert info.state == "error" and isinstance(info.error, vim.fault.InvalidPowerState)
+    assert info.state == "error" and isinstance(
+        info.error, vim.fault.InvalidPowerState
+    )
     assert wait_task(vm.PowerOffVM_Task()).state == "success"
     assert wait_task(vm.Destroy_Task()).state == "success"
     assert not os.path.exists(vm_dir)
-    assert os.path.exists(sim.datastore_path("nfs0", "cache/img/img-flat.vmdk"))
-    assert content.searchIndex.FindAllByUuid(uuid=inst, vmSearch=True, instanceUuid=True) == []
+    assert os.path.exists(
+        sim.datastore_path("nfs0", "cache/img/img-flat.vmdk")
+    )
+    assert (
+        content.searchIndex.FindAllByUuid(
+            uuid=inst, vmSearch=True, instanceUuid=True
+        )
+        == []
+    )
 
 
 def _wait_states(content, task):
     pc = content.propertyCollector.CreatePropertyCollector()
     try:
-        pc.CreateFilter(PC.FilterSpec(
-            objectSet=[PC.ObjectSpec(obj=task)],
-            propSet=[PC.PropertySpec(type=vim.Task, pathSet=["info.state"])]), True)
+        pc.CreateFilter(
+            PC.FilterSpec(
+                objectSet=[PC.ObjectSpec(obj=task)],
+                propSet=[
+                    PC.PropertySpec(type=vim.Task, pathSet=["info.state"])
+                ],
+            ),
+            True,
+        )
         version, states = "", []
         deadline = time.monotonic() + 10
         while not states or states[-1] not in ("success", "error"):
             assert time.monotonic() < deadline
-            upd = pc.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=2))
+            upd = pc.WaitForUpdatesEx(
+                version, PC.WaitOptions(maxWaitSeconds=2)
+            )
             if upd is None:
                 continue
             version = upd.version
-            states += [c.val for fs in upd.filterSet for o in fs.objectSet
-                       for c in o.changeSet if c.name == "info.state"]
+            states += [
+                c.val
+                for fs in upd.filterSet
+                for o in fs.objectSet
+                for c in o.changeSet
+                if c.name == "info.state"
+            ]
         return states
     finally:
         pc.Destroy()
@@ -245,19 +353,29 @@ def test_task_updates_guest_tools_and_reboot(make_vcsim):
     assert vm.guest.toolsRunningStatus == "guestToolsRunning"
     vm.RebootGuest()
 
-    assert _wait_states(content, vm.PowerOffVM_Task()) == ["running", "success"]
+    assert _wait_states(content, vm.PowerOffVM_Task()) == [
+        "running",
+        "success",
+    ]
     assert vm.guest.toolsRunningStatus == "guestToolsNotRunning"
     with pytest.raises(vim.fault.InvalidPowerState):
         vm.RebootGuest()
 
-    task = content.virtualDiskManager.DeleteVirtualDisk_Task(name="[nfs0] nope.vmdk", datacenter=dc)
+    task = content.virtualDiskManager.DeleteVirtualDisk_Task(
+        name="[nfs0] nope.vmdk", datacenter=dc
+    )
     assert _wait_states(content, task) == ["running", "error"]
     assert isinstance(task.info.error, vim.fault.FileNotFound)
 
 
 def test_stock_vms_have_no_tools(make_vcsim):
     sim = make_vcsim(vms=1)
-    vm = connect(sim).RetrieveContent().rootFolder.childEntity[0].vmFolder.childEntity[0]
+    vm = (
+        connect(sim)
+        .RetrieveContent()
+        .rootFolder.childEntity[0]
+        .vmFolder.childEntity[0]
+    )
     assert vm.guest.toolsRunningStatus == "guestToolsNotRunning"
     with pytest.raises(vim.fault.ToolsUnavailable):
         vm.RebootGuest()
@@ -266,11 +384,26 @@ def test_stock_vms_have_no_tools(make_vcsim):
 def test_retrieve_properties_paging(make_vcsim):
     sim = make_vcsim(hosts_per_cluster=5)
     content = connect(sim).RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [vim.HostSystem], True
+    )
     spec = PC.FilterSpec(
-        objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[
-            PC.TraversalSpec(name="v", path="view", skip=False, type=vim.view.ContainerView)])],
-        propSet=[PC.PropertySpec(type=vim.HostSystem, pathSet=["name"])])
+        objectSet=[
+            PC.ObjectSpec(
+                obj=view,
+                skip=True,
+                selectSet=[
+                    PC.TraversalSpec(
+                        name="v",
+                        path="view",
+                        skip=False,
+                        type=vim.view.ContainerView,
+                    )
+                ],
+            )
+        ],
+        propSet=[PC.PropertySpec(type=vim.HostSystem, pathSet=["name"])],
+    )
     pc = content.propertyCollector
     res = pc.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=2))
     pages = [len(res.objects)]
@@ -284,7 +417,9 @@ def test_retrieve_properties_paging(make_vcsim):
 
 
 def test_credentials_and_session_idle_expiry(make_vcsim):
-    sim = make_vcsim(username="admin", password="s3cret", session_idle_timeout=0.3)
+    sim = make_vcsim(
+        username="admin", password="s3cret", session_idle_timeout=0.3
+    )
     with pytest.raises(vim.fault.InvalidLogin):
         connect(sim, pwd="wrong")
     si = connect(sim)
@@ -293,7 +428,7 @@ def test_credentials_and_session_idle_expiry(make_vcsim):
         assert si.content.sessionManager.currentSession.userName == "admin"
     time.sleep(0.8)  # idle: expires between 1x and 2x the timeout
     with pytest.raises(vim.fault.NotAuthenticated):
-        si.content.rootFolder.childEntity
+        _ = si.content.rootFolder.childEntity
 
 
 def test_tls_with_our_certificate(make_vcsim, tmp_path):
@@ -305,34 +440,58 @@ def test_tls_with_our_certificate(make_vcsim, tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vcsim-test")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    sim = make_vcsim(tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem"))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+    )
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    sim = make_vcsim(
+        tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem")
+    )
     assert sim.url.startswith("https://127.0.0.1:")
     si = connect(sim)
     assert si.content.about.apiType == "VirtualCenter"
     import ssl
+
     served = ssl.get_server_certificate((sim.host, sim.port))
     assert x509.load_pem_x509_certificate(served.encode()).subject == name
 
 
 def test_bigger_inventory_and_vms(make_vcsim, tmp_path):
-    sim = make_vcsim(datacenters=2, clusters=2, hosts_per_cluster=1,
-                     standalone_hosts=1, vms=1, datastore_root=tmp_path)
+    sim = make_vcsim(
+        datacenters=2,
+        clusters=2,
+        hosts_per_cluster=1,
+        standalone_hosts=1,
+        vms=1,
+        datastore_root=tmp_path,
+    )
     assert sim.clusters == ["DC0_C0", "DC0_C1", "DC1_C0", "DC1_C1"]
     assert sim.datastores == {"nfs0": str(tmp_path / "nfs0")}
     content = connect(sim).RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [vim.VirtualMachine], True
+    )
     names = sorted(vm.name for vm in view.view)
     assert names == sorted(
         ["DC%d_C%d_RP0_VM0" % (d, c) for d in range(2) for c in range(2)]
-        + ["DC%d_H0_VM0" % d for d in range(2)])
+        + ["DC%d_H0_VM0" % d for d in range(2)]
+    )
     for vm in view.view:
         assert vm.config.files.vmPathName.startswith("[nfs0] ")
         assert vm.runtime.powerState == "poweredOn"
@@ -347,7 +506,9 @@ def test_stop_removes_temp_root_and_bad_start_reports_stderr(make_vcsim):
     assert sim.stop() == 0
     assert not os.path.exists(root)
 
-    with pytest.raises(vcsim_harness.VcsimError, match="-tls-cert and -tls-key go together"):
+    with pytest.raises(
+        vcsim_harness.VcsimError, match="-tls-cert and -tls-key go together"
+    ):
         Vcsim(extra_args=["-tls-cert", "x"]).start()
 
 

@@ -7,7 +7,8 @@ Used by pytest fixtures and by demo scripts, so nothing here imports pytest.
         ...
 
 The launcher prints one JSON line once it serves (see tools/vcsim):
-``{"url", "host", "port", "datastores": {name: dir}, "clusters", "about_uuid"}``.
+``{"url", "host", "port", "datastores": {name: dir}, "clusters",
+"about_uuid"}``.
 """
 
 import fcntl
@@ -18,12 +19,13 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 LAUNCHER_DIR = os.path.join(REPO_ROOT, "tools", "vcsim")
 
 DEFAULT_START_TIMEOUT = 30.0
@@ -36,14 +38,18 @@ class VcsimError(RuntimeError):
 
 def cache_dir():
     """``$VCDRIVER_CACHE_DIR`` or ``<repo>/.cache``."""
-    return os.environ.get("VCDRIVER_CACHE_DIR") or os.path.join(REPO_ROOT, ".cache")
+    return os.environ.get("VCDRIVER_CACHE_DIR") or os.path.join(
+        REPO_ROOT, ".cache"
+    )
 
 
 def _source_hash():
     h = hashlib.sha256()
     names = sorted(
-        n for n in os.listdir(LAUNCHER_DIR)
-        if n.endswith(".go") or n in ("go.mod", "go.sum")
+        n
+        for n in os.listdir(LAUNCHER_DIR)
+        if (n.endswith(".go") and not n.endswith("_test.go"))
+        or n in ("go.mod", "go.sum")
     )
     for name in names:
         h.update(name.encode() + b"\0")
@@ -51,6 +57,17 @@ def _source_hash():
             h.update(f.read())
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+def _prune_old_builds(out_dir, keep):
+    """Remove launchers built from older sources (running ones keep
+    working)."""
+    for name in os.listdir(out_dir):
+        if name.startswith("vcsim-") and name != keep and "." not in name:
+            try:
+                os.unlink(os.path.join(out_dir, name))
+            except OSError:
+                pass
 
 
 def build_launcher(go=None):
@@ -72,38 +89,36 @@ def build_launcher(go=None):
     if not go:
         raise VcsimError(
             "cannot build the vcsim launcher: no 'go' on PATH (install Go "
-            ">= 1.25 or set $GO to its binary)")
+            ">= 1.25 or set $GO to its binary)"
+        )
 
     with open(os.path.join(out_dir, "vcsim.build.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if os.access(binary, os.X_OK):  # built by another process meanwhile
+            if os.access(
+                binary, os.X_OK
+            ):  # built by another process meanwhile
                 return binary
             tmp = binary + ".tmp.%d" % os.getpid()
             proc = subprocess.run(
-                [go, "build", "-o", tmp, "."],
-                cwd=LAUNCHER_DIR, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True)
+                [go, "build", "-buildvcs=false", "-o", tmp, "."],
+                cwd=LAUNCHER_DIR,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             if proc.returncode != 0:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
                 raise VcsimError(
                     "go build in %s failed (exit %d):\n%s"
-                    % (LAUNCHER_DIR, proc.returncode, proc.stdout))
+                    % (LAUNCHER_DIR, proc.returncode, proc.stdout)
+                )
             os.replace(tmp, binary)
+            _prune_old_builds(out_dir, keep=os.path.basename(binary))
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return binary
-
-
-def _set_pdeathsig():
-    """Child side: get SIGTERM if the parent dies, so no launcher outlives a
-    killed test run (Linux only; a no-op elsewhere)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except Exception:
-        pass
 
 
 def _duration(value):
@@ -121,30 +136,56 @@ class Vcsim:
     ``username``/``password`` (what :func:`connect` logs in with).
     """
 
-    def __init__(self, clusters=1, hosts_per_cluster=3, nfs=1,
-                 host_memory_mb=0, host_cpu_cores=0, datacenters=1,
-                 standalone_hosts=0, vms=0, datastore_root=None,
-                 datastore_capacity_gb=0, session_idle_timeout=None,
-                 task_delay=None, guest_tools=False,
-                 username=None, password=None, tls_cert=None, tls_key=None,
-                 extra_args=(), start_timeout=DEFAULT_START_TIMEOUT,
-                 binary=None):
-        self.clusters_requested = clusters
+    def __init__(
+        self,
+        clusters=1,
+        hosts_per_cluster=3,
+        nfs=1,
+        host_memory_mb=0,
+        host_cpu_cores=0,
+        datacenters=1,
+        standalone_hosts=0,
+        vms=0,
+        datastore_root=None,
+        datastore_capacity_gb=0,
+        session_idle_timeout=None,
+        task_delay=None,
+        guest_tools=False,
+        username=None,
+        password=None,
+        tls_cert=None,
+        tls_key=None,
+        extra_args=(),
+        start_timeout=DEFAULT_START_TIMEOUT,
+        binary=None,
+    ):
         self.args = [
-            "-datacenters", str(datacenters),
-            "-clusters", str(clusters),
-            "-hosts-per-cluster", str(hosts_per_cluster),
-            "-standalone-hosts", str(standalone_hosts),
-            "-vms", str(vms),
-            "-nfs", str(nfs),
-            "-host-memory-mb", str(host_memory_mb),
-            "-host-cpu-cores", str(host_cpu_cores),
-            "-datastore-capacity-gb", str(datastore_capacity_gb),
+            "-datacenters",
+            str(datacenters),
+            "-clusters",
+            str(clusters),
+            "-hosts-per-cluster",
+            str(hosts_per_cluster),
+            "-standalone-hosts",
+            str(standalone_hosts),
+            "-vms",
+            str(vms),
+            "-nfs",
+            str(nfs),
+            "-host-memory-mb",
+            str(host_memory_mb),
+            "-host-cpu-cores",
+            str(host_cpu_cores),
+            "-datastore-capacity-gb",
+            str(datastore_capacity_gb),
         ]
         if datastore_root:
             self.args += ["-datastore-root", str(datastore_root)]
         if session_idle_timeout:
-            self.args += ["-session-idle-timeout", _duration(session_idle_timeout)]
+            self.args += [
+                "-session-idle-timeout",
+                _duration(session_idle_timeout),
+            ]
         if task_delay:
             self.args += ["-task-delay", _duration(task_delay)]
         if guest_tools:
@@ -174,19 +215,23 @@ class Vcsim:
         # stderr goes to a file: a pipe nobody drains could fill up and block
         # the launcher; the file is read back when startup fails.
         self._stderr = tempfile.TemporaryFile(prefix="vcsim-stderr-")
-        kwargs = {}
-        if sys.platform.startswith("linux"):
-            kwargs["preexec_fn"] = _set_pdeathsig
+        # -exit-on-stdin-close: we hold the only write end of its stdin, so
+        # the launcher also goes away if this process dies without stop().
         self.proc = subprocess.Popen(
-            [binary] + self.args, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self._stderr, **kwargs)
+            [binary, "-exit-on-stdin-close"] + self.args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
         try:
             line = self._read_line(self.start_timeout)
             self.info = json.loads(line)
         except Exception as e:
             self._kill()
-            raise VcsimError("vcsim launcher failed to start: %s\nargs: %s\nstderr:\n%s"
-                             % (e, " ".join(self.args), self.stderr())) from None
+            raise VcsimError(
+                "vcsim launcher failed to start: %s\nargs: %s\nstderr:\n%s"
+                % (e, " ".join(self.args), self.stderr())
+            ) from None
         self.url = self.info["url"]
         self.host = self.info["host"]
         self.port = self.info["port"]
@@ -206,8 +251,11 @@ class Vcsim:
             if ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
-                    raise VcsimError("launcher exited (code %s) before printing its JSON line"
-                                     % self.proc.wait())
+                    raise VcsimError(
+                        "launcher exited (code %s) before printing its "
+                        "JSON line"
+                        % self.proc.wait()
+                    )
                 buf += chunk
         return buf.split(b"\n", 1)[0].decode()
 
@@ -219,7 +267,8 @@ class Vcsim:
         return self._stderr.read().decode(errors="replace")
 
     def stop(self, timeout=DEFAULT_STOP_TIMEOUT):
-        """SIGTERM, wait, SIGKILL if it does not exit. Returns the exit code."""
+        """SIGTERM, wait, SIGKILL if it does not exit; return the exit
+        code."""
         if self.proc is None:
             return None
         code = None
@@ -239,6 +288,7 @@ class Vcsim:
         self.proc.wait()
 
     def _close(self):
+        self.proc.stdin.close()
         self.proc.stdout.close()
         self.proc = None
         if self._stderr is not None:
@@ -262,20 +312,28 @@ class Vcsim:
         return "%s://%s:%d%s" % (scheme, self.host, self.port, path)
 
     def stats(self):
-        """Upload counters: ``{"folder_puts": {"<ds>/<path>": n}, "folder_put_total": n}``."""
-        with urllib.request.urlopen(self.http_url("/vcdriver/stats"), timeout=10) as r:
+        """Upload counters: ``{"folder_puts": {"<ds>/<path>": n},
+        "folder_put_total": n}``."""
+        with urllib.request.urlopen(
+            self.http_url("/vcdriver/stats"), timeout=10
+        ) as r:
             return json.loads(r.read())
 
     def reset_stats(self):
-        req = urllib.request.Request(self.http_url("/vcdriver/stats"), method="DELETE")
+        req = urllib.request.Request(
+            self.http_url("/vcdriver/stats"), method="DELETE"
+        )
         with urllib.request.urlopen(req, timeout=10):
             pass
 
     def datastore_url(self, ds, path, dc="DC0"):
         """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""
         from urllib.parse import quote, urlencode
-        return self.http_url("/folder/%s?%s" % (
-            quote(path), urlencode({"dcPath": dc, "dsName": ds})))
+
+        return self.http_url(
+            "/folder/%s?%s"
+            % (quote(path), urlencode({"dcPath": dc, "dsName": ds}))
+        )
 
     def datastore_path(self, ds, path=""):
         """Local path of ``[ds] path``."""
@@ -287,10 +345,13 @@ def connect(vcsim, user=None, pwd=None):
     from pyVim.connect import SmartConnect
 
     return SmartConnect(
-        host=vcsim.host, port=vcsim.port, protocol=vcsim.url.split(":", 1)[0],
+        host=vcsim.host,
+        port=vcsim.port,
+        protocol=vcsim.url.split(":", 1)[0],
         user=user if user is not None else vcsim.username,
         pwd=pwd if pwd is not None else vcsim.password,
-        disableSslCertValidation=True)
+        disableSslCertValidation=True,
+    )
 
 
 def wait_task(task, timeout=30.0):
@@ -298,8 +359,10 @@ def wait_task(task, timeout=30.0):
     deadline = time.monotonic() + timeout
     while task.info.state not in ("success", "error"):
         if time.monotonic() > deadline:
-            raise VcsimError("task %s still %s after %ss"
-                             % (task._moId, task.info.state, timeout))
+            raise VcsimError(
+                "task %s still %s after %ss"
+                % (task._moId, task.info.state, timeout)
+            )
         time.sleep(0.05)
     if task.info.state == "error":
         raise task.info.error

@@ -96,9 +96,10 @@ func start(cfg *config) (*instance, error) {
 	return inst, nil
 }
 
-// stop closes the server (giving in-flight calls, such as a long
-// WaitForUpdatesEx, a moment to finish), removes the model's files and the
-// datastore root if we created it.
+// stop closes the server, removes the model's files and the datastore root
+// if we created it. In-flight calls get half a second; a long-polling
+// WaitForUpdatesEx would never finish by itself (vcsim does not watch the
+// connection), so its connection is closed and we move on.
 func (inst *instance) stop() {
 	if inst.server != nil {
 		done := make(chan struct{})
@@ -108,13 +109,13 @@ func (inst *instance) stop() {
 		}()
 		select {
 		case <-done:
-		case <-time.After(2 * time.Second):
-			log.Print("requests still in flight after 2s, closing their connections")
+		case <-time.After(500 * time.Millisecond):
+			log.Print("requests still in flight, closing their connections")
 			inst.server.CloseClientConnections()
 			select {
 			case <-done:
-			case <-time.After(2 * time.Second):
-				log.Print("server did not close, exiting anyway")
+			case <-time.After(500 * time.Millisecond):
+				log.Print("handlers still running, exiting anyway")
 			}
 		}
 	}

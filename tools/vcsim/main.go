@@ -3,12 +3,14 @@
 // It builds an inventory (see model.go), adds shared NFS datastores
 // (datastores.go), wraps the HTTP handler with our extensions
 // (extensions.go), prints one JSON line describing the instance on stdout
-// and serves until SIGTERM or SIGINT. Everything else goes to stderr.
+// and serves until SIGTERM or SIGINT (or, with -exit-on-stdin-close, EOF on
+// stdin). Everything else goes to stderr.
 package main
 
 import (
 	"encoding/json"
 	"flag"
+	"io"
 	"log"
 	"os"
 	"os/signal"
@@ -20,6 +22,11 @@ func main() {
 	log.SetPrefix("vcsim: ")
 
 	cfg := parseFlags(flag.CommandLine, os.Args[1:])
+
+	// Catch signals before anything else, so that a SIGTERM sent right after
+	// the JSON line (or even during start) still gets a clean shutdown.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 
 	inst, err := start(cfg)
 	if err != nil {
@@ -34,9 +41,14 @@ func main() {
 	os.Stdout.Write(append(line, '\n'))
 	_ = os.Stdout.Sync()
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
-	log.Printf("received %s, shutting down", s)
+	done := make(chan string, 2)
+	go func() { done <- "received " + (<-sig).String() }()
+	if cfg.exitOnStdinClose {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			done <- "stdin closed"
+		}()
+	}
+	log.Printf("%s, shutting down", <-done)
 	inst.stop()
 }

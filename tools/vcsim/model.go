@@ -45,6 +45,8 @@ type config struct {
 
 	taskDelay  time.Duration
 	guestTools bool
+
+	exitOnStdinClose bool
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) *config {
@@ -65,8 +67,9 @@ func parseFlags(fs *flag.FlagSet, args []string) *config {
 	fs.StringVar(&c.username, "username", "", "only accept this user name (default: any non-empty pair)")
 	fs.StringVar(&c.password, "password", "", "only accept this password (with -username)")
 	fs.DurationVar(&c.sessionIdleTimeout, "session-idle-timeout", 0, "expire sessions idle for this long (0 = never)")
-	fs.DurationVar(&c.taskDelay, "task-delay", 0, "run every task this long after it is created, so clients see it queued/running (0 = at once)")
+	fs.DurationVar(&c.taskDelay, "task-delay", 0, "delay every task this long in state running before it does its work (0 = none)")
 	fs.BoolVar(&c.guestTools, "guest-tools", false, "report VMware Tools running in powered-on VMs (so RebootGuest works)")
+	fs.BoolVar(&c.exitOnStdinClose, "exit-on-stdin-close", false, "also shut down when stdin reaches EOF (the parent holding the pipe died)")
 	_ = fs.Parse(args)
 
 	if fs.NArg() != 0 {

@@ -81,6 +81,32 @@ def _rechunk(source, chunk_size):
         yield b''.join(pending)
 
 
+def _finish_reader(reader, chunks, source, timeout=30):
+    """Let the reader go: drain what blocks it; if it hangs in the source,
+    close the source and, failing that, leave the daemon thread behind
+    rather than hang the spawn with it."""
+    deadline = time.monotonic() + timeout
+    closed = False
+    while reader.is_alive():
+        try:
+            chunks.get(timeout=0.1)
+        except queue.Empty:
+            pass
+        if not closed and time.monotonic() > deadline - timeout / 2:
+            close = getattr(source, 'close', None)
+            if close:
+                try:
+                    close()
+                except Exception:
+                    LOG.debug('Closing the image source failed',
+                              exc_info=True)
+            closed = True
+        if time.monotonic() > deadline:
+            LOG.warning('Image reader %s still blocked after %d s; leaving '
+                        'it behind', reader.name, timeout)
+            return
+
+
 def copy(source, write, *, label, hash_algo='sha512', chunk_size=units.Mi,
          depth=16, expected_size=None, progress_interval=10):
     """Copy ``source`` (iterable of bytes) into ``write``; return a Result.
@@ -122,20 +148,15 @@ def copy(source, write, *, label, hash_algo='sha512', chunk_size=units.Mi,
     try:
         while True:
             chunk = chunks.get()
-            if chunk is _END:
+            # A failed source ends the copy now, not after what is queued.
+            if chunk is _END or failure:
                 break
             write(chunk)
             done += len(chunk)
             progress.update(done)
     finally:
         stop.set()
-        # Unblock a reader waiting on a full queue, then let it finish.
-        while reader.is_alive():
-            try:
-                chunks.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        reader.join()
+        _finish_reader(reader, chunks, source)
     if failure:
         raise SourceError(str(failure[0])) from failure[0]
     if expected_size is not None and done != expected_size:

@@ -11,7 +11,13 @@ PC = vmodl.query.PropertyCollector
 
 
 def _collect(session, object_specs, prop_type, path_set, max_objects=None):
-    """Run one retrieval; return {moref: {path: value}} over all pages."""
+    """Run one retrieval; return {moref: {path: value}} over all pages.
+
+    Pages are ``max_objects`` long, by default the session's
+    ([vmware] maximum_objects).
+    """
+    if max_objects is None:
+        max_objects = getattr(session, 'max_objects', None)
     collector = session.content.propertyCollector
     spec = PC.FilterSpec(
         objectSet=object_specs,

@@ -65,7 +65,8 @@ class Session:
 
     def __init__(self, host, port, username, password, protocol='https',
                  ca_file=None, insecure=False, retry_count=10,
-                 pool_size=10, task_timeout=3600, retry_delay=0.5):
+                 pool_size=10, task_timeout=3600, retry_delay=0.5,
+                 max_objects=None):
         self.host = host
         self.port = port
         self.protocol = protocol
@@ -77,6 +78,7 @@ class Session:
         self._retry_delay = retry_delay
         self._pool_size = pool_size
         self.task_timeout = task_timeout
+        self.max_objects = max_objects
         self._si = None
         self._content = None
         self._lock = threading.Lock()
