@@ -433,36 +433,11 @@ def test_credentials_and_session_idle_expiry(make_vcsim):
 
 def test_tls_with_our_certificate(make_vcsim, tmp_path):
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vcsim-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-    )
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    sim = make_vcsim(
-        tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem")
-    )
+    from tests.harness import tls
+
+    cert, key, name = tls.self_signed(tmp_path)
+    sim = make_vcsim(tls_cert=cert, tls_key=key)
     assert sim.url.startswith("https://127.0.0.1:")
     si = connect(sim)
     assert si.content.about.apiType == "VirtualCenter"
