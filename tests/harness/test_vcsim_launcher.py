@@ -1,6 +1,5 @@
 """The vcsim launcher (tools/vcsim) driven from pyVmomi, as the driver will."""
 
-import datetime
 import os
 import time
 import urllib.request
