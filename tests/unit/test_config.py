@@ -3,19 +3,10 @@ list (conf.cluster_names)."""
 
 import pytest
 from nova import exception as nova_exception
-from oslo_config import fixture as config_fixture
 
 import vcdriver.conf
 from vcdriver import driver
 from vcdriver import exception
-
-
-@pytest.fixture
-def flags():
-    fixture = config_fixture.Config(vcdriver.conf.CONF)
-    fixture.setUp()
-    yield fixture
-    fixture.cleanUp()
 
 
 @pytest.fixture

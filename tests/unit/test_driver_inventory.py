@@ -8,10 +8,8 @@ import os_resource_classes as orc
 import pytest
 from nova.compute import provider_tree
 from nova import exception as nova_exception
-from oslo_config import fixture as config_fixture
 from oslo_utils import units
 
-import vcdriver.conf
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import driver
@@ -49,16 +47,14 @@ DATASTORES = [datastore('nfs-a', 1000, 300), datastore('nfs-b', 500, 400),
 
 
 @pytest.fixture
-def flags():
-    fixture = config_fixture.Config(vcdriver.conf.CONF)
-    fixture.setUp()
+def flags(flags):
+    fixture = flags
     fixture.config(group='vmware', host_ip='vc.example.org',
                    host_username='u', host_password='p',
                    cluster_name='Cluster1', datastore_regex='nfs')
     fixture.config(reserved_host_memory_mb=0, reserved_host_cpus=0,
                    reserved_host_disk_mb=0)
-    yield fixture
-    fixture.cleanUp()
+    return fixture
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 stub: one retrieval per call, continuation pages, views destroyed."""
 
 import pytest
-from oslo_config import fixture as config_fixture
 from pyVmomi import vim
 from pyVmomi import vmodl
 
@@ -145,14 +144,6 @@ def test_objects_of_type_destroys_the_view_when_the_read_fails():
         props.objects_of_type(fake_vim.session(stub), vim.HostSystem,
                               ['name'])
     assert stub.names()[-1] == 'DestroyView'
-
-
-@pytest.fixture
-def flags():
-    fixture = config_fixture.Config(vcdriver.conf.CONF)
-    fixture.setUp()
-    yield fixture
-    fixture.cleanUp()
 
 
 def test_maximum_objects_option_is_honoured(flags):
