@@ -57,6 +57,22 @@ vcdriver_opts = [
                min=0,
                help='Seconds between progress log lines of an image '
                     'transfer (0 disables them).'),
+    cfg.StrOpt('image_cache_folder',
+               default='vcdriver_image_cache',
+               help='Folder on each datastore that holds the image cache. '
+                    'It is shared by every nova-compute and cluster that '
+                    'sees the datastore, so set it alike on all of them.'),
+    cfg.IntOpt('image_cache_lock_stale_seconds',
+               default=120,
+               min=3,
+               help='A compute service filling the image cache refreshes '
+                    'its lock a third of this often; a lock not refreshed '
+                    'for this long is taken over, as its owner died.'),
+    cfg.IntOpt('image_cache_wait_timeout',
+               default=3600,
+               min=1,
+               help='Seconds a spawn waits for another compute service to '
+                    'finish caching the image it needs.'),
     cfg.IntOpt('http_timeout',
                default=300,
                min=1,

@@ -65,7 +65,7 @@ class VMwareVCDriver(driver.ComputeDriver):
     """Nova driver for VMware vCenter clusters."""
 
     capabilities = {
-        'has_imagecache': False,
+        'has_imagecache': True,
         'supports_evacuate': False,
         'supports_migrate_to_same_host': True,
         'supports_attach_interface': False,
@@ -245,6 +245,12 @@ class VMwareVCDriver(driver.ComputeDriver):
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
         """Nothing lives outside vCenter for an instance: destroy did it."""
+
+    def manage_image_cache(self, context, all_instances):
+        clusters = list(self._clusters.values())
+        lifecycle.manage_image_cache(
+            self._session, clusters,
+            cluster_mod.read_state(self._session, clusters), all_instances)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
         vm.power_off(self._session, self._vm(instance))

@@ -64,5 +64,11 @@ class ImageChecksumMismatch(ImageTransferFailed):
                'datastore.')
 
 
+class ImageCacheTimeout(VCenterError):
+    msg_fmt = ('Gave up waiting for %(owner)s to cache image %(image_id)s '
+               'on datastore %(datastore)s ([vcdriver] '
+               'image_cache_wait_timeout).')
+
+
 class DatastoreHTTPError(VCenterError):
     msg_fmt = 'Datastore HTTP %(method)s %(path)s failed: %(reason)s'

@@ -1,13 +1,16 @@
 """Instance lifecycle: spawn and destroy, with nothing left behind on error.
 
 An instance's files live in ``[datastore] <instance uuid>/`` so they are
-found, and removed, by uuid alone.
+found, and removed, by uuid alone; images come from the datastore's shared
+image cache (images/cache.py).
 """
 
+from nova import exception as nova_exception
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
 from oslo_vmware.objects import datastore as ds_obj
+from pyVmomi import vim
 
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
@@ -15,6 +18,7 @@ from vcdriver import conf
 from vcdriver import exception
 from vcdriver import vm
 from vcdriver import vm_spec
+from vcdriver.images import cache as image_cache
 from vcdriver.images import disk
 from vcdriver.images import glance
 from vcdriver.vsphere import files
@@ -35,12 +39,18 @@ def choose_datastore(session, cluster, needed_bytes):
 
 
 def spawn(session, context, cluster, instance, image_id, power_on=True):
-    """Create the VM, stream its root disk into the VM folder, boot it."""
+    """Create the VM, copy its root disk in from the datastore's image
+    cache (filling the cache first if need be), grow it, boot it."""
     image = glance.get(context, image_id)
-    _disk_type, adapter = disk.check_acceptable(image)
+    disk_type, adapter = disk.check_acceptable(image)
     flavor = instance.flavor
-    needed = max(flavor.root_gb * units.Gi, image.size)
-    datastore = choose_datastore(session, cluster, needed)
+    root_bytes = flavor.root_gb * units.Gi
+    if flavor.root_gb and root_bytes < image.size:
+        raise nova_exception.FlavorDiskSmallerThanImage(
+            flavor_size=root_bytes, image_size=image.size)
+    # Room for the instance's disk and, if not cached yet, the image.
+    datastore = choose_datastore(session, cluster,
+                                 max(root_bytes, image.size) + image.size)
     LOG.info('Spawning on cluster %s, datastore %s, from image %s',
              cluster.name, datastore.name, image.id, instance=instance)
     spec = vm_spec.create_spec(
@@ -51,8 +61,12 @@ def spawn(session, context, cluster, instance, image_id, power_on=True):
         ds_name, folder = vm.files_location(session, created)
         disk_path = ds_obj.DatastorePath(ds_name, folder,
                                          '%s.vmdk' % instance.uuid)
-        size = disk.write_root_disk(session, context, cluster, image,
-                                    disk_path, flavor.root_gb, instance)
+        size = _root_disk_from_cache(session, context, cluster, ds_name,
+                                     image, disk_path, disk_type, adapter)
+        if root_bytes > size:
+            files.extend_virtual_disk(session, cluster.datacenter_ref,
+                                      disk_path, root_bytes)
+            size = root_bytes
         vm.attach_disk(session, created, disk_path, size)
         if power_on:
             vm.power_on(session, created)
@@ -60,6 +74,30 @@ def spawn(session, context, cluster, instance, image_id, power_on=True):
         with excutils.save_and_reraise_exception():
             _clean_failed_spawn(session, cluster, created, instance)
     return created
+
+
+def _root_disk_from_cache(session, context, cluster, datastore_name, image,
+                          disk_path, disk_type, adapter):
+    """Copy the cached image to ``disk_path``; return its virtual size."""
+    cache = image_cache.DatastoreCache(session, cluster, datastore_name)
+
+    def fetch(cache_disk):
+        return disk.write_image_disk(session, context, cluster, image,
+                                     cache_disk)
+
+    for attempt in (1, 2):
+        entry = cache.ensure(image, fetch)
+        try:
+            files.copy_virtual_disk(session, cluster.datacenter_ref,
+                                    entry.disk, disk_path, adapter,
+                                    disk_type)
+            return entry.virtual_size
+        except vim.fault.FileNotFound:
+            if attempt == 2:
+                raise
+            # Aged out by another service between our look and the copy.
+            LOG.info('Image %s left the cache meanwhile; caching it again',
+                     image.id)
 
 
 def _clean_failed_spawn(session, cluster, created, instance):
@@ -90,3 +128,29 @@ def destroy(session, cluster, instance, destroy_disks=True):
         files.delete(session, cluster.datacenter_ref,
                      ds_obj.DatastorePath(ds_name, folder))
     LOG.info('Destroyed the VM and its files', instance=instance)
+
+
+def manage_image_cache(session, clusters, states, instances):
+    """Keep used images fresh; remove those unused for long, and partial
+    downloads left by services that died."""
+    used = {i.image_ref for i in instances if i.image_ref}
+    max_age = CONF.image_cache.remove_unused_original_minimum_age_seconds
+    now = session.current_time()
+    seen = set()
+    regex = CONF.vmware.datastore_regex
+    for cluster, state in zip(clusters, states, strict=True):
+        for datastore in state.datastores:
+            if datastore.name in seen or not datastore.usable(regex):
+                continue
+            seen.add(datastore.name)
+            cache = image_cache.DatastoreCache(session, cluster,
+                                               datastore.name)
+            for name in cache.names(datastore.ref):
+                if '.partial-' in name:
+                    cache.remove_orphan_partial(name)
+                elif '.' in name:
+                    continue  # locks, handled by the spawns waiting on them
+                elif name in used:
+                    cache.touch(name)
+                elif CONF.image_cache.remove_unused_base_images:
+                    cache.remove_if_unused(name, max_age, now)

@@ -78,15 +78,15 @@ class TestServerLifecycle(nova_harness.VcdriverTestCase):
     def test_corrupt_image_fails_cleanly(self):
         image = self.upload_flat_vmdk('corrupt')
         self.glance.corrupt(image['id'])
-        before = set(os.listdir(self.vcsim.datastores['nfs0']))
+        before = self.datastore_files()
         server = self.boot(image['id'], expected='ERROR')
         fault = server['fault']['message']
         self.assertIn('is corrupt', fault)
         self.assertIn('sha512', fault)
         vc = VCenterView(self.vcsim)
         self.assertIsNone(vc.vm(server['id']))
-        after = set(os.listdir(self.vcsim.datastores['nfs0']))
-        self.assertEqual(before, after, 'files left on the datastore')
+        self.assertEqual(before, self.datastore_files(),
+                         'files left on the datastore')
         self._delete_server(server)
 
     def test_missing_vm_is_deleted_without_error(self):

@@ -46,6 +46,8 @@ class VcdriverTestCase(test.TestCase,
     clusters = ('DC0_C0',)
     compute_host = 'compute-vc'
     start_compute = True
+    #: Nova's casts run synchronously; False for concurrent builds.
+    cast_as_call = True
     vcsim = None
     glance = None
 
@@ -74,7 +76,8 @@ class VcdriverTestCase(test.TestCase,
         super().setUp()
         import vcdriver.conf  # noqa: F401  (registers [vcdriver])
         self.configure()
-        self.useFixture(nova_fixtures.CastAsCallFixture(self))
+        if self.cast_as_call:
+            self.useFixture(nova_fixtures.CastAsCallFixture(self))
         self.placement = self.useFixture(func_fixtures.PlacementFixture()).api
         self.neutron = self.useFixture(nova_fixtures.NeutronFixture(self))
         self.useFixture(nova_fixtures.CinderFixture(self))
@@ -104,13 +107,22 @@ class VcdriverTestCase(test.TestCase,
         return self.glance.upload(data, name, disk_format='vmdk',
                                   container_format='bare', **props)
 
-    def boot(self, image_id, flavor_id='1', expected='ACTIVE', node=None,
-             **kwargs):
-        """Create a server; ``node`` targets a hypervisor (needs 2.74)."""
+    def create_server(self, image_id, flavor_id='1', node=None, **kwargs):
+        """POST a server; ``node`` targets a hypervisor (needs 2.74)."""
         server = self._build_server(image_uuid=image_id, flavor_id=flavor_id,
                                     networks='none', **kwargs)
         if node:
             server['hypervisor_hostname'] = node
-        server = self.api.post_server({'server': server})
+        return self.api.post_server({'server': server})
+
+    def boot(self, image_id, flavor_id='1', expected='ACTIVE', node=None,
+             **kwargs):
+        server = self.create_server(image_id, flavor_id, node, **kwargs)
         return self._wait_for_state_change(server, expected,
                                            max_retries=120)
+
+    def datastore_files(self, datastore='nfs0'):
+        """Every file on a datastore, relative to it."""
+        root = self.vcsim.datastores[datastore]
+        return {os.path.relpath(os.path.join(d, f), root)
+                for d, _dirs, names in os.walk(root) for f in names}

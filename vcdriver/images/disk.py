@@ -1,14 +1,12 @@
-"""Root disks from Glance images, written onto a datastore.
+"""Image disks from Glance, written onto a datastore.
 
 This first cut takes flat VMDK images (``vmware_disktype`` preallocated or
 thin, the in-tree default): vCenter creates the disk, we stream the image
-into its ``-flat.vmdk`` extent, verify Glance's hash, then grow the disk to
-the flavor's root size. Any failure removes what was written.
+into its ``-flat.vmdk`` extent and verify Glance's hash as it passes.
 """
 
 from nova import exception as nova_exception
 from oslo_log import log as logging
-from oslo_utils import units
 
 from vcdriver import conf
 from vcdriver import exception
@@ -71,22 +69,17 @@ class _FlatExtentWriter:
         self._writer.write(chunk)
 
 
-def write_root_disk(session, context, cluster, image, disk_path, root_gb,
-                    instance):
-    """Create ``disk_path`` from the image, verified, sized to root_gb;
-    return the disk's size in bytes.
+def write_image_disk(session, context, cluster, image, disk_path):
+    """Create ``disk_path`` holding the image, verified against Glance's
+    hash; return its virtual size in bytes.
 
-    On any failure the caller's instance folder may hold partial files;
-    the caller removes the folder.
+    On failure ``disk_path``'s folder may hold partial files: the caller
+    owns the folder and removes it.
     """
     disk_type, adapter = check_acceptable(image)
-    root_bytes = root_gb * units.Gi
-    if root_gb and root_bytes < image.size:
-        raise nova_exception.FlavorDiskSmallerThanImage(
-            flavor_size=root_bytes, image_size=image.size)
     files.create_virtual_disk(session, cluster.datacenter_ref, disk_path,
                               image.size, adapter, disk_type)
-    extent = disk_path.rel_path.replace('.vmdk', '-flat.vmdk')
+    extent = disk_path.rel_path[:-len('.vmdk')] + '-flat.vmdk'
     writer = datastore_http.FileWriter(
         session, cluster.datacenter, disk_path.datastore, extent,
         size=image.size, timeout=CONF.vcdriver.http_timeout)
@@ -120,9 +113,5 @@ def write_root_disk(session, context, cluster, image, disk_path, root_gb,
             image_id=image.id, algo=image.hash_algo, actual=result.digest,
             expected=image.hash_value)
     LOG.info('Image %s verified (%s) on %s, %.1f MiB/s', image.id,
-             image.hash_algo, disk_path, result.mib_per_s,
-             instance=instance)
-    if root_bytes > image.size:
-        files.extend_virtual_disk(session, cluster.datacenter_ref, disk_path,
-                                  root_bytes)
-    return max(root_bytes, image.size)
+             image.hash_algo, disk_path, result.mib_per_s)
+    return image.size

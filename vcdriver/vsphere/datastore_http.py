@@ -34,13 +34,7 @@ class FileWriter:
         self.path = '[%s] %s' % (datastore, path)
         self._url = folder_url_path(datacenter, datastore, path)
         self._chunked = size is None
-        if session.protocol == 'https':
-            self._conn = http.client.HTTPSConnection(
-                session.host, session.port, timeout=timeout,
-                context=session.ssl_context())
-        else:
-            self._conn = http.client.HTTPConnection(
-                session.host, session.port, timeout=timeout)
+        self._conn = _connection(session, timeout)
         try:
             self._conn.putrequest('PUT', self._url, skip_accept_encoding=True)
             self._conn.putheader('Cookie', session.cookie)
@@ -87,3 +81,62 @@ class FileWriter:
 
     def abort(self):
         self._conn.close()
+
+
+def _connection(session, timeout):
+    if session.protocol == 'https':
+        return http.client.HTTPSConnection(session.host, session.port,
+                                           timeout=timeout,
+                                           context=session.ssl_context())
+    return http.client.HTTPConnection(session.host, session.port,
+                                      timeout=timeout)
+
+
+def _request(session, method, datacenter, datastore, path, body=None,
+             timeout=60):
+    """One small request; returns (status, body bytes)."""
+    conn = _connection(session, timeout)
+    try:
+        conn.request(method, folder_url_path(datacenter, datastore, path),
+                     body=body, headers={'Cookie': session.cookie})
+        response = conn.getresponse()
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise exception.DatastoreHTTPError(
+            method=method, path='[%s] %s' % (datastore, path), reason=e)
+    finally:
+        conn.close()
+
+
+def exists(session, datacenter, datastore, path):
+    """Whether a datastore file exists (HEAD)."""
+    status, _ = _request(session, 'HEAD', datacenter, datastore, path)
+    if status in (200, 204):
+        return True
+    if status == 404:
+        return False
+    raise exception.DatastoreHTTPError(method='HEAD',
+                                       path='[%s] %s' % (datastore, path),
+                                       reason='HTTP %s' % status)
+
+
+def read_small(session, datacenter, datastore, path, limit=65536):
+    """The content of a small datastore file, or None if there is none."""
+    status, body = _request(session, 'GET', datacenter, datastore, path)
+    if status == 404:
+        return None
+    if status != 200:
+        raise exception.DatastoreHTTPError(method='GET',
+                                           path='[%s] %s' % (datastore, path),
+                                           reason='HTTP %s' % status)
+    return body[:limit]
+
+
+def write_small(session, datacenter, datastore, path, data):
+    """Create or replace a small datastore file."""
+    status, body = _request(session, 'PUT', datacenter, datastore, path,
+                            body=data)
+    if status not in (200, 201):
+        raise exception.DatastoreHTTPError(
+            method='PUT', path='[%s] %s' % (datastore, path),
+            reason='HTTP %s %s' % (status, body[:200]))

@@ -17,6 +17,57 @@ def make_directory(session, datacenter, path):
         pass
 
 
+def make_directory_exclusive(session, datacenter, path):
+    """Create a folder that must not exist yet; False if it does.
+
+    Atomic on the datastore, so it serves as a lock shared by every
+    process and host that sees the datastore.
+    """
+    try:
+        session.content.fileManager.MakeDirectory(
+            name=str(path), datacenter=datacenter,
+            createParentDirectories=False)
+        return True
+    except vim.fault.FileAlreadyExists:
+        return False
+
+
+def move(session, datacenter, source, destination):
+    """Rename a file or folder; fails if the destination exists."""
+    task = session.content.fileManager.MoveDatastoreFile_Task(
+        sourceName=str(source), sourceDatacenter=datacenter,
+        destinationName=str(destination), destinationDatacenter=datacenter,
+        force=False)
+    session.wait_for_task(task)
+
+
+def copy_virtual_disk(session, datacenter, source, destination,
+                      adapter_type, disk_type):
+    """A full copy of a disk, in the disk type asked for."""
+    spec = vim.VirtualDiskManager.VirtualDiskSpec(
+        adapterType=adapter_type, diskType=disk_type)
+    task = session.content.virtualDiskManager.CopyVirtualDisk_Task(
+        sourceName=str(source), sourceDatacenter=datacenter,
+        destName=str(destination), destDatacenter=datacenter,
+        destSpec=spec, force=False)
+    session.wait_for_task(task)
+
+
+def list_folder(session, datastore, path):
+    """Names in a datastore folder (one level); empty if it is missing."""
+    task = datastore.browser.SearchDatastore_Task(
+        datastorePath=str(path),
+        searchSpec=vim.host.DatastoreBrowser.SearchSpec(
+            matchPattern=['*'],
+            details=vim.host.DatastoreBrowser.FileInfo.Details(
+                fileType=True, modification=True)))
+    try:
+        result = session.wait_for_task(task)
+    except vim.fault.FileNotFound:
+        return []
+    return [f.path for f in (result.file or ())]
+
+
 def delete(session, datacenter, path):
     """Delete a file or folder; one that is gone already is fine."""
     task = session.content.fileManager.DeleteDatastoreFile_Task(

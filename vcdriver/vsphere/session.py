@@ -181,6 +181,12 @@ class Session:
         self.connect()
         return self._si._stub.soapStub.cookie
 
+    def current_time(self):
+        """vCenter's clock (epoch seconds): the one clock every compute
+        service sharing a datastore agrees on."""
+        self.connect()
+        return self._si.CurrentTime().timestamp()
+
     @property
     def about(self):
         return self.content.about

@@ -1,0 +1,147 @@
+"""The shared datastore image cache, through Nova and against vcsim."""
+
+import json
+import os
+import threading
+import time
+
+from tests.harness import nova as nova_harness
+from vcdriver.images import cache as image_cache
+from vcdriver.images import glance as glance_image
+
+
+def flat_puts(stats, image_id):
+    return sum(n for path, n in stats['folder_puts'].items()
+               if image_id in path and path.endswith('-flat.vmdk'))
+
+
+class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
+    cast_as_call = False
+
+    def test_concurrent_boots_download_once(self):
+        image = self.upload_flat_vmdk('cache-10', size=8 * 1024 * 1024)
+        self.vcsim.reset_stats()
+        servers = [self.create_server(image['id']) for _ in range(10)]
+        servers = [self._wait_for_state_change(s, 'ACTIVE', max_retries=240)
+                   for s in servers]
+        self.assertEqual(1, flat_puts(self.vcsim.stats(), image['id']),
+                         'the image crossed the wire more than once')
+        cache_root = os.path.join(self.vcsim.datastores['nfs0'],
+                                  'vcdriver_image_cache')
+        self.assertEqual([image['id']], sorted(
+            n for n in os.listdir(cache_root) if n.startswith(image['id'])),
+            'locks or partial downloads left behind')
+        for server in servers:
+            flat = os.path.join(self.vcsim.datastores['nfs0'], server['id'],
+                                '%s-flat.vmdk' % server['id'])
+            with open(flat, 'rb') as f:
+                self.assertEqual(b'vcdriver-test-disk-', f.read(19))
+
+        for server in servers:
+            self._delete_server(server)
+
+        # A later boot copies from the cache: no upload at all.
+        self.vcsim.reset_stats()
+        again = self.boot(image['id'])
+        self.assertEqual(0, flat_puts(self.vcsim.stats(), image['id']))
+        self._delete_server(again)
+
+    def test_cut_stream_leaves_no_entry(self):
+        image = self.upload_flat_vmdk('cache-cut', size=8 * 1024 * 1024)
+        with open(self.glance.image_path(image['id']), 'r+b') as f:
+            f.truncate(4 * 1024 * 1024)  # Glance now serves half of it
+        before = self.datastore_files()
+        server = self.boot(image['id'], expected='ERROR')
+        self.assertIn('could not be transferred', server['fault']['message'])
+        self.assertIn('4194304', server['fault']['message'])
+        self.assertEqual(before, self.datastore_files(),
+                         'files left on the datastore')
+        self._delete_server(server)
+
+
+class TestDatastoreCache(nova_harness.VcdriverTestCase):
+    """The cache's locking and ageing, driven directly on vcsim."""
+
+    def setUp(self):
+        super().setUp()
+        self.session = self.driver._session
+        self.cluster = next(iter(self.driver._clusters.values()))
+        self.cache = image_cache.DatastoreCache(self.session, self.cluster,
+                                                'nfs0')
+        self.root = os.path.join(self.vcsim.datastores['nfs0'],
+                                 'vcdriver_image_cache')
+        self.flags(image_cache_lock_stale_seconds=3, group='vcdriver')
+
+    def _names(self, prefix):
+        """Cache folder names of this test's images (the vcsim is shared)."""
+        return sorted(n for n in os.listdir(self.root)
+                      if n.startswith(prefix))
+
+    def _image(self, image_id):
+        return glance_image.Image(
+            id=image_id, name='x', size=1024, disk_format='vmdk',
+            container_format='bare', hash_algo='sha512', hash_value='0',
+            properties={})
+
+    def _fetch(self, calls, delay=0.0):
+        def fetch(disk_path):
+            calls.append(str(disk_path))
+            time.sleep(delay)
+            folder = os.path.join(self.vcsim.datastores['nfs0'],
+                                  os.path.dirname(disk_path.rel_path))
+            with open(os.path.join(folder, disk_path.basename), 'w') as f:
+                f.write('disk')
+            return 1024
+        return fetch
+
+    def test_second_service_waits_for_the_first(self):
+        image = self._image('11111111-0000-4000-8000-000000000001')
+        calls, results = [], []
+        # Two "services": bypass the in-process lock so that only the
+        # datastore lock keeps them apart.
+        threads = [threading.Thread(target=lambda: results.append(
+            self.cache._ensure(image, self._fetch(calls, delay=1.0))))
+            for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(1, len(calls))
+        self.assertEqual([1024, 1024], [r.virtual_size for r in results])
+        self.assertEqual([image.id], self._names(image.id))
+
+    def test_stale_lock_is_taken_over_with_its_partial(self):
+        image = self._image('11111111-0000-4000-8000-000000000002')
+        os.makedirs(os.path.join(self.root, image.id + '.lock'))
+        with open(os.path.join(self.root, image.id + '.lock', 'owner'),
+                  'w') as f:
+            json.dump({'owner': 'dead-host pid 1', 'token': 'deadbeef',
+                       'heartbeat': self.session.current_time() - 60}, f)
+        os.makedirs(os.path.join(self.root, image.id + '.partial-deadbeef'))
+        calls = []
+        entry = self.cache.ensure(image, self._fetch(calls))
+        self.assertEqual(1, len(calls))
+        self.assertEqual(1024, entry.virtual_size)
+        self.assertEqual([image.id], self._names(image.id))
+
+    def test_ageing_keeps_used_and_recent_entries(self):
+        used, old, fresh = (self._image(
+            '11111111-0000-4000-8000-00000000001%d' % i) for i in range(3))
+        for image in (used, old, fresh):
+            self.cache.ensure(image, self._fetch([]))
+        now = self.session.current_time()
+        for image, age in ((used, 10 ** 6), (old, 10 ** 6), (fresh, 10)):
+            with open(os.path.join(self.root, image.id, 'last-used'),
+                      'w') as f:
+                json.dump({'time': now - age}, f)
+        orphan = os.path.join(self.root, old.id + '.partial-0123abcd')
+        os.makedirs(orphan)
+        self.flags(remove_unused_original_minimum_age_seconds=3600,
+                   group='image_cache')
+        instance = type('I', (), {'image_ref': used.id})()
+        self.driver.manage_image_cache(None, [instance])
+        self.assertEqual(sorted([used.id, fresh.id]),
+                         self._names('11111111-0000-4000-8000-00000000001'))
+        with open(os.path.join(self.root, used.id, 'last-used')) as f:
+            self.assertGreater(json.load(f)['time'], now - 60,
+                               'a used image was not marked as used')

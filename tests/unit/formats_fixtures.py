@@ -1,0 +1,193 @@
+"""Test images for vcdriver.images.formats, made with qemu-img.
+
+qemu-img is the independent oracle: it writes the images, and where a test
+image is not a straight conversion of a known raw disk, ``qemu-img convert
+-O raw`` says what the flat bytes must be.
+"""
+
+import io
+import os
+import random
+import shutil
+import struct
+import subprocess
+import tarfile
+import zlib
+
+import pytest
+
+MiB = 1024 * 1024
+INSTALL = 'apt-get install qemu-utils'
+
+
+def tool(name):
+    """Path of a qemu tool; failing (not skipping) the test without it."""
+    path = shutil.which(name)
+    if not path:
+        pytest.fail('%s is missing: the image format tests need it as '
+                    'their oracle; run `%s`' % (name, INSTALL))
+    return path
+
+
+def run(name, *args):
+    result = subprocess.run([tool(name)] + [str(a) for a in args],
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise AssertionError('%s %s failed: %s%s' % (
+            name, ' '.join(map(str, args)), result.stdout, result.stderr))
+    return result.stdout
+
+
+def qemu_img(*args):
+    return run('qemu-img', *args)
+
+
+def qemu_io(fmt, path, *commands):
+    args = ['-f', fmt]
+    for command in commands:
+        args += ['-c', command]
+    return run('qemu-io', *(args + [path]))
+
+
+def to_raw(path, fmt):
+    """The flat bytes of ``path`` according to qemu-img."""
+    out = str(path) + '.oracle.raw'
+    qemu_img('convert', '-f', fmt, '-O', 'raw', path, out)
+    with open(out, 'rb') as f:
+        data = f.read()
+    os.unlink(out)
+    return data
+
+
+def source_disk(size=3 * MiB + 1536, seed=7):
+    """A raw disk with random data, compressible data and holes."""
+    rnd = random.Random(seed)
+    disk = bytearray(size)
+
+    def put(offset, data):
+        disk[offset:offset + len(data)] = data[:size - offset]
+    put(0, rnd.randbytes(100000))
+    text = b''.join(b'line %06d of a compressible region\n' % i
+                    for i in range(6000))
+    put(300000, text[:200000])
+    put(2 * MiB + 4096, rnd.randbytes(70000))
+    put(size - 1000, rnd.randbytes(1000))
+    return bytes(disk)
+
+
+def write(path, data):
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
+
+
+def read(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def convert(raw_path, dst, fmt, *options):
+    qemu_img('convert', '-f', 'raw', '-O', fmt, *options, raw_path, dst)
+    return read(dst)
+
+
+def chunked(data, size):
+    """``data`` as an iterator of ``size``-byte chunks (the last shorter).
+    """
+    view = memoryview(data)
+    for i in range(0, len(data), size):
+        yield bytes(view[i:i + size])
+
+
+class Counting:
+    """A chunk iterator that counts what was pulled from it."""
+
+    def __init__(self, chunks):
+        self._it = iter(chunks)
+        self.pulled = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        chunk = next(self._it)
+        self.pulled += len(chunk)
+        return chunk
+
+
+OVF = '''<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
+    xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References>
+    <File ovf:href="{disk}" ovf:id="file1"/>
+  </References>
+  <DiskSection>
+    <Info>Virtual disk information</Info>
+    <Disk ovf:capacity="{capacity}" ovf:capacityAllocationUnits="{units}"
+        ovf:diskId="vmdisk1" ovf:fileRef="file1"
+        ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+</Envelope>
+'''
+
+
+def ova(members, fmt=tarfile.USTAR_FORMAT):
+    """An OVA's bytes from ``(name, bytes)`` pairs, in that order; a
+    ``tarfile.TarInfo`` may stand in for a pair."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode='w', format=fmt) as tar:
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+                continue
+            name, data = member
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def ovf(disk, capacity, units='byte'):
+    return OVF.format(disk=disk, capacity=capacity, units=units).encode()
+
+
+def qcow2_by_hand(size, clusters, order, cluster_bits=16):
+    """A qcow2 v2 image laid out as ``order`` says, for layouts qemu does
+    not write.
+
+    ``clusters`` maps guest cluster index to its data; ``order`` lists the
+    host layout after the header: 'L1', 'L2' and guest cluster indexes.
+    One L2 table; refcounts after everything.
+    """
+    cs = 1 << cluster_bits
+    host = {item: (i + 1) * cs for i, item in enumerate(order)}
+    table = (len(order) + 1) * cs   # refcounts at the end, for qemu
+    image = bytearray(table + 2 * cs)
+    image[:72] = struct.pack('>4sIQIIQIIQQIIQ', b'QFI\xfb', 2, 0, 0,
+                             cluster_bits, size, 0, 1, host['L1'], table, 1,
+                             0, 0)
+    image[table:table + 8] = struct.pack('>Q', table + cs)
+    image[table + cs:table + cs + 2 * (len(order) + 3)] = (
+        b'\0\1' * (len(order) + 3))
+    image[host['L1']:host['L1'] + 8] = struct.pack('>Q', host['L2'] | 1 << 63)
+    for index, data in clusters.items():
+        at = host['L2'] + 8 * index
+        image[at:at + 8] = struct.pack('>Q', host[index] | 1 << 63)
+        image[host[index]:host[index] + len(data)] = data
+    return bytes(image)
+
+
+def stream_vmdk_by_hand(capacity, grains, grain_sectors=128):
+    """A streamOptimized VMDK with grains in the order given as ``(lba,
+    data)`` pairs: no grain tables, just markers and an end of stream."""
+    header = struct.pack('<4sIIQQQQIQQQ?ccccH', b'KDMV', 3, 0x30003,
+                         capacity // 512, grain_sectors, 0, 0, 512, 0,
+                         0xffffffffffffffff, 1, False, b'\n', b' ', b'\r',
+                         b'\n', 1)
+    out = bytearray(header.ljust(512, b'\0'))
+    for lba, data in grains:
+        packed = zlib.compress(data)
+        marker = struct.pack('<QI', lba, len(packed)) + packed
+        out += marker.ljust(-(-len(marker) // 512) * 512, b'\0')
+    out += bytes(512)       # end-of-stream marker: all zero
+    return bytes(out)

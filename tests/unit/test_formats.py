@@ -1,0 +1,639 @@
+"""Streamed image conversion to flat disks, checked against qemu-img.
+
+qemu-img (Debian's qemu-utils) writes every test image; the tests fail,
+not skip, without it.
+"""
+
+import os
+import struct
+import tarfile
+import tracemalloc
+
+import pytest
+
+from tests.unit import formats_fixtures as ff
+from vcdriver.images import formats
+from vcdriver.images.formats import CorruptImage
+from vcdriver.images.formats import FormatMismatch
+from vcdriver.images.formats import UnsupportedImage
+
+MiB = ff.MiB
+CHUNK_SIZES = [1, 7, 4096, MiB + 3]
+
+
+@pytest.fixture(scope='module')
+def disk(tmp_path_factory):
+    """The raw source and its conversions, made once: name -> bytes."""
+    d = tmp_path_factory.mktemp('formats')
+    raw = ff.source_disk()
+    src = ff.write(d / 'src.raw', raw)
+    images = {'raw': raw}
+    images['qcow2'] = ff.convert(src, d / 'v3.qcow2', 'qcow2')
+    images['qcow2-v2'] = ff.convert(src, d / 'v2.qcow2', 'qcow2', '-o',
+                                    'compat=0.10')
+    images['qcow2-compressed'] = ff.convert(src, d / 'c.qcow2', 'qcow2',
+                                            '-c')
+    images['qcow2-compressed-v2'] = ff.convert(
+        src, d / 'c2.qcow2', 'qcow2', '-c', '-o', 'compat=0.10')
+    images['qcow2-512'] = ff.convert(src, d / 's.qcow2', 'qcow2', '-c',
+                                     '-o', 'cluster_size=512')
+    images['qcow2-2m'] = ff.convert(src, d / 'l.qcow2', 'qcow2', '-o',
+                                    'cluster_size=2M')
+    images['vmdk-sparse'] = ff.convert(src, d / 's.vmdk', 'vmdk', '-o',
+                                       'subformat=monolithicSparse')
+    images['vmdk-stream'] = ff.convert(src, d / 'so.vmdk', 'vmdk', '-o',
+                                       'subformat=streamOptimized')
+    return images
+
+
+# (image, disk_format, container_format, vmware_disktype, detected)
+CASES = {
+    'raw': ('raw', 'raw', 'bare', None, 'raw'),
+    'vmdk-flat': ('raw', 'vmdk', 'bare', 'preallocated', 'raw'),
+    'vmdk-flat-nohint': ('raw', 'vmdk', 'bare', None, 'raw'),
+    'qcow2': ('qcow2', 'qcow2', 'bare', None, 'qcow2'),
+    'qcow2-v2': ('qcow2-v2', 'qcow2', 'bare', None, 'qcow2'),
+    'qcow2-compressed': ('qcow2-compressed', 'qcow2', 'bare', None,
+                         'qcow2'),
+    'qcow2-compressed-v2': ('qcow2-compressed-v2', 'qcow2', 'bare', None,
+                            'qcow2'),
+    'qcow2-512': ('qcow2-512', 'qcow2', 'bare', None, 'qcow2'),
+    'qcow2-2m': ('qcow2-2m', 'qcow2', 'bare', None, 'qcow2'),
+    'vmdk-sparse': ('vmdk-sparse', 'vmdk', 'bare', 'sparse',
+                    'vmdk-sparse'),
+    'vmdk-sparse-nohint': ('vmdk-sparse', 'vmdk', 'bare', None,
+                           'vmdk-sparse'),
+    'vmdk-stream': ('vmdk-stream', 'vmdk', 'ovf', 'streamOptimized',
+                    'vmdk-stream'),
+    'ova-stream': ('ova:vmdk-stream', 'vmdk', 'ova', None, 'vmdk-stream'),
+    'ova-sparse': ('ova:vmdk-sparse', 'vmdk', 'ova', None, 'vmdk-sparse'),
+}
+
+
+def image_bytes(disk, name):
+    if name.startswith('ova:'):
+        vmdk = disk[name[4:]]
+        return ff.ova([('disk.ovf', ff.ovf('disk1.vmdk', len(disk['raw']))),
+                       ('disk1.vmdk', vmdk),
+                       ('disk.mf', b'SHA256(disk1.vmdk)= 00\n')])
+    return disk[name]
+
+
+def flatten(image, chunk_size):
+    """All the bytes of ``image``, checking the chunking contract."""
+    chunks = list(image)
+    assert all(len(c) == chunk_size for c in chunks[:-1])
+    assert chunks and 0 < len(chunks[-1]) <= chunk_size
+    assert all(type(c) is bytes for c in chunks)
+    return b''.join(chunks)
+
+
+def convert(data, disk_format, container_format='bare', disktype=None,
+            in_chunk=65536, out_chunk=65536, **kwargs):
+    kwargs.setdefault('source_size', len(data))
+    image = formats.open_flat(ff.chunked(data, in_chunk), disk_format,
+                              container_format, disktype,
+                              chunk_size=out_chunk, **kwargs)
+    out = flatten(image, out_chunk)
+    assert len(out) == image.virtual_size
+    return image, out
+
+
+@pytest.mark.parametrize('in_chunk', CHUNK_SIZES)
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_converts_to_the_raw_source(disk, case, in_chunk):
+    name, disk_format, container, disktype, detected = CASES[case]
+    data = image_bytes(disk, name)
+    if in_chunk < 64 and len(data) > MiB:
+        in_chunk = in_chunk * 8 + 1     # still odd; byte by byte is slow
+    source = ff.Counting(ff.chunked(data, in_chunk))
+    image = formats.open_flat(source, disk_format, container, disktype,
+                              chunk_size=100000, source_size=len(data))
+    assert image.virtual_size == len(disk['raw'])
+    assert image.source_format == detected
+    assert flatten(image, 100000) == disk['raw']
+    assert source.pulled == len(data)   # read to the end: hashes see all
+
+
+@pytest.mark.parametrize('out_chunk', [512, 65536, MiB, 4 * MiB])
+def test_output_chunk_sizes(disk, out_chunk):
+    for name in ('qcow2-compressed', 'vmdk-stream', 'raw'):
+        fmt = 'qcow2' if name.startswith('qcow2') else 'vmdk'
+        image, out = convert(disk[name], fmt, out_chunk=out_chunk,
+                             in_chunk=MiB + 3)
+        assert out == disk['raw']
+
+
+def test_detect(disk):
+    assert formats.detect(disk['qcow2']) == 'qcow2'
+    assert formats.detect(disk['vmdk-sparse']) == 'vmdk-sparse'
+    assert formats.detect(disk['vmdk-stream'][:64]) == 'vmdk-stream'
+    assert formats.detect(image_bytes(disk, 'ova:vmdk-stream')) == 'ova'
+    assert formats.detect(disk['raw']) == 'raw'
+    assert formats.detect(b'') == 'raw'
+    assert formats.detect(b'# Disk DescriptorFile\nversion=1\n') == (
+        'vmdk-descriptor')
+    assert formats.detect(iso_bytes()) == 'iso'
+    assert formats.detect(b'conectix' + bytes(504)) == 'vhd'
+    assert formats.detect(b'vhdxfile' + bytes(504)) == 'vhdx'
+
+
+def iso_bytes():
+    """The start of an ISO 9660 image: a primary volume descriptor at
+    sector 16 (of 2048 bytes)."""
+    return bytes(0x8000) + b'\x01CD001\x01' + bytes(0x800 - 7)
+
+
+def test_raw_rounds_up_to_a_sector():
+    data = os.urandom(1000)
+    image, out = convert(data, 'raw', in_chunk=7, out_chunk=4096)
+    assert image.virtual_size == 1024
+    assert out == data + bytes(24)
+
+
+def test_raw_needs_source_size():
+    with pytest.raises(ValueError):
+        formats.open_flat([b'x' * 512], 'raw')
+
+
+@pytest.mark.parametrize('disk_format,disktype',
+                         [('raw', None), ('vmdk', 'thin')])
+def test_raw_shorter_or_longer_than_recorded(disk_format, disktype):
+    data = os.urandom(8192)
+    for size in (8192 + 512, 8192 - 512):
+        image = formats.open_flat(ff.chunked(data, 1000), disk_format,
+                                  vmware_disktype=disktype,
+                                  source_size=size, chunk_size=4096)
+        received = 0
+        with pytest.raises(CorruptImage):
+            for chunk in image:
+                received += len(chunk)
+        assert received < image.virtual_size    # the upload cannot land
+
+
+def test_size_check_fails_before_the_last_chunk(disk):
+    data = disk['qcow2']
+    image = formats.open_flat(ff.chunked(data, 4096), 'qcow2',
+                              source_size=len(data) + 1, chunk_size=65536)
+    received = 0
+    with pytest.raises(CorruptImage, match='Glance records'):
+        for chunk in image:
+            received += len(chunk)
+    assert received < image.virtual_size
+
+
+def test_iterable_once(disk):
+    image = formats.open_flat([disk['qcow2']], 'qcow2')
+    list(image)
+    with pytest.raises(RuntimeError):
+        iter(image)
+
+
+MISMATCHES = [
+    # (image, disk_format, container, disktype, words in the message)
+    ('vmdk-sparse', 'qcow2', 'bare', None, ['qcow2', 'sparse']),
+    ('vmdk-stream', 'qcow2', 'bare', None, ['qcow2', 'streamOptimized']),
+    ('qcow2', 'raw', 'bare', None, ['raw', 'qcow2']),
+    ('vmdk-sparse', 'raw', 'bare', None, ['raw', 'VMDK']),
+    ('qcow2', 'vmdk', 'bare', None, ['vmdk', 'qcow2']),
+    ('raw', 'qcow2', 'bare', None, ['qcow2', 'raw']),
+    ('raw', 'vmdk', 'bare', 'sparse', ['sparse', 'flat']),
+    ('raw', 'vmdk', 'bare', 'streamOptimized', ['streamOptimized', 'flat']),
+    ('vmdk-sparse', 'vmdk', 'bare', 'preallocated',
+     ['preallocated', 'sparse']),
+    ('vmdk-stream', 'vmdk', 'bare', 'thin', ['thin', 'streamOptimized']),
+    ('ova:vmdk-stream', 'vmdk', 'bare', None, ['bare', 'OVA']),
+    ('qcow2', 'vmdk', 'ova', None, ['ova', 'qcow2']),
+    ('iso', 'raw', 'bare', None, ['raw', 'ISO']),
+    ('iso', 'qcow2', 'bare', None, ['qcow2', 'ISO']),
+    ('raw', 'iso', 'bare', None, ['iso', 'raw']),
+    ('vhd', 'raw', 'bare', None, ['raw', 'VHD']),
+]
+
+
+@pytest.mark.parametrize('name,disk_format,container,disktype,words',
+                         MISMATCHES)
+def test_format_mismatch(disk, name, disk_format, container, disktype,
+                         words):
+    if name == 'iso':
+        data = iso_bytes() + bytes(MiB)
+    elif name == 'vhd':
+        data = b'conectix' + bytes(MiB)
+    else:
+        data = image_bytes(disk, name)
+    with pytest.raises(FormatMismatch) as e:
+        formats.open_flat(ff.chunked(data, 4096), disk_format, container,
+                          disktype, source_size=len(data))
+    for word in words:
+        assert word in str(e.value)
+
+
+def test_iso_is_not_converted():
+    data = iso_bytes() + bytes(MiB)
+    with pytest.raises(UnsupportedImage, match='CD-ROM'):
+        formats.open_flat(ff.chunked(data, 4096), 'iso',
+                          source_size=len(data))
+
+
+@pytest.mark.parametrize('disk_format,container',
+                         [('vhd', 'bare'), ('raw', 'docker')])
+def test_unsupported_declarations(disk, disk_format, container):
+    with pytest.raises(UnsupportedImage):
+        formats.open_flat([disk['raw']], disk_format, container,
+                          source_size=len(disk['raw']))
+
+
+def test_vmdk_descriptor_alone(tmp_path):
+    ff.qemu_img('create', '-f', 'vmdk', '-o', 'subformat=monolithicFlat',
+                tmp_path / 'd.vmdk', '1M')
+    data = ff.read(tmp_path / 'd.vmdk')
+    assert formats.detect(data) == 'vmdk-descriptor'
+    with pytest.raises(UnsupportedImage, match='descriptor'):
+        formats.open_flat([data], 'vmdk', source_size=len(data))
+
+
+def consume(data, disk_format, container='bare', in_chunk=4096, **kw):
+    image = formats.open_flat(ff.chunked(data, in_chunk), disk_format,
+                              container, chunk_size=65536, **kw)
+    return flatten(image, 65536)
+
+
+TRUNCATABLE = [('qcow2', 'qcow2'), ('qcow2-compressed', 'qcow2'),
+               ('qcow2-v2', 'qcow2'), ('qcow2-2m', 'qcow2'),
+               ('vmdk-sparse', 'vmdk'), ('vmdk-stream', 'vmdk'),
+               ('ova:vmdk-stream', 'vmdk'), ('ova:vmdk-sparse', 'vmdk')]
+
+
+@pytest.mark.parametrize('name,disk_format', TRUNCATABLE)
+@pytest.mark.parametrize('keep', [50, 1000, 0.3, 0.6, 0.9])
+def test_truncated(disk, name, disk_format, keep):
+    """Cut anywhere before the end of the data, without Glance's size to
+    compare: the structure alone says it is short."""
+    data = image_bytes(disk, name)
+    end = stream_end(data) if name == 'vmdk-stream' else len(data)
+    if name.startswith('ova:'):
+        end = len(data) - 3 * 512 - 1024    # the .mf and the tar's end
+        end -= (-len(disk[name[4:]])) % 512
+        if name.endswith('stream'):
+            end -= len(disk['vmdk-stream']) - stream_end(disk['vmdk-stream'])
+    cut = int(end * keep) if isinstance(keep, float) else keep
+    container = 'ova' if name.startswith('ova:') else 'bare'
+    if container == 'ova':
+        cut = max(cut, 600)     # 50 bytes of tar are not yet a tar
+    with pytest.raises(CorruptImage, match='truncated'):
+        consume(data[:cut], disk_format, container)
+
+
+def stream_end(data):
+    """Where the end-of-stream marker of a streamOptimized VMDK ends
+    (qemu writes its grain tables after it)."""
+    at = struct.unpack_from('<Q', data, 64)[0] * 512
+    while True:
+        lba, size = struct.unpack_from('<QI', data, at)
+        if not size and struct.unpack_from('<I', data, at + 12)[0] == 0:
+            return at + 512
+        at += -(-(12 + size) // 512) * 512 if size else 512 + lba * 512
+
+
+@pytest.mark.parametrize('name,disk_format', TRUNCATABLE[:5])
+def test_truncated_in_the_last_clusters_padding(disk, name, disk_format):
+    """qemu pads the last cluster past the virtual size; a file cut there
+    still has every byte of the disk (qemu reads it too), so only
+    Glance's size shows the cut."""
+    data = disk[name][:-300]
+    assert consume(data, disk_format) == disk['raw']
+    with pytest.raises(CorruptImage, match='Glance records'):
+        consume(data, disk_format, source_size=len(disk[name]))
+
+
+def test_truncated_with_glance_size(disk):
+    """Cut after the stream's end marker: only Glance's size tells."""
+    data = disk['vmdk-stream']
+    cut = data[:stream_end(data) + 512]
+    with pytest.raises(CorruptImage, match='Glance records'):
+        consume(cut, 'vmdk', source_size=len(data))
+    assert consume(cut, 'vmdk') == disk['raw']
+
+
+def test_qcow2_backing_file(tmp_path):
+    ff.qemu_img('create', '-f', 'qcow2', tmp_path / 'base.qcow2', '1M')
+    ff.qemu_img('create', '-f', 'qcow2', '-F', 'qcow2', '-b',
+                tmp_path / 'base.qcow2', tmp_path / 'child.qcow2')
+    data = ff.read(tmp_path / 'child.qcow2')
+    with pytest.raises(UnsupportedImage, match='backing file.*base.qcow2'):
+        formats.open_flat([data], 'qcow2')
+
+
+@pytest.mark.parametrize('options,match', [
+    ('compression_type=zstd', 'zstd'),
+    ('extended_l2=on', 'extended L2'),
+    ('data_file={tmp}/data.raw', 'external file'),
+])
+def test_qcow2_unsupported_features(tmp_path, options, match):
+    path = tmp_path / 'f.qcow2'
+    ff.qemu_img('create', '-f', 'qcow2', '-o',
+                options.format(tmp=tmp_path), path, '1M')
+    with pytest.raises(UnsupportedImage, match=match):
+        formats.open_flat([ff.read(path)], 'qcow2')
+
+
+def patched(data, offset, fmt, value):
+    data = bytearray(data)
+    struct.pack_into(fmt, data, offset, value)
+    return bytes(data)
+
+
+def test_qcow2_header_checks(disk):
+    data = disk['qcow2']
+    with pytest.raises(UnsupportedImage, match='encrypted'):
+        formats.open_flat([patched(data, 32, '>I', 2)], 'qcow2')
+    with pytest.raises(UnsupportedImage, match='version 4'):
+        formats.open_flat([patched(data, 4, '>I', 4)], 'qcow2')
+    with pytest.raises(CorruptImage, match='marked corrupt'):
+        formats.open_flat([patched(data, 72, '>Q', 2)], 'qcow2')
+    with pytest.raises(UnsupportedImage, match='unknown incompatible'):
+        formats.open_flat([patched(data, 72, '>Q', 1 << 40)], 'qcow2')
+    with pytest.raises(CorruptImage, match='cluster_bits'):
+        formats.open_flat([patched(data, 20, '>I', 30)], 'qcow2')
+    with pytest.raises(CorruptImage, match='truncated'):
+        formats.open_flat([data[:40]], 'qcow2')
+    # The dirty bit (lazy refcounts) leaves the mapping intact.
+    dirty = patched(data, 72, '>Q', 1)
+    assert consume(dirty, 'qcow2') == disk['raw']
+
+
+def test_qcow2_zero_clusters(tmp_path):
+    """v3 zero flags, over allocated clusters and unallocated ones."""
+    path = tmp_path / 'z.qcow2'
+    ff.qemu_img('create', '-f', 'qcow2', path, '4M')
+    ff.qemu_io('qcow2', path, 'write -P 0x11 0 1M', 'write -z 64k 128k',
+               'write -z 2M 64k', 'write -P 0x22 3M 4k')
+    assert '"zero": true' in ff.qemu_img('map', '--output=json', path)
+    data = ff.read(path)
+    assert consume(data, 'qcow2', in_chunk=7) == ff.to_raw(path, 'qcow2')
+
+
+def test_qcow2_internal_snapshot_is_ignored(tmp_path):
+    path = tmp_path / 'snap.qcow2'
+    ff.qemu_img('create', '-f', 'qcow2', path, '4M')
+    ff.qemu_io('qcow2', path, 'write -P 0x11 0 1M')
+    ff.qemu_img('snapshot', '-c', 'before', path)
+    data = ff.read(path)
+    assert consume(data, 'qcow2') == ff.to_raw(path, 'qcow2')
+
+
+def test_qcow2_written_after_a_snapshot(tmp_path):
+    """Copy-on-write after a snapshot moves tables after the data they
+    map: converted if it can be, else refused with the fix."""
+    path = tmp_path / 'snap.qcow2'
+    ff.qemu_img('create', '-f', 'qcow2', path, '4M')
+    ff.qemu_io('qcow2', path, 'write -P 0x11 0 1M')
+    ff.qemu_img('snapshot', '-c', 'before', path)
+    ff.qemu_io('qcow2', path, 'write -P 0x22 512k 64k')
+    try:
+        out = consume(ff.read(path), 'qcow2')
+    except UnsupportedImage as e:
+        assert 'qemu-img convert -O qcow2' in str(e)
+    else:
+        assert out == ff.to_raw(path, 'qcow2')
+
+
+@pytest.fixture
+def reversed_images(tmp_path):
+    """qcow2 and sparse VMDK whose first cluster is stored after the one
+    at 8 MiB: written in that order by qemu-io."""
+    images = {}
+    for fmt, options in (('qcow2', []),
+                         ('vmdk', ['-o', 'subformat=monolithicSparse'])):
+        path = tmp_path / ('r.' + fmt)
+        ff.qemu_img('create', '-f', fmt, *options, path, '16M')
+        ff.qemu_io(fmt, path, 'write -P 1 8M 64k', 'write -P 2 0 64k')
+        images[fmt] = ff.read(path), ff.to_raw(path, fmt)
+    return images
+
+
+@pytest.mark.parametrize('fmt', ['qcow2', 'vmdk'])
+def test_out_of_order_within_the_spill_limit(reversed_images, fmt):
+    data, raw = reversed_images[fmt]
+    assert raw[:2] == b'\2\2' and raw[8 * MiB:8 * MiB + 2] == b'\1\1'
+    for in_chunk in (1, 4096):
+        assert consume(data, fmt, in_chunk=in_chunk,
+                       spill_limit=64 * 1024) == raw
+
+
+@pytest.mark.parametrize('fmt,hint', [
+    ('qcow2', 'qemu-img convert -O qcow2'),
+    ('vmdk', 'qemu-img convert -O vmdk -o subformat=streamOptimized')])
+def test_out_of_order_beyond_the_spill_limit(reversed_images, fmt, hint):
+    data, _ = reversed_images[fmt]
+    with pytest.raises(UnsupportedImage, match='out of guest order') as e:
+        consume(data, fmt, spill_limit=64 * 1024 - 1)
+    assert hint in str(e.value)
+
+
+def test_qcow2_data_before_its_table(tmp_path):
+    """qemu itself does this with compressed clusters packed into a host
+    cluster before a new L2 table: the bytes passed last are kept, up to
+    the spill limit."""
+    cluster = bytes(range(256)) * 256
+    data = ff.qcow2_by_hand(MiB, {2: cluster}, [2, 'L1', 'L2'])
+    path = ff.write(tmp_path / 'h.qcow2', data)
+    assert consume(data, 'qcow2', in_chunk=7) == ff.to_raw(path, 'qcow2')
+    # Read at 256 KiB, the cluster at 64 KiB is 192 KiB back.
+    assert consume(data, 'qcow2', spill_limit=192 * 1024) == (
+        ff.to_raw(path, 'qcow2'))
+    with pytest.raises(UnsupportedImage,
+                       match='before the table that maps it') as e:
+        consume(data, 'qcow2', spill_limit=192 * 1024 - 1)
+    assert 'qemu-img convert -O qcow2' in str(e.value)
+
+
+def test_qcow2_compressed_across_a_table(tmp_path):
+    """Small clusters put many L2 tables among packed compressed data."""
+    src = ff.write(tmp_path / 'src.raw', ff.source_disk(size=6 * MiB))
+    for options in (['-o', 'cluster_size=512'],
+                    ['-o', 'cluster_size=1024,compat=0.10']):
+        data = ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c',
+                          *options)
+        assert consume(data, 'qcow2', in_chunk=4096) == ff.read(src)
+
+
+def test_qcow2_by_hand_in_order(tmp_path):
+    """A layout qemu does not write but streaming allows: tables last
+    before their data, clusters in guest order."""
+    clusters = {0: os.urandom(65536), 5: os.urandom(65536),
+                15: os.urandom(1000)}
+    data = ff.qcow2_by_hand(MiB, clusters, ['L1', 'L2', 0, 5, 15])
+    path = ff.write(tmp_path / 'h.qcow2', data)
+    assert consume(data, 'qcow2', in_chunk=7) == ff.to_raw(path, 'qcow2')
+
+
+def test_vmdk_zeroed_grains(tmp_path):
+    path = tmp_path / 'zg.vmdk'
+    ff.qemu_img('create', '-f', 'vmdk', '-o',
+                'subformat=monolithicSparse,zeroed_grain=on', path, '4M')
+    ff.qemu_io('vmdk', path, 'write -P 5 0 256k', 'write -z 64k 64k')
+    assert consume(ff.read(path), 'vmdk') == ff.to_raw(path, 'vmdk')
+
+
+def test_vmdk_delta_disk(tmp_path):
+    ff.qemu_img('create', '-f', 'vmdk', tmp_path / 'base.vmdk', '1M')
+    ff.qemu_img('create', '-f', 'vmdk', '-F', 'vmdk', '-b',
+                tmp_path / 'base.vmdk', tmp_path / 'child.vmdk')
+    with pytest.raises(UnsupportedImage, match='delta'):
+        formats.open_flat([ff.read(tmp_path / 'child.vmdk')], 'vmdk')
+
+
+def test_stream_vmdk_out_of_order():
+    grains = [(128, b'\1' * 65536), (0, b'\2' * 65536)]
+    data = ff.stream_vmdk_by_hand(MiB, grains)
+    with pytest.raises(UnsupportedImage, match='out of order'):
+        consume(data, 'vmdk')
+    data = ff.stream_vmdk_by_hand(MiB, grains[::-1])
+    assert consume(data, 'vmdk') == (b'\2' * 65536 + b'\1' * 65536
+                                     + bytes(MiB - 2 * 65536))
+
+
+def test_stream_vmdk_bad_grain():
+    data = bytearray(ff.stream_vmdk_by_hand(MiB, [(0, b'\1' * 65536)]))
+    data[512 + 12:512 + 20] = b'garbage!'
+    with pytest.raises(CorruptImage, match='inflate'):
+        consume(bytes(data), 'vmdk')
+
+
+def test_stream_vmdk_capacity_in_the_footer_only(disk):
+    """Header capacity 0: unknown up front when bare, from the OVF in an
+    OVA."""
+    data = patched(disk['vmdk-stream'], 12, '<Q', 0)
+    with pytest.raises(UnsupportedImage, match='capacity'):
+        formats.open_flat([data], 'vmdk')
+    size = len(disk['raw'])
+    for capacity, units in ((size, 'byte'), (size // 512, 'byte * 512')):
+        archive = ff.ova([('a.ovf', ff.ovf('a.vmdk', capacity, units)),
+                          ('a.vmdk', data)])
+        assert consume(archive, 'vmdk', 'ova') == disk['raw']
+
+
+def test_ova_pax_and_layout(disk):
+    """Long names need pax headers; directories and extra files are
+    passed over."""
+    name = 'x' * 120 + '/disk-1.vmdk'
+    directory = tarfile.TarInfo('x' * 120)
+    directory.type = tarfile.DIRTYPE
+    archive = ff.ova([('vm.ovf', ff.ovf(name, 0)), directory,
+                      ('vm.cert', b'cert'), (name, disk['vmdk-stream']),
+                      ('second.vmdk', disk['vmdk-sparse'])],
+                     fmt=tarfile.PAX_FORMAT)
+    image, out = convert(archive, 'vmdk', 'ova', in_chunk=7)
+    assert out == disk['raw']
+    assert image.source_format == 'vmdk-stream'
+
+
+def test_ova_flat_disk(disk):
+    archive = ff.ova([('a.ovf', b'<x/>'), ('a-flat.vmdk', disk['raw'])])
+    image, out = convert(archive, 'vmdk', 'ova')
+    assert out == disk['raw'] and image.source_format == 'raw'
+
+
+@pytest.mark.parametrize('name', ['../evil.vmdk', '/etc/evil.vmdk',
+                                  'a/../../evil.vmdk', 'C:\\evil.vmdk'])
+def test_ova_path_traversal(disk, name):
+    archive = ff.ova([('a.ovf', b''), (name, disk['vmdk-stream'])])
+    with pytest.raises(CorruptImage, match='leaves the archive'):
+        consume(archive, 'vmdk', 'ova')
+
+
+def test_ova_member_limit(disk):
+    members = [('f%03d.txt' % i, b'x') for i in range(150)]
+    archive = ff.ova(members + [('a.vmdk', disk['vmdk-stream'])])
+    with pytest.raises(CorruptImage, match='more than 100 members'):
+        consume(archive, 'vmdk', 'ova')
+
+
+def test_ova_links_and_missing_disk(disk):
+    link = tarfile.TarInfo('a.vmdk')
+    link.type = tarfile.SYMTYPE
+    link.linkname = '/dev/sda'
+    with pytest.raises(CorruptImage, match='not a regular file'):
+        consume(ff.ova([link]), 'vmdk', 'ova')
+    with pytest.raises(CorruptImage, match='no .vmdk'):
+        consume(ff.ova([('a.ovf', b'<x/>')]), 'vmdk', 'ova')
+
+
+def test_ova_holding_other_formats(disk):
+    archive = ff.ova([('a.vmdk', disk['qcow2'])])
+    with pytest.raises(FormatMismatch, match='qcow2'):
+        consume(archive, 'vmdk', 'ova')
+    archive = ff.ova([('a.vmdk', b'# Disk DescriptorFile\n')])
+    with pytest.raises(UnsupportedImage, match='descriptor'):
+        consume(archive, 'vmdk', 'ova')
+    with pytest.raises(UnsupportedImage, match='disk_format=vmdk'):
+        consume(image_bytes(disk, 'ova:vmdk-stream'), 'qcow2', 'ova')
+
+
+def test_ova_not_a_tar(disk):
+    data = bytearray(image_bytes(disk, 'ova:vmdk-stream'))
+    data[148:156] = b'00000000'     # the first header's checksum
+    with pytest.raises(CorruptImage, match='tar'):
+        consume(bytes(data), 'vmdk', 'ova')
+
+
+@pytest.fixture(scope='module')
+def big_raw(tmp_path_factory):
+    """A sparse 256 MiB raw disk with data at 100 MiB and at the end."""
+    path = tmp_path_factory.mktemp('big') / 'big.raw'
+    with open(path, 'wb') as f:
+        f.truncate(256 * MiB)
+        f.seek(100 * MiB)
+        f.write(b'\xab' * 3 * MiB)
+        f.seek(255 * MiB)
+        f.write(b'\xcd' * MiB)
+    return path
+
+
+@pytest.mark.parametrize('fmt,options', [
+    ('raw', []), ('qcow2', []), ('qcow2', ['-c']),
+    ('vmdk', ['-o', 'subformat=monolithicSparse']),
+    ('vmdk', ['-o', 'subformat=streamOptimized'])])
+def test_memory_is_bounded(big_raw, fmt, options):
+    """A 256 MiB disk converts holding a few chunks, not the image."""
+    path = big_raw
+    if fmt != 'raw':
+        path = big_raw.with_suffix('.' + fmt)
+        ff.qemu_img('convert', '-f', 'raw', '-O', fmt, *options, big_raw,
+                    path)
+    size = os.path.getsize(path)
+    chunk_size = MiB
+
+    def source():
+        with open(path, 'rb') as f:
+            while True:
+                data = f.read(65536)
+                if not data:
+                    return
+                yield data
+    tracemalloc.start()
+    try:
+        image = formats.open_flat(source(), fmt, chunk_size=chunk_size,
+                                  source_size=size)
+        total = largest = 0
+        marks = []
+        for chunk in image:
+            total += len(chunk)
+            largest = max(largest, len(chunk))
+            if total in (100 * MiB + chunk_size, 256 * MiB):
+                marks.append(chunk[:1])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == image.virtual_size == 256 * MiB
+    assert largest <= chunk_size
+    assert marks == [b'\xab', b'\xcd']
+    assert peak < 16 * MiB, peak
+
+
+def test_missing_qemu_img_fails_not_skips(monkeypatch):
+    monkeypatch.setattr(ff.shutil, 'which', lambda name: None)
+    with pytest.raises(pytest.fail.Exception,
+                       match='apt-get install qemu-utils'):
+        ff.qemu_img('--version')
