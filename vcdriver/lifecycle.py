@@ -63,6 +63,9 @@ def spawn(session, context, cluster, instance, image_id, power_on=True):
                                          '%s.vmdk' % instance.uuid)
         size = _root_disk_from_cache(session, context, cluster, ds_name,
                                      image, disk_path, disk_type, adapter)
+        if flavor.root_gb and root_bytes < size:
+            raise nova_exception.FlavorDiskSmallerThanImage(
+                flavor_size=root_bytes, image_size=size)
         if root_bytes > size:
             files.extend_virtual_disk(session, cluster.datacenter_ref,
                                       disk_path, root_bytes)

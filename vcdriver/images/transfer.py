@@ -117,13 +117,14 @@ def copy(source, write, *, label, hash_algo='sha512', chunk_size=units.Mi,
     """
     chunks = queue.Queue(maxsize=depth)
     stop = threading.Event()
-    hasher = hashlib.new(hash_algo)
+    hasher = hashlib.new(hash_algo) if hash_algo else None
     failure = []
 
     def read():
         try:
             for chunk in _rechunk(source, chunk_size):
-                hasher.update(chunk)
+                if hasher:
+                    hasher.update(chunk)
                 while not stop.is_set():
                     try:
                         chunks.put(chunk, timeout=0.5)
@@ -162,7 +163,7 @@ def copy(source, write, *, label, hash_algo='sha512', chunk_size=units.Mi,
     if expected_size is not None and done != expected_size:
         raise SizeMismatch(expected_size, done)
     seconds = time.monotonic() - progress.start
-    result = Result(done, hasher.hexdigest(), seconds)
+    result = Result(done, hasher.hexdigest() if hasher else None, seconds)
     LOG.info('%s: %d MiB in %.1f s (%.1f MiB/s)', label, done // units.Mi,
              seconds, result.mib_per_s)
     return result
