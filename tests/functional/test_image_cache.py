@@ -21,7 +21,16 @@ class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
     def test_concurrent_boots_download_once(self):
         image = self.upload_flat_vmdk('cache-10', size=8 * 1024 * 1024)
         self.vcsim.reset_stats()
-        servers = [self.create_server(image['id']) for _ in range(10)]
+        # One multi-create request: the scheduler places all ten, then the
+        # compute builds them concurrently.
+        request = self._build_server(image_uuid=image['id'], flavor_id='1',
+                                     networks='none')
+        request.update(min_count=10, max_count=10,
+                       return_reservation_id=True)
+        reservation = self.api.post_server({'server': request})
+        servers = self.api.get_servers(
+            search_opts={'reservation_id': reservation['reservation_id']})
+        self.assertEqual(10, len(servers))
         servers = [self._wait_for_state_change(s, 'ACTIVE', max_retries=240)
                    for s in servers]
         self.assertEqual(1, flat_puts(self.vcsim.stats(), image['id']),
