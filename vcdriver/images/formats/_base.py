@@ -5,7 +5,9 @@ output is re-cut into bounded chunks, so a conversion holds a few chunks
 whatever the image size.
 """
 
+import array
 import itertools
+import sys
 
 MiB = 1024 * 1024
 SECTOR = 512
@@ -228,3 +230,11 @@ def rechunk(pieces, chunk_size, total):
         yield held
     if buf:
         yield bytes(buf)
+
+
+def table(data, typecode, byteorder):
+    """Fixed-size table entries as integers, in the file's byte order."""
+    entries = array.array(typecode, data)
+    if sys.byteorder != byteorder:
+        entries.byteswap()
+    return entries

@@ -5,14 +5,13 @@ maps and the clusters in guest order, which is what streaming needs; the
 active L1 alone is followed (internal snapshots are ignored).
 """
 
-import array
 import struct
-import sys
 import zlib
 
 from vcdriver.images.formats import _mapped
 from vcdriver.images.formats._base import CorruptImage
 from vcdriver.images.formats._base import MiB
+from vcdriver.images.formats._base import table
 from vcdriver.images.formats._base import UnsupportedImage
 
 MAGIC = b'QFI\xfb'
@@ -30,14 +29,6 @@ _CORRUPT = 1 << 1
 _DATA_FILE = 1 << 2
 _COMPRESSION_TYPE = 1 << 3
 _EXTENDED_L2 = 1 << 4
-
-
-def _be64(data):
-    """Big-endian u64s as an array."""
-    a = array.array('Q', data)
-    if sys.byteorder == 'little':
-        a.byteswap()
-    return a
 
 
 class Qcow2Image(_mapped.MappedImage):
@@ -127,7 +118,7 @@ class Qcow2Image(_mapped.MappedImage):
                 'convert it with `%s`' % (incompatible & ~known, FIX_HINT))
 
     def parse_top(self, data):
-        tops = [e & _OFFSET_MASK for e in _be64(data)]
+        tops = [e & _OFFSET_MASK for e in table(data, 'Q', 'big')]
         for host in tops:
             if host % self.grain:
                 raise CorruptImage('qcow2 L1 entry points at byte %d, not '
@@ -141,7 +132,7 @@ class Qcow2Image(_mapped.MappedImage):
         lengths = [0] * n
         shift, mask = self._csize_shift, self._csize_mask
         omask = self._coffset_mask
-        for i, e in enumerate(_be64(data)):
+        for i, e in enumerate(table(data, 'Q', 'big')):
             if e & _COMPRESSED:
                 host = e & omask
                 kinds[i] = _mapped.COMPRESSED

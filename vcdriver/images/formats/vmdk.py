@@ -6,16 +6,15 @@ run of sector-aligned markers, each grain deflated behind its own marker
 (streamOptimized).
 """
 
-import array
 import re
 import struct
-import sys
 import zlib
 
 from vcdriver.images.formats import _mapped
 from vcdriver.images.formats._base import CorruptImage
 from vcdriver.images.formats._base import MiB
 from vcdriver.images.formats._base import SECTOR
+from vcdriver.images.formats._base import table
 from vcdriver.images.formats._base import UnsupportedImage
 
 MAGIC = b'KDMV'
@@ -88,13 +87,6 @@ def descriptor(header, head):
     return head[start:end].split(b'\0', 1)[0]
 
 
-def _le32(data):
-    a = array.array('I', data)
-    if sys.byteorder == 'big':
-        a.byteswap()
-    return a
-
-
 class SparseImage(_mapped.MappedImage):
     """monolithicSparse: grain directory, grain tables, then grains."""
 
@@ -117,10 +109,10 @@ class SparseImage(_mapped.MappedImage):
                          per_table * 4, spill_limit)
 
     def parse_top(self, data):
-        return [e * SECTOR for e in _le32(data)]
+        return [e * SECTOR for e in table(data, 'I', 'little')]
 
     def parse_table(self, data):
-        entries = _le32(data)
+        entries = table(data, 'I', 'little')
         n = len(entries)
         kinds = bytearray(n)
         hosts = [0] * n
