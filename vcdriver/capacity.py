@@ -75,8 +75,7 @@ def vcpu(hosts, ratio, reserved_host_cpus):
     usable = [h for h in hosts if h.usable]
     # No VM can have more vCPUs than its host has threads, whatever the
     # overcommit ratio.
-    best = max((min(h.cpu_threads,
-                    h.cpu_threads * ratio - reserved_host_cpus - h.vm_vcpus)
+    best = max((_room(h, ratio, 1, reserved_host_cpus, 0)[0]
                 for h in usable), default=0)
     return _resource(sum(h.cpu_threads for h in usable), reserved_host_cpus,
                      best, ratio)
@@ -84,8 +83,8 @@ def vcpu(hosts, ratio, reserved_host_cpus):
 
 def memory_mb(hosts, ratio, reserved_host_memory_mb):
     usable = [h for h in hosts if h.usable]
-    best = max((h.memory_mb * ratio - reserved_host_memory_mb -
-                h.vm_memory_mb for h in usable), default=0)
+    best = max((_room(h, 1, ratio, 0, reserved_host_memory_mb)[1]
+                for h in usable), default=0)
     return _resource(sum(h.memory_mb for h in usable),
                      reserved_host_memory_mb, best, ratio)
 
@@ -102,3 +101,31 @@ def best_datastore(datastores, regex, needed_bytes):
     fitting = [d for d in datastores
                if d.usable(regex) and d.free_space >= needed_bytes]
     return max(fitting, key=lambda d: d.free_space, default=None)
+
+
+def _room(host, cpu_ratio, ram_ratio, reserved_host_cpus,
+          reserved_host_memory_mb):
+    """(vCPUs, MB) a host can still give one more VM."""
+    cpus = min(host.cpu_threads, host.cpu_threads * cpu_ratio -
+               reserved_host_cpus - host.vm_vcpus)
+    memory = (host.memory_mb * ram_ratio - reserved_host_memory_mb -
+              host.vm_memory_mb)
+    return cpus, memory
+
+
+def shortfall(hosts, vcpus, memory_mb, cpu_ratio, ram_ratio,
+              reserved_host_cpus, reserved_host_memory_mb):
+    """None when some usable host can take a VM of this size now, else
+    what is missing, for the operator: placement's view was older."""
+    usable = [h for h in hosts if h.usable]
+    if not usable:
+        return 'no host is usable (connected, powered on, not in ' \
+               'maintenance)'
+    rooms = [(h, _room(h, cpu_ratio, ram_ratio, reserved_host_cpus,
+                       reserved_host_memory_mb)) for h in usable]
+    if any(c >= vcpus and m >= memory_mb for _h, (c, m) in rooms):
+        return None
+    best, (cpus, memory) = max(rooms, key=lambda hr: hr[1][1])
+    return ('no host can take %d vCPU and %d MB now; the one with the most '
+            'memory free, %s, has room for %d vCPU and %d MB'
+            % (vcpus, memory_mb, best.name, max(cpus, 0), max(memory, 0)))

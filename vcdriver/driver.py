@@ -22,7 +22,9 @@ from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import exception
 from vcdriver import lifecycle
+from vcdriver import snapshot as snapshot_mod
 from vcdriver import vm
+from vcdriver import vm_spec
 from vcdriver.vsphere import session as session_mod
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +33,16 @@ CONF = conf.CONF
 HYPERVISOR_TYPE = 'VMware vCenter Server'
 # Stable per-cluster node uuids for clusters beyond [vmware] cluster_name.
 NODE_UUID_NAMESPACE = uuid.UUID('7d0b5a53-1f0c-4b0e-9a55-0c8f3a6f0f3e')
+
+
+# What every node supports, for Nova's image-metadata prefilter
+# (hw_disk_bus, hw_vif_model become required traits); image types come
+# from ``capabilities``, added by Nova itself.
+NODE_TRAITS = (
+    ['HW_ARCH_X86_64', 'COMPUTE_FIRMWARE_BIOS'] +
+    ['COMPUTE_STORAGE_BUS_%s' % bus.upper() for bus in vm_spec.DISK_BUSES] +
+    ['COMPUTE_NET_VIF_MODEL_%s' % model.upper()
+     for model in sorted(vm_spec.VIF_MODELS)])
 
 
 def validate_config(conf_=CONF):
@@ -86,7 +98,7 @@ class VMwareVCDriver(driver.ComputeDriver):
         'supports_image_type_aki': False,
         'supports_image_type_ami': False,
         'supports_image_type_ari': False,
-        'supports_image_type_iso': False,
+        'supports_image_type_iso': True,
         'supports_image_type_qcow2': True,
         'supports_image_type_raw': True,
         'supports_image_type_vdi': False,
@@ -206,7 +218,7 @@ class VMwareVCDriver(driver.ComputeDriver):
         }
         provider_tree.update_inventory(
             nodename, {rc: r.as_inventory() for rc, r in inventory.items()})
-        provider_tree.add_traits(nodename, 'HW_ARCH_X86_64')
+        provider_tree.add_traits(nodename, *NODE_TRAITS)
 
     # --- instances ----------------------------------------------------------
 
@@ -234,7 +246,9 @@ class VMwareVCDriver(driver.ComputeDriver):
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
         lifecycle.spawn(self._session, context, self._cluster_of(instance),
-                        instance, image_meta.id, power_on=power_on)
+                        instance, image_meta.id,
+                        block_device_info=block_device_info,
+                        power_on=power_on)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -265,3 +279,8 @@ class VMwareVCDriver(driver.ComputeDriver):
         how = vm.reboot(self._session, self._vm(instance),
                         soft=reboot_type == 'SOFT')
         LOG.info('Rebooted (%s)', how, instance=instance)
+
+    def snapshot(self, context, instance, image_id, update_task_state):
+        snapshot_mod.snapshot(self._session, context, instance,
+                              self._vm(instance), image_id,
+                              update_task_state)

@@ -72,3 +72,8 @@ class ImageCacheTimeout(VCenterError):
 
 class DatastoreHTTPError(VCenterError):
     msg_fmt = 'Datastore HTTP %(method)s %(path)s failed: %(reason)s'
+
+
+class NoFreeDiskSlot(VCenterError):
+    msg_fmt = ('The VM has no free %(bus)s slot left for another disk or '
+               'CD-ROM (hw_disk_bus: IDE takes four devices in all).')

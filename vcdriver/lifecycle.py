@@ -16,9 +16,11 @@ from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import exception
+from vcdriver import instance_disks
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver.images import cache as image_cache
+from vcdriver.images import datastore_copy
 from vcdriver.images import disk
 from vcdriver.images import glance
 from vcdriver.vsphere import files
@@ -27,8 +29,22 @@ LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 
-def choose_datastore(session, cluster, needed_bytes):
-    state = cluster_mod.read_state(session, [cluster])[0]
+def check_fit(state, flavor):
+    """Refuse a VM no host can take right now, so Nova reschedules it
+    at once instead of vCenter failing it late (placement's view may
+    predate other workloads)."""
+    missing = capacity.shortfall(
+        state.hosts, flavor.vcpus, flavor.memory_mb,
+        CONF.cpu_allocation_ratio or CONF.initial_cpu_allocation_ratio,
+        CONF.ram_allocation_ratio or CONF.initial_ram_allocation_ratio,
+        CONF.reserved_host_cpus, CONF.reserved_host_memory_mb)
+    if missing:
+        raise nova_exception.ComputeResourcesUnavailable(
+            reason='cluster %s: %s' % (state.cluster.name, missing))
+
+
+def choose_datastore(state, needed_bytes):
+    cluster = state.cluster
     regex = CONF.vmware.datastore_regex
     chosen = capacity.best_datastore(state.datastores, regex, needed_bytes)
     if chosen is None:
@@ -38,39 +54,40 @@ def choose_datastore(session, cluster, needed_bytes):
     return chosen
 
 
-def spawn(session, context, cluster, instance, image_id, power_on=True):
-    """Create the VM, copy its root disk in from the datastore's image
-    cache (filling the cache first if need be), grow it, boot it."""
+def spawn(session, context, cluster, instance, image_id,
+          block_device_info=None, power_on=True):
+    """Create the VM, give it its disks from the datastore's image cache
+    (filling the cache first if need be), boot it."""
     image = glance.get(context, image_id)
-    disk_type, adapter = disk.check_acceptable(image)
+    plan = disk.check_acceptable(image)
     flavor = instance.flavor
     root_bytes = flavor.root_gb * units.Gi
-    if flavor.root_gb and root_bytes < image.size:
+    if not plan.iso and flavor.root_gb and root_bytes < image.size:
         raise nova_exception.FlavorDiskSmallerThanImage(
             flavor_size=root_bytes, image_size=image.size)
-    # Room for the instance's disk and, if not cached yet, the image.
-    datastore = choose_datastore(session, cluster,
-                                 max(root_bytes, image.size) + image.size)
-    LOG.info('Spawning on cluster %s, datastore %s, from image %s',
-             cluster.name, datastore.name, image.id, instance=instance)
+    extra = instance_disks.extra_disk_sizes(flavor, block_device_info)
+    state = cluster_mod.read_state(session, [cluster])[0]
+    check_fit(state, flavor)
+    # Room for the instance's disks and, if not cached yet, the image.
+    datastore = choose_datastore(
+        state, max(root_bytes, image.size) + image.size +
+        sum(size for _name, size in extra))
+    LOG.info('Spawning on cluster %s, datastore %s, from image %s (%s%s)',
+             cluster.name, datastore.name, image.id, plan.bus,
+             ', ISO' if plan.iso else ', linked clone'
+             if plan.linked_clone else '', instance=instance)
+    controller = vm_spec.bus_controller(plan.bus, plan.adapter)
     spec = vm_spec.create_spec(
-        instance, flavor, datastore.name, [vm_spec.scsi_controller(adapter)],
+        instance, flavor, datastore.name, [controller] if controller else [],
         guest_id=image.properties.get('vmware_ostype'))
     created = vm.create(session, cluster, spec)
     try:
         ds_name, folder = vm.files_location(session, created)
-        disk_path = ds_obj.DatastorePath(ds_name, folder,
-                                         '%s.vmdk' % instance.uuid)
-        size = _root_disk_from_cache(session, context, cluster, ds_name,
-                                     image, disk_path, disk_type, adapter)
-        if flavor.root_gb and root_bytes < size:
-            raise nova_exception.FlavorDiskSmallerThanImage(
-                flavor_size=root_bytes, image_size=size)
-        if root_bytes > size:
-            files.extend_virtual_disk(session, cluster.datacenter_ref,
-                                      disk_path, root_bytes)
-            size = root_bytes
-        vm.attach_disk(session, created, disk_path, size)
+        folder = ds_obj.DatastorePath(ds_name, folder)
+        disks, iso = _disks_from_cache(session, context, cluster, image,
+                                       plan, folder, instance, root_bytes)
+        disks += instance_disks.blank_disks(folder, extra)
+        vm.attach_disks(session, created, plan.bus, disks, iso_path=iso)
         if power_on:
             vm.power_on(session, created)
     except BaseException:
@@ -79,28 +96,50 @@ def spawn(session, context, cluster, instance, image_id, power_on=True):
     return created
 
 
-def _root_disk_from_cache(session, context, cluster, datastore_name, image,
-                          disk_path, disk_type, adapter):
-    """Copy the cached image to ``disk_path``; return its virtual size."""
-    cache = image_cache.DatastoreCache(session, cluster, datastore_name)
+def _disks_from_cache(session, context, cluster, image, plan, folder,
+                      instance, root_bytes):
+    """([root vm.Disk], ISO path or None), the image cached first."""
+    cache = image_cache.DatastoreCache(session, cluster, folder.datastore)
 
-    def fetch(cache_disk):
-        return disk.write_image_disk(session, context, cluster, image,
-                                     cache_disk)
+    def fetch(path):
+        return _fetch_image(session, context, cluster, image, plan, path)
 
+    root_path = folder.join('%s.vmdk' % instance.uuid)
     for attempt in (1, 2):
-        entry = cache.ensure(image, fetch)
+        entry = cache.ensure(image, fetch, disk.cache_file_name(image))
+        if plan.iso:
+            root = ([vm.Disk(path=root_path, size_bytes=root_bytes,
+                             create=True, thin=plan.disk_type == 'thin')]
+                    if root_bytes else [])
+            return root, entry.disk
+        if root_bytes and root_bytes < entry.virtual_size:
+            raise nova_exception.FlavorDiskSmallerThanImage(
+                flavor_size=root_bytes, image_size=entry.virtual_size)
         try:
-            files.copy_virtual_disk(session, cluster.datacenter_ref,
-                                    entry.disk, disk_path, adapter,
-                                    disk_type)
-            return entry.virtual_size
+            return [instance_disks.root_disk(
+                session, cluster, entry, plan, root_path,
+                root_bytes)], None
         except vim.fault.FileNotFound:
             if attempt == 2:
                 raise
             # Aged out by another service between our look and the copy.
             LOG.info('Image %s left the cache meanwhile; caching it again',
                      image.id)
+
+
+def _fetch_image(session, context, cluster, image, plan, path):
+    """Write the image to ``path``: copied by vCenter when Glance keeps it
+    on a datastore of ours and it needs no converting, else streamed."""
+    source = datastore_copy.find_source(session, image)
+    if source is not None:
+        reason = datastore_copy.why_not_copyable(image, plan)
+        if reason is None:
+            return datastore_copy.copy_into(session, cluster, image, plan,
+                                            source, path)
+        LOG.info('Image %s is on datastore %s, but %s: streaming it from '
+                 'Glance', image.id, source.path.datastore, reason)
+    return disk.write_image_disk(session, context, cluster, image, path,
+                                 plan)
 
 
 def _clean_failed_spawn(session, cluster, created, instance):

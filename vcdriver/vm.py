@@ -1,10 +1,13 @@
 """VM operations on instances: find, create, power, reboot, destroy."""
 
+import dataclasses
+
 from nova.compute import power_state
 from oslo_log import log as logging
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from vcdriver import exception
 from vcdriver import vm_spec
 from vcdriver.vsphere import props
 
@@ -69,20 +72,72 @@ def create(session, cluster, config_spec):
     return session.wait_for_task(task)
 
 
-def attach_disk(session, vm, disk_path, size_bytes):
-    """Attach an existing disk at unit 0 of the VM's first SCSI controller.
+@dataclasses.dataclass
+class Disk:
+    """A disk of an instance: an existing file, or one vCenter creates
+    (empty, or a delta of ``parent`` for a linked clone)."""
+    path: object
+    size_bytes: int
+    create: bool = False
+    thin: bool = True
+    parent: object = None
 
-    Disks go on by reconfigure after CreateVM_Task, not inside it: the VM
-    folder must exist first for the disk to live in it.
+
+# Controller type and usable unit numbers per bus (SCSI unit 7 is the
+# controller's own).
+_BUS_SLOTS = {
+    'scsi': (vim.vm.device.VirtualSCSIController,
+             [u for u in range(16) if u != 7]),
+    'sata': (vim.vm.device.VirtualAHCIController, range(30)),
+    'ide': (vim.vm.device.VirtualIDEController, range(2)),
+}
+
+
+def _free_slots(devices, bus):
+    controller_cls, units = _BUS_SLOTS[bus]
+    controllers = sorted((d for d in devices
+                          if isinstance(d, controller_cls)),
+                         key=lambda c: c.busNumber)
+    taken = {(d.controllerKey, d.unitNumber) for d in devices
+             if getattr(d, 'unitNumber', None) is not None}
+    for controller in controllers:
+        for unit in units:
+            if (controller.key, unit) not in taken:
+                taken.add((controller.key, unit))
+                yield controller.key, unit
+
+
+def attach_disks(session, vm, bus, disks, iso_path=None):
+    """Attach the instance's disks, root first, and an ISO as a CD-ROM,
+    in one reconfigure.
+
+    Disks go on after CreateVM_Task, not inside it: the VM folder must
+    exist first for the disks to live in it.
     """
     devices = props.properties(session, [vm], vim.VirtualMachine,
                                ['config.hardware.device'])
-    controllers = [d for d in devices[vm]['config.hardware.device']
-                   if isinstance(d, vim.vm.device.VirtualSCSIController)]
-    spec = vim.vm.ConfigSpec(deviceChange=[
-        vm_spec.existing_disk(controllers[0].key, disk_path,
-                              size_bytes)])
-    session.wait_for_task(vm.ReconfigVM_Task(spec))
+    devices = devices[vm]['config.hardware.device']
+    slots = _free_slots(devices, bus)
+    changes = []
+    for key, d in enumerate(disks, start=-200):
+        controller_key, unit = _next_slot(slots, bus)
+        changes.append(vm_spec.disk(key, controller_key, unit, d.path,
+                                    d.size_bytes, create=d.create,
+                                    thin=d.thin, parent=d.parent))
+    if iso_path is not None:
+        # The CD-ROM goes on IDE, which every VM has.
+        ide = slots if bus == 'ide' else _free_slots(devices, 'ide')
+        controller_key, unit = _next_slot(ide, 'ide')
+        changes.append(vm_spec.cdrom(-100, controller_key, unit, iso_path))
+    session.wait_for_task(vm.ReconfigVM_Task(
+        vim.vm.ConfigSpec(deviceChange=changes)))
+
+
+def _next_slot(slots, bus):
+    try:
+        return next(slots)
+    except StopIteration:
+        raise exception.NoFreeDiskSlot(bus=bus) from None
 
 
 def power_on(session, vm):

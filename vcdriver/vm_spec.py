@@ -13,6 +13,18 @@ ADAPTER_TYPES = {
     'paraVirtual': vim.vm.device.ParaVirtualSCSIController,
 }
 DEFAULT_ADAPTER_TYPE = 'lsiLogic'
+# hw_disk_bus values a vCenter VM can take; IDE disks hang on the two IDE
+# controllers every VM gets, SCSI and SATA ones on a controller we add.
+DISK_BUSES = ('scsi', 'ide', 'sata')
+# Nova's hw_vif_model values (nova.network.model) and VMware's NIC types.
+VIF_MODELS = {
+    'e1000': vim.vm.device.VirtualE1000,
+    'e1000e': vim.vm.device.VirtualE1000e,
+    'vmxnet': vim.vm.device.VirtualVmxnet,
+    'vmxnet3': vim.vm.device.VirtualVmxnet3,
+    'pcnet': vim.vm.device.VirtualPCNet32,
+}
+DEFAULT_VIF_MODEL = 'vmxnet3'
 DEFAULT_GUEST_ID = 'otherGuest'
 _MAX_NAME = 80
 
@@ -44,13 +56,57 @@ def scsi_controller(adapter_type, key=-100):
         sharedBus=vim.vm.device.VirtualSCSIController.Sharing.noSharing))
 
 
-def existing_disk(controller_key, disk_path, size_bytes, unit_number=0):
-    """An existing VMDK attached to a controller, with its known size."""
+def bus_controller(bus, adapter_type, key=-100):
+    """The controller a bus needs added to a new VM, or None for IDE."""
+    if bus == 'scsi':
+        return scsi_controller(adapter_type, key)
+    if bus == 'sata':
+        return _add(vim.vm.device.VirtualAHCIController(key=key,
+                                                        busNumber=0))
+    return None
+
+
+def vmdk_adapter_type(adapter_type):
+    """What VirtualDiskManager takes: it knows only three adapter types;
+    a disk moves between SCSI controllers freely."""
+    return 'ide' if adapter_type == 'ide' else (
+        'busLogic' if adapter_type == 'busLogic' else 'lsiLogic')
+
+
+def disk(key, controller_key, unit_number, disk_path, size_bytes,
+         create=False, thin=True, parent=None):
+    """A disk on a controller slot.
+
+    ``create`` has vCenter make an empty disk at ``disk_path``; with
+    ``parent`` that disk is a delta of the parent (a linked clone), which
+    then fixes its size.
+    """
     backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
         fileName=str(disk_path), diskMode='persistent')
+    if create:
+        backing.thinProvisioned = thin
+    if parent is not None:
+        backing.parent = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName=str(parent), diskMode='persistent')
     return _add(vim.vm.device.VirtualDisk(
-        key=-101, controllerKey=controller_key, unitNumber=unit_number,
-        capacityInKB=-(-size_bytes // 1024), backing=backing))
+        key=key, controllerKey=controller_key, unitNumber=unit_number,
+        capacityInKB=-(-size_bytes // 1024), backing=backing),
+        file_operation='create' if create else None)
+
+
+def existing_disk(controller_key, disk_path, size_bytes, unit_number=0):
+    """An existing VMDK attached to a controller, with its known size."""
+    return disk(-101, controller_key, unit_number, disk_path, size_bytes)
+
+
+def cdrom(key, controller_key, unit_number, iso_path):
+    """A CD-ROM with an ISO file from a datastore, connected at power-on."""
+    return _add(vim.vm.device.VirtualCdrom(
+        key=key, controllerKey=controller_key, unitNumber=unit_number,
+        backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(
+            fileName=str(iso_path)),
+        connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+            startConnected=True, allowGuestControl=True, connected=True)))
 
 
 def create_spec(instance, flavor, datastore_name, devices, guest_id=None):

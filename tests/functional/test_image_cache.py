@@ -5,6 +5,7 @@ import os
 import threading
 import time
 
+from tests.functional import vm_view
 from tests.harness import nova as nova_harness
 from vcdriver.images import cache as image_cache
 from vcdriver.images import glance as glance_image
@@ -41,10 +42,8 @@ class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
             n for n in os.listdir(cache_root) if n.startswith(image['id'])),
             'locks or partial downloads left behind')
         for server in servers:
-            flat = os.path.join(self.vcsim.datastores['nfs0'], server['id'],
-                                '%s-flat.vmdk' % server['id'])
-            with open(flat, 'rb') as f:
-                self.assertEqual(b'vcdriver-test-disk-', f.read(19))
+            self.assertEqual(b'vcdriver-test-disk-', vm_view.root_disk_bytes(
+                self.vcsim, server['id'], 19))
 
         for server in servers:
             self._delete_server(server)
@@ -109,7 +108,8 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
         # Two "services": bypass the in-process lock so that only the
         # datastore lock keeps them apart.
         threads = [threading.Thread(target=lambda: results.append(
-            self.cache._ensure(image, self._fetch(calls, delay=1.0))))
+            self.cache._ensure(image, self._fetch(calls, delay=1.0),
+                               '%s.vmdk' % image.id)))
             for _ in range(2)]
         for t in threads:
             t.start()

@@ -5,6 +5,7 @@ import os
 
 import fixtures
 
+from tests.functional import vm_view
 from tests.harness import nova as nova_harness
 from tests.unit import formats_fixtures as ff
 
@@ -27,11 +28,10 @@ class TestImageFormats(nova_harness.VcdriverTestCase):
     def _boot_and_check(self, data, name, **glance_args):
         image = self.glance.upload(data, name, **glance_args)
         server = self.boot(image['id'])
-        flat = os.path.join(self.vcsim.datastores['nfs0'], server['id'],
-                            '%s-flat.vmdk' % server['id'])
-        with open(flat, 'rb') as f:
-            self.assertEqual(self.disk, f.read(len(self.disk)),
-                             '%s: the instance disk differs' % name)
+        self.assertEqual(
+            self.disk, vm_view.root_disk_bytes(self.vcsim, server['id'],
+                                               len(self.disk)),
+            '%s: the instance disk differs' % name)
         self._delete_server(server)
 
     def test_qcow2(self):

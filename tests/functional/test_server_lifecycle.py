@@ -4,6 +4,7 @@ import os
 
 from pyVmomi import vim
 
+from tests.functional import vm_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -51,9 +52,8 @@ class TestServerLifecycle(nova_harness.VcdriverTestCase):
         folder = folder.rsplit('/', 1)[0]
         files = vc.files(ds_name, folder)
         self.assertIn('%s.vmdk' % server['id'], files)
-        with open(os.path.join(self.vcsim.datastores[ds_name], folder,
-                               '%s-flat.vmdk' % server['id']), 'rb') as f:
-            self.assertEqual(b'vcdriver-test-disk-', f.read(19))
+        self.assertEqual(b'vcdriver-test-disk-', vm_view.root_disk_bytes(
+            self.vcsim, server['id'], 19))
 
         self.api.post_server_action(server['id'], {'os-stop': None})
         self._wait_for_state_change(server, 'SHUTOFF')

@@ -306,10 +306,10 @@ def gunicorn_env(conf):
     return env
 
 
-def _free_socket():
+def _free_socket(host="127.0.0.1"):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((host, 0))
     sock.listen(128)
     return sock
 
@@ -344,6 +344,9 @@ class Glance(object):
     restart).  ``require_image_format_match=False`` lets tests upload
     arbitrary bytes whatever the disk_format (Glance's own default, True,
     rejects e.g. random bytes or a flat VMDK extent as disk_format=vmdk).
+    ``bind_host`` is the address to listen on; with ``0.0.0.0`` (every
+    address, e.g. also a veth's in a network namespace) ``url`` still
+    names 127.0.0.1.
     """
 
     def __init__(
@@ -352,8 +355,10 @@ class Glance(object):
         venv=None,
         start_timeout=120,
         require_image_format_match=False,
+        bind_host="127.0.0.1",
     ):
         self.require_image_format_match = require_image_format_match
+        self.bind_host = bind_host
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(
             workdir or tempfile.mkdtemp(prefix="vcdriver-glance-")
@@ -395,10 +400,13 @@ class Glance(object):
         db_sync(self.venv, self.conf)
         # Bind here and hand the listening socket to gunicorn: no race for
         # the port with other tests.
-        sock = _free_socket()
+        sock = _free_socket(self.bind_host)
         try:
             self.port = sock.getsockname()[1]
-            self.url = "http://127.0.0.1:%d" % self.port
+            host = self.bind_host
+            if host in ("0.0.0.0", ""):
+                host = "127.0.0.1"
+            self.url = "http://%s:%d" % (host, self.port)
             with open(self.gunicorn_log, "ab") as out:
                 self.proc = subprocess.Popen(
                     gunicorn_argv(self.venv, "fd://%d" % sock.fileno()),
@@ -531,6 +539,26 @@ class Glance(object):
     def image_path(self, image_id):
         """Path of the image's data in the file store."""
         return os.path.join(self.datadir, image_id)
+
+    def move_to_location(self, image_id, url):
+        """Make ``url`` the image's only location, as if Glance's VMware
+        store held it (that store needs a real vCenter's WSDL to start):
+        the row is rewritten in Glance's database, so Glance itself can
+        no longer serve the bytes."""
+        import sqlite3
+
+        db = sqlite3.connect(os.path.join(self.workdir, "glance.sqlite"))
+        try:
+            with db:
+                changed = db.execute(
+                    "UPDATE image_locations SET value = ? "
+                    "WHERE image_id = ? AND deleted = 0", (url, image_id)
+                ).rowcount
+        finally:
+            db.close()
+        if changed != 1:
+            raise GlanceError(
+                "image %s has %d locations" % (image_id, changed))
 
     def corrupt(self, image_id, offset=None, length=16):
         """Flip ``length`` bytes of the stored image data in place.

@@ -96,6 +96,7 @@ class VcdriverTestCase(test.TestCase,
         if self.start_compute:
             self.compute = self.start_service('compute',
                                               host=self.compute_host)
+            self.computes[self.compute_host] = self.compute  # periodics
 
     @property
     def driver(self):
@@ -126,3 +127,37 @@ class VcdriverTestCase(test.TestCase,
         root = self.vcsim.datastores[datastore]
         return {os.path.relpath(os.path.join(d, f), root)
                 for d, _dirs, names in os.walk(root) for f in names}
+
+    def snapshot_server(self, server, name):
+        """createImage, then wait for the server's task to end; return the
+        image id (the image is active, or deleted by Nova on failure)."""
+        body = self.api.post_server_action(server['id'],
+                                           {'createImage': {'name': name}})
+        self._wait_for_server_parameter(
+            server, {'OS-EXT-STS:task_state': None}, max_retries=240)
+        return body['image_id']
+
+    def glance_image(self, image_id):
+        """Glance's record of an image, or None once it is deleted."""
+        from glanceclient import exc as glance_exc
+        try:
+            return dict(self.glance.client().images.get(image_id))
+        except glance_exc.HTTPNotFound:
+            return None
+
+    def instance_vm(self, server):
+        """The server's VM, read with a pyVmomi session of the test's."""
+        from tests.harness import vcsim as vcsim_harness
+        si = vcsim_harness.connect(self.vcsim)
+        return si.content.searchIndex.FindByUuid(
+            None, server['id'], vmSearch=True, instanceUuid=True)
+
+    def nfc_leases(self, vm=None):
+        """The simulator's export leases, oldest first, optionally of one
+        VM: [{lease, entity, state, error, bytes}] (tools/vcsim)."""
+        import json
+        import urllib.request
+        url = self.vcsim.http_url('/vcdriver/nfc')
+        with urllib.request.urlopen(url, timeout=10) as r:
+            leases = json.loads(r.read())['leases']
+        return [x for x in leases if vm is None or x['entity'] == vm._moId]

@@ -264,3 +264,39 @@ def test_best_datastore_needs_room_for_the_disk(needed, expected):
     dss = [ds('a', free_gb=10), ds('b', free_gb=40)]
     found = capacity.best_datastore(dss, None, needed)
     assert (found.name if found else None) == expected
+
+
+# --- spawn-time fit ---------------------------------------------------------
+
+def _classic():
+    """3 hosts of 12 GB, each running 4 GB of VMs."""
+    return [host('h%d' % i, vm_memory_mb=4 * GB_MB, vm_vcpus=2)
+            for i in range(3)]
+
+
+def test_fits_when_one_host_has_room():
+    assert capacity.shortfall(_classic(), 2, 6 * GB_MB, 16.0, 1.0, 0,
+                              512) is None
+
+
+def test_shortfall_names_the_best_host_and_its_room():
+    # 24 GB free in the cluster, 8 GB (minus the reserve) on any one host.
+    message = capacity.shortfall(_classic(), 2, 10 * GB_MB, 16.0, 1.0, 0,
+                                 512)
+    assert message == ('no host can take 2 vCPU and 10240 MB now; the one '
+                       'with the most memory free, h0, has room for 8 vCPU '
+                       'and 7680 MB')
+
+
+def test_vcpus_count_too():
+    hosts = [host(cpu_threads=4, vm_vcpus=64)]
+    assert 'has room for 0 vCPU' in capacity.shortfall(hosts, 1, 512, 16.0,
+                                                       1.0, 0, 0)
+    # Never more vCPUs than the host has threads.
+    assert capacity.shortfall([host(cpu_threads=4)], 5, 512, 16.0, 1.0, 0,
+                              0) is not None
+
+
+def test_only_usable_hosts_count():
+    hosts = [host(in_maintenance=True), host(connected=False)]
+    assert 'no host is usable' in capacity.shortfall(hosts, 1, 1, 1, 1, 0, 0)

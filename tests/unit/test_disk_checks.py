@@ -19,6 +19,10 @@ def image(size=512 * 2048, disk_format='vmdk', container_format='bare',
                         properties=properties)
 
 
+def kinds(plan):
+    return plan.disk_type, plan.adapter
+
+
 def refused(img):
     with pytest.raises(nova_exception.ImageUnacceptable) as err:
         disk.check_acceptable(img)
@@ -40,16 +44,16 @@ def refused(img):
     (image(size=512), ('preallocated', 'lsiLogic')),
 ])
 def test_acceptable(img, expected):
-    assert disk.check_acceptable(img) == expected
+    assert kinds(disk.check_acceptable(img)) == expected
 
 
 # --- refused ----------------------------------------------------------------
 
-@pytest.mark.parametrize('fmt', ['iso', 'vhd', 'ami', None])
+@pytest.mark.parametrize('fmt', ['vhd', 'ami', None])
 def test_refuses_other_disk_formats(fmt):
     message = refused(image(disk_format=fmt))
     assert 'disk_format %s is not supported' % fmt in message
-    assert 'use one of vmdk, qcow2, raw' in message
+    assert 'use one of vmdk, qcow2, raw, iso' in message
 
 
 @pytest.mark.parametrize('fmt,container,disk_type', [
@@ -59,7 +63,7 @@ def test_refuses_other_disk_formats(fmt):
 def test_accepts_what_streams_convert(fmt, container, disk_type):
     props = {'vmware_disktype': disk_type} if disk_type else {}
     img = image(disk_format=fmt, container_format=container, **props)
-    assert disk.check_acceptable(img) == ('thin', 'lsiLogic')
+    assert kinds(disk.check_acceptable(img)) == ('thin', 'lsiLogic')
 
 
 @pytest.mark.parametrize('container', ['ovf', 'docker', 'aki'])
@@ -76,11 +80,11 @@ def test_refuses_unknown_disk_types(disk_type):
     assert 'preallocated, thin' in message
 
 
-@pytest.mark.parametrize('adapter', ['ide', 'lsilogic', 'sata', 'nvme'])
+@pytest.mark.parametrize('adapter', ['lsilogic', 'sata', 'nvme'])
 def test_refuses_unknown_adapters(adapter):
     message = refused(image(vmware_adaptertype=adapter))
     assert 'vmware_adaptertype %s is unknown' % adapter in message
-    assert 'busLogic, lsiLogic, lsiLogicsas, paraVirtual' in message
+    assert 'busLogic, lsiLogic, lsiLogicsas, paraVirtual, ide' in message
 
 
 def test_refuses_empty_images():
@@ -106,7 +110,7 @@ def test_image_from_glance_prefers_os_hash():
     assert (img.hash_algo, img.hash_value) == ('sha512', 'f' * 128)
     assert img.size == 1024
     assert img.properties == {'vmware_disktype': 'thin'}
-    assert disk.check_acceptable(img) == ('thin', 'lsiLogic')
+    assert kinds(disk.check_acceptable(img)) == ('thin', 'lsiLogic')
 
 
 def test_image_from_glance_falls_back_to_md5_checksum():
@@ -117,3 +121,75 @@ def test_image_from_glance_falls_back_to_md5_checksum():
     assert img.size == 0
     assert img.properties == {}
     assert img.name == ''
+
+
+# --- buses, ISO, linked clones, hypervisor type ------------------------------
+
+@pytest.mark.parametrize('props,bus,adapter', [
+    ({}, 'scsi', 'lsiLogic'),
+    ({'hw_disk_bus': 'scsi', 'vmware_adaptertype': 'paraVirtual'},
+     'scsi', 'paraVirtual'),
+    ({'hw_disk_bus': 'ide'}, 'ide', 'ide'),
+    ({'vmware_adaptertype': 'ide'}, 'ide', 'ide'),
+    ({'hw_disk_bus': 'sata'}, 'sata', 'lsiLogic'),
+])
+def test_disk_bus(props, bus, adapter):
+    plan = disk.check_acceptable(image(**props))
+    assert (plan.bus, plan.adapter) == (bus, adapter)
+
+
+@pytest.mark.parametrize('bus', ['virtio', 'usb', 'xen', 'fdc'])
+def test_refuses_buses_vcenter_lacks(bus):
+    message = refused(image(hw_disk_bus=bus))
+    assert 'hw_disk_bus %s is not supported on vCenter' % bus in message
+    assert 'scsi, ide, sata' in message
+
+
+@pytest.mark.parametrize('bus,adapter', [
+    ('ide', 'paraVirtual'), ('scsi', 'ide'), ('sata', 'lsiLogic'),
+    ('sata', 'ide')])
+def test_refuses_a_bus_its_adapter_contradicts(bus, adapter):
+    message = refused(image(hw_disk_bus=bus, vmware_adaptertype=adapter))
+    assert 'vmware_adaptertype %s contradicts hw_disk_bus %s' % (
+        adapter, bus) in message
+
+
+def test_iso_boots_from_a_cdrom():
+    plan = disk.check_acceptable(image(disk_format='iso'))
+    assert plan.iso and not plan.linked_clone
+
+
+def test_iso_in_an_ova_is_refused():
+    message = refused(image(disk_format='iso', container_format='ova'))
+    assert 'container_format ova is not supported; use bare' in message
+
+
+@pytest.mark.parametrize('hv_type', ['qemu', 'kvm', 'xen', 'hyperv'])
+def test_refuses_images_for_other_hypervisors(hv_type):
+    message = refused(image(img_hv_type=hv_type))
+    assert 'img_hv_type is %s' % hv_type in message
+
+
+def test_accepts_images_for_vmware():
+    assert disk.check_acceptable(image(img_hv_type='vmware'))
+
+
+@pytest.mark.parametrize('model', ['e1000', 'e1000e', 'vmxnet3', 'vmxnet',
+                                   'pcnet'])
+def test_vif_models(model):
+    assert disk.check_acceptable(image(hw_vif_model=model)).vif_model == model
+
+
+@pytest.mark.parametrize('model', ['virtio', 'rtl8139', 'ne2k_pci'])
+def test_refuses_vif_models_vcenter_lacks(model):
+    assert 'hw_vif_model %s is not supported' % model in refused(
+        image(hw_vif_model=model))
+
+
+@pytest.mark.parametrize('conf_value,prop,linked', [
+    (True, None, True), (False, None, False),
+    (True, 'false', False), (False, 'true', True), (True, 'no', False)])
+def test_linked_clone_from_config_or_image(flags, conf_value, prop, linked):
+    flags.config(use_linked_clone=conf_value, group='vmware')
+    props = {'vmware_linked_clone': prop} if prop else {}
+    assert disk.check_acceptable(image(**props)).linked_clone is linked

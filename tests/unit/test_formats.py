@@ -228,9 +228,18 @@ def test_format_mismatch(disk, name, disk_format, container, disktype,
         assert word in str(e.value)
 
 
-def test_iso_is_not_converted():
-    data = iso_bytes() + bytes(MiB)
-    with pytest.raises(UnsupportedImage, match='CD-ROM'):
+def test_iso_passes_unchanged():
+    data = iso_bytes() + bytes(range(256)) * 4096
+    image = formats.open_flat(ff.chunked(data, 4096), 'iso',
+                              source_size=len(data))
+    assert image.source_format == 'iso'
+    assert image.virtual_size == len(data)
+    assert b''.join(image) == data
+
+
+def test_iso_declared_but_not_iso():
+    data = bytes(range(256)) * 4096
+    with pytest.raises(FormatMismatch, match='its bytes are a raw disk'):
         formats.open_flat(ff.chunked(data, 4096), 'iso',
                           source_size=len(data))
 

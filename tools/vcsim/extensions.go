@@ -16,10 +16,13 @@ type middleware func(next http.Handler) http.Handler
 
 func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	stats := newStats()
+	exports := newExports(srv.URL) // ExportVm, ExportSnapshot: nfc_export.go
+	exports.install(m)
 	chain := []middleware{
 		soapResponseFixes,
 		soapRequestFixes,
 		stats.middleware,
+		exports.middleware,
 	}
 
 	var h http.Handler = srv.Config.Handler

@@ -3,7 +3,9 @@ shared by every nova-compute and every cluster that sees the datastore.
 
 In ``[<datastore>] <[vcdriver] image_cache_folder>/``::
 
-    <image id>/<image id>.vmdk  the verified disk (and its -flat.vmdk)
+    <image id>/<image id>.vmdk  the verified disk (and its -flat.vmdk),
+    <image id>/<image id>.iso   or the ISO, kept as it is
+    <image id>/<image id>.<GB>.vmdk  grown copies, parents of linked clones
     <image id>/image.json       what it is: virtual size, Glance hash
     <image id>/last-used        vCenter time of its last use
     <image id>.lock/owner       who fills the entry now, with a heartbeat
@@ -89,7 +91,8 @@ class DatastoreCache:
         if not meta:
             return None
         return Entry(image_id, self.entry_folder(image_id).join(
-            '%s.vmdk' % image_id), int(meta['virtual_size']))
+            meta.get('file') or '%s.vmdk' % image_id),
+            int(meta['virtual_size']))
 
     def touch(self, image_id):
         self._write_json(self.entry_folder(image_id).join(LAST_USED),
@@ -99,18 +102,19 @@ class DatastoreCache:
         value = self._read_json(self.entry_folder(image_id).join(LAST_USED))
         return (value or {}).get('time')
 
-    def ensure(self, image, fetch):
+    def ensure(self, image, fetch, file_name=None):
         """The image's entry, filling it once if nobody has.
 
-        ``fetch(disk_path)`` writes the verified disk and returns its
-        virtual size in bytes.
+        ``fetch(path)`` writes the verified disk (or ISO) ``file_name``
+        (default ``<image id>.vmdk``) and returns its virtual size in bytes.
         """
         # Threads of this process wait here, not on the datastore.
         with lockutils.lock('vcdriver-image-%s-%s' % (self.datastore,
                                                       image.id)):
-            return self._ensure(image, fetch)
+            return self._ensure(image, fetch,
+                                file_name or '%s.vmdk' % image.id)
 
-    def _ensure(self, image, fetch):
+    def _ensure(self, image, fetch, file_name):
         files.make_directory(self.session, self.cluster.datacenter_ref,
                              self.root)
         lock = _Lock(self, image.id)
@@ -125,8 +129,8 @@ class DatastoreCache:
                 return entry
             if lock.acquire():
                 try:
-                    return self.lookup(image.id) or self._fill(image, fetch,
-                                                               lock)
+                    return self.lookup(image.id) or self._fill(
+                        image, fetch, file_name, lock)
                 finally:
                     lock.release()
             if lock.take_over_if_stale():
@@ -140,14 +144,15 @@ class DatastoreCache:
             time.sleep(delay)
             delay = min(delay * 2, 5)
 
-    def _fill(self, image, fetch, lock):
+    def _fill(self, image, fetch, file_name, lock):
         partial = self.root.join('%s.partial-%s' % (image.id, lock.token))
         files.make_directory(self.session, self.cluster.datacenter_ref,
                              partial)
         try:
-            size = fetch(partial.join('%s.vmdk' % image.id))
+            size = fetch(partial.join(file_name))
             self._write_json(partial.join(META), {
                 'image_id': image.id, 'virtual_size': size,
+                'file': file_name,
                 'hash_algo': image.hash_algo, 'hash_value': image.hash_value})
             files.move(self.session, self.cluster.datacenter_ref, partial,
                        self.entry_folder(image.id))

@@ -6,10 +6,12 @@ the converted bytes into its ``-flat.vmdk`` extent and verify Glance's hash
 of the original bytes as they pass.
 """
 
+import dataclasses
 import hashlib
 
 from nova import exception as nova_exception
 from oslo_log import log as logging
+from oslo_utils import strutils
 
 from vcdriver import conf
 from vcdriver import exception
@@ -23,43 +25,83 @@ from vcdriver.vsphere import files
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
-DISK_FORMATS = ('vmdk', 'qcow2', 'raw')
+DISK_FORMATS = ('vmdk', 'qcow2', 'raw', 'iso')
 CONTAINER_FORMATS = ('bare', 'ova', None)
 VMDK_DISK_TYPES = ('preallocated', 'thin', 'eagerZeroedThick', 'sparse',
                    'streamOptimized')
+# vmware_adaptertype: the in-tree driver's SCSI types, plus 'ide'.
+ADAPTER_TYPES = tuple(sorted(vm_spec.ADAPTER_TYPES)) + ('ide',)
+HV_TYPE = 'vmware'
+
+
+@dataclasses.dataclass(frozen=True)
+class DiskPlan:
+    """How an image becomes an instance's disks."""
+    disk_type: str      # of the instance's disks: 'thin' or 'preallocated'
+    adapter: str        # SCSI controller type, or 'ide'
+    bus: str            # hw_disk_bus: 'scsi', 'ide' or 'sata'
+    iso: bool           # boots from a CD-ROM, with a blank root disk
+    linked_clone: bool  # root disk a delta of the cached image
+    vif_model: str      # hw_vif_model, for the instance's NICs
 
 
 def check_acceptable(image):
     """Refuse what this driver cannot boot, before anything is written;
-    return the instance disk's type and the SCSI adapter type."""
+    return how its disks are to be made."""
     def refuse(reason):
         raise nova_exception.ImageUnacceptable(image_id=image.id,
                                                reason=reason)
+    props = image.properties
     if image.disk_format not in DISK_FORMATS:
         refuse('disk_format %s is not supported; use one of %s'
                % (image.disk_format, ', '.join(DISK_FORMATS)))
-    if image.container_format not in CONTAINER_FORMATS:
-        refuse('container_format %s is not supported; use bare or ova'
-               % image.container_format)
+    iso = image.disk_format == 'iso'
+    if image.container_format not in CONTAINER_FORMATS or (
+            iso and image.container_format == 'ova'):
+        refuse('container_format %s is not supported; use bare%s'
+               % (image.container_format, '' if iso else ' or ova'))
+    hv_type = props.get('img_hv_type')
+    if hv_type and hv_type != HV_TYPE:
+        refuse('img_hv_type is %s; this is a VMware vCenter node (%s)'
+               % (hv_type, HV_TYPE))
     # The in-tree default for a bare VMDK; images from other formats are
     # sparse by nature and stay thin.
     flat_vmdk = (image.disk_format == 'vmdk' and
                  image.container_format != 'ova')
-    vmdk_type = image.properties.get(
+    vmdk_type = props.get(
         'vmware_disktype', 'preallocated' if flat_vmdk else 'thin')
     if vmdk_type not in VMDK_DISK_TYPES:
         refuse('vmware_disktype %s is not supported; use one of %s'
                % (vmdk_type, ', '.join(VMDK_DISK_TYPES)))
-    adapter = image.properties.get('vmware_adaptertype',
-                                   vm_spec.DEFAULT_ADAPTER_TYPE)
-    if adapter not in vm_spec.ADAPTER_TYPES:
+    adapter = props.get('vmware_adaptertype')
+    if adapter is not None and adapter not in ADAPTER_TYPES:
         refuse('vmware_adaptertype %s is unknown; use one of %s'
-               % (adapter, ', '.join(sorted(vm_spec.ADAPTER_TYPES))))
+               % (adapter, ', '.join(ADAPTER_TYPES)))
+    bus = props.get('hw_disk_bus') or ('ide' if adapter == 'ide'
+                                       else 'scsi')
+    if bus not in vm_spec.DISK_BUSES:
+        refuse('hw_disk_bus %s is not supported on vCenter; use one of %s'
+               % (bus, ', '.join(vm_spec.DISK_BUSES)))
+    if adapter is not None and (adapter == 'ide') != (bus == 'ide') or (
+            adapter not in (None, 'ide') and bus != 'scsi'):
+        refuse('vmware_adaptertype %s contradicts hw_disk_bus %s'
+               % (adapter, bus))
+    vif_model = props.get('hw_vif_model') or vm_spec.DEFAULT_VIF_MODEL
+    if vif_model not in vm_spec.VIF_MODELS:
+        refuse('hw_vif_model %s is not supported on vCenter; use one of %s'
+               % (vif_model, ', '.join(sorted(vm_spec.VIF_MODELS))))
     if image.size <= 0:
         refuse('Glance holds no bytes for it')
-    # Instances keep a preallocated disk only when the image asks for one.
-    disk_type = 'preallocated' if vmdk_type == 'preallocated' else 'thin'
-    return disk_type, adapter
+    linked = props.get('vmware_linked_clone')
+    linked = (CONF.vmware.use_linked_clone if linked is None
+              else strutils.bool_from_string(linked))
+    return DiskPlan(
+        # Instances keep a preallocated disk only when the image asks.
+        disk_type='preallocated' if vmdk_type == 'preallocated' else 'thin',
+        adapter=(adapter or vm_spec.DEFAULT_ADAPTER_TYPE) if bus == 'scsi'
+        else 'ide' if bus == 'ide' else vm_spec.DEFAULT_ADAPTER_TYPE,
+        bus=bus, iso=iso, linked_clone=linked and not iso,
+        vif_model=vif_model)
 
 
 class _Hashing:
@@ -87,16 +129,23 @@ def _unacceptable(image, error):
                                             reason=str(error))
 
 
-def write_image_disk(session, context, cluster, image, disk_path):
-    """Create ``disk_path`` holding the image as a flat disk, verified
-    against Glance's hash; return its virtual size in bytes.
+def cache_file_name(image):
+    """The file an image is cached as: a disk, or an ISO kept as is."""
+    return '%s.%s' % (image.id, 'iso' if image.disk_format == 'iso'
+                      else 'vmdk')
 
-    Whatever the image's format, the bytes are converted as they stream
-    (images/formats) and hashed as they arrive, in the reader thread.
-    On failure ``disk_path``'s folder may hold partial files: the caller
-    owns the folder and removes it.
+
+def write_image_disk(session, context, cluster, image, disk_path,
+                     plan=None):
+    """Create ``disk_path`` holding the image, verified against Glance's
+    hash; return its virtual size in bytes.
+
+    Whatever the image's format, the bytes are converted to a flat disk as
+    they stream (images/formats), an ISO kept as it is, and hashed as they
+    arrive, in the reader thread. On failure ``disk_path``'s folder may
+    hold partial files: the caller owns the folder and removes it.
     """
-    _disk_type, adapter = check_acceptable(image)
+    plan = plan or check_acceptable(image)
     source = _Hashing(glance.stream(context, image.id), image.hash_algo)
     try:
         flat = formats.open_flat(
@@ -109,12 +158,17 @@ def write_image_disk(session, context, cluster, image, disk_path):
         raise _unacceptable(image, e) from e
     LOG.info('Image %s: %s, %d bytes, virtual size %d', image.id,
              flat.source_format, image.size, flat.virtual_size)
-    # The cache disk is thin: the flat upload replaces its extent anyway.
-    files.create_virtual_disk(session, cluster.datacenter_ref, disk_path,
-                              flat.virtual_size, adapter, 'thin')
-    extent = disk_path.rel_path[:-len('.vmdk')] + '-flat.vmdk'
+    if plan.iso:
+        target = disk_path.rel_path
+    else:
+        # The cache disk is thin: the flat upload replaces its extent.
+        files.create_virtual_disk(session, cluster.datacenter_ref,
+                                  disk_path, flat.virtual_size,
+                                  vm_spec.vmdk_adapter_type(plan.adapter),
+                                  'thin')
+        target = disk_path.rel_path[:-len('.vmdk')] + '-flat.vmdk'
     writer = datastore_http.FileWriter(
-        session, cluster.datacenter, disk_path.datastore, extent,
+        session, cluster.datacenter, disk_path.datastore, target,
         size=flat.virtual_size, timeout=CONF.vcdriver.http_timeout)
     label = 'Image %s to %s' % (image.id, disk_path)
     try:

@@ -22,6 +22,7 @@ class Image:
     hash_algo: str
     hash_value: str
     properties: dict
+    locations: tuple = ()   # URLs Glance shows (direct_url, locations)
 
     @classmethod
     def from_glance(cls, meta):
@@ -33,11 +34,15 @@ class Image:
                    size=int(meta.get('size') or 0),
                    disk_format=meta.get('disk_format'),
                    container_format=meta.get('container_format'),
-                   hash_algo=algo, hash_value=value, properties=props)
+                   hash_algo=algo, hash_value=value, properties=props,
+                   locations=tuple(loc['url']
+                                   for loc in meta.get('locations') or ()
+                                   if loc.get('url')))
 
 
 def get(context, image_id):
-    image = Image.from_glance(_API.get(context, image_id))
+    image = Image.from_glance(_API.get(context, image_id,
+                                       include_locations=True))
     if not image.hash_value:
         raise nova_exception.ImageUnacceptable(
             image_id=image_id,
@@ -64,3 +69,46 @@ def stream(context, image_id):
         raise nova_exception.ImageUnacceptable(
             image_id=image_id, reason='Glance holds no data for it')
     return chunks
+
+
+class _ChunkFile:
+    """A file over an iterator of chunks: glanceclient uploads from
+    ``read(size)``, not from an iterator."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._pending = b''
+
+    def read(self, size=-1):
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return b''
+        if size is None or size < 0 or size >= len(self._pending):
+            data, self._pending = self._pending, b''
+        else:
+            data, self._pending = (self._pending[:size],
+                                   self._pending[size:])
+        return data
+
+
+def upload(context, image_id, metadata, chunks):
+    """Set an image's metadata (properties merged), then upload ``chunks``
+    (an iterable of bytes) as its data; return Glance's record of it.
+
+    The data goes in one request, never retried: Nova's client retries a
+    failed call, which would resend a stream from wherever it had got to,
+    so this calls Nova's Glance client directly, as ``stream`` does. Not
+    ``API.update(data=...)`` either: under eventlet that reads the data
+    in a native thread (tpool), where a green producer cannot hand it
+    over.
+    """
+    _API.update(context, image_id, metadata, purge_props=False)
+    service, image_id = glance.get_remote_image_service(context, image_id)
+    try:
+        client = service._client._create_onetime_client(context, 2)
+        client.images.upload(image_id, _ChunkFile(chunks))
+    except Exception:
+        glance._reraise_translated_image_exception(image_id)
+    return _API.get(context, image_id)

@@ -93,14 +93,15 @@ def _connection(session, timeout):
 
 
 def _request(session, method, datacenter, datastore, path, body=None,
-             timeout=60):
-    """One small request; returns (status, body bytes)."""
+             timeout=60, with_headers=False):
+    """One small request; returns (status, body bytes[, headers])."""
     conn = _connection(session, timeout)
     try:
         conn.request(method, folder_url_path(datacenter, datastore, path),
                      body=body, headers={'Cookie': session.cookie})
         response = conn.getresponse()
-        return response.status, response.read()
+        result = response.status, response.read()
+        return result + (response.headers,) if with_headers else result
     except (OSError, http.client.HTTPException) as e:
         raise exception.DatastoreHTTPError(
             method=method, path='[%s] %s' % (datastore, path), reason=e)
@@ -118,6 +119,20 @@ def exists(session, datacenter, datastore, path):
     raise exception.DatastoreHTTPError(method='HEAD',
                                        path='[%s] %s' % (datastore, path),
                                        reason='HTTP %s' % status)
+
+
+def size(session, datacenter, datastore, path):
+    """A datastore file's size in bytes, or None if there is none."""
+    status, _, headers = _request(session, 'HEAD', datacenter, datastore,
+                                  path, with_headers=True)
+    if status == 404:
+        return None
+    length = headers.get('Content-Length')
+    if status not in (200, 204) or length is None:
+        raise exception.DatastoreHTTPError(
+            method='HEAD', path='[%s] %s' % (datastore, path),
+            reason='HTTP %s, Content-Length %s' % (status, length))
+    return int(length)
 
 
 def read_small(session, datacenter, datastore, path, limit=65536):

@@ -95,3 +95,32 @@ def extend_virtual_disk(session, datacenter, path, size_bytes):
         name=str(path), datacenter=datacenter,
         newCapacityKb=size_bytes // units.Ki, eagerZero=False)
     session.wait_for_task(task)
+
+
+def move_virtual_disk(session, datacenter, source, destination):
+    """Rename a disk (descriptor and extents); fails if the destination
+    exists, so of two services making the same disk one wins."""
+    task = session.content.virtualDiskManager.MoveVirtualDisk_Task(
+        sourceName=str(source), sourceDatacenter=datacenter,
+        destName=str(destination), destDatacenter=datacenter, force=False)
+    session.wait_for_task(task)
+
+
+def delete_virtual_disk(session, datacenter, path):
+    """Delete a disk with its extents; one that is gone already is fine."""
+    task = session.content.virtualDiskManager.DeleteVirtualDisk_Task(
+        name=str(path), datacenter=datacenter)
+    try:
+        session.wait_for_task(task)
+    except vim.fault.FileNotFound:
+        LOG.debug('%s was gone already', path)
+
+
+def copy_file(session, source_datacenter, source, datacenter, destination):
+    """vCenter copies a file (any datastore, any datacenter), replacing
+    the destination."""
+    task = session.content.fileManager.CopyDatastoreFile_Task(
+        sourceName=str(source), sourceDatacenter=source_datacenter,
+        destinationName=str(destination), destinationDatacenter=datacenter,
+        force=True)
+    session.wait_for_task(task)

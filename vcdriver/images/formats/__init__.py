@@ -220,11 +220,11 @@ def open_flat(chunks, disk_format, container_format='bare',
     elif found == 'ova':
         raise _mismatch('container_format=%s' % container, found)
     elif disk_format == 'iso':
+        # Kept as it is: the instance boots it from a CD-ROM.
         if found != 'iso':
             raise _mismatch('disk_format=iso', found)
-        raise UnsupportedImage(
-            'ISO images boot from a CD-ROM, not as a disk: they are not '
-            'converted to a flat disk')
+        reader.label = 'ISO image'
+        size, found, pieces = _raw(reader, source_size, found)
     elif disk_format in ('raw', 'qcow2', 'vmdk') and found == 'iso':
         raise _mismatch('disk_format=%s' % disk_format, found)
     elif disk_format == 'raw':

@@ -1,0 +1,113 @@
+"""Scheduling truth through real Nova: a cluster is not one big host.
+
+A vcsim vCenter of our own per test class: one cluster of three 12 GB
+hosts, each already running 4 GB of VMs that Nova does not know (24 GB
+free in the cluster, 8 GB on any one host).
+"""
+
+from pyVmomi import vim
+
+from tests.harness import nova as nova_harness
+from tests.harness import vcsim as vcsim_harness
+
+GB_MB = 1024
+
+
+class _ClassicCluster(nova_harness.VcdriverTestCase):
+    clusters = ('DC0_C0',)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sim = vcsim_harness.Vcsim(clusters=1, hosts_per_cluster=3, nfs=1,
+                                      host_memory_mb=12 * GB_MB,
+                                      host_cpu_cores=8)
+        cls.sim.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+        super().tearDownClass()
+
+    def setUp(self):
+        self.vcsim = self.sim
+        super().setUp()
+        self.si = vcsim_harness.connect(self.sim)
+
+    def _cluster(self):
+        view = self.si.content.viewManager.CreateContainerView(
+            self.si.content.rootFolder, [vim.ClusterComputeResource], True)
+        try:
+            return view.view[0]
+        finally:
+            view.DestroyView()
+
+    def _run_outside_nova(self, memory_mb, tag):
+        """A powered-off VM of ``memory_mb`` on every host, not Nova's."""
+        cluster = self._cluster()
+        dc = cluster.parent.parent
+        for host in cluster.host:
+            spec = vim.vm.ConfigSpec(
+                name='other-%s-%s' % (tag, host.name), numCPUs=2,
+                memoryMB=memory_mb, guestId='otherGuest',
+                files=vim.vm.FileInfo(vmPathName='[nfs0]'))
+            vm = vcsim_harness.wait_task(dc.vmFolder.CreateVM_Task(
+                config=spec, pool=cluster.resourcePool, host=host))
+            self.addCleanup(lambda vm=vm: vcsim_harness.wait_task(
+                vm.Destroy_Task()))
+
+    def _flavor(self, name, memory_mb):
+        return self.api.post_flavor({'flavor': {
+            'name': name, 'ram': memory_mb, 'vcpus': 1, 'disk': 1}})['id']
+
+    def _memory_inventory(self):
+        node = self.driver.get_available_nodes()[0]
+        rp = self._get_provider_uuid_by_name(node)
+        return self._get_provider_inventory(rp)['MEMORY_MB']
+
+
+class TestClassicCase(_ClassicCluster):
+
+    def test_no_host_can_take_it_so_the_scheduler_says_no(self):
+        self._run_outside_nova(4 * GB_MB, 'classic')
+        self._run_periodics()
+        memory = self._memory_inventory()
+        self.assertEqual(36 * GB_MB, memory['total'])
+        # 12 GB - 4 GB of VMs - reserved_host_memory_mb (512).
+        self.assertEqual(8 * GB_MB - 512, memory['max_unit'])
+
+        image = self.upload_flat_vmdk('classic')
+        big = self.boot(image['id'], flavor_id=self._flavor('10g', 10240),
+                        expected='ERROR')
+        self.assertIn('No valid host',
+                      self.api.get_server(big['id'])['fault']['message'])
+        self._delete_server(big)
+
+        fits = self.boot(image['id'], flavor_id=self._flavor('6g', 6144))
+        self.assertEqual('ACTIVE', fits['status'])
+        self._delete_server(fits)
+
+    def test_maintenance_mode_changes_the_inventory(self):
+        self._run_periodics()
+        self.assertEqual(36 * GB_MB, self._memory_inventory()['total'])
+        host = self._cluster().host[0]
+        vcsim_harness.wait_task(host.EnterMaintenanceMode_Task(timeout=0))
+        self.addCleanup(lambda: vcsim_harness.wait_task(
+            host.ExitMaintenanceMode_Task(timeout=0)))
+        self._run_periodics()
+        self.assertEqual(24 * GB_MB, self._memory_inventory()['total'])
+
+    def test_spawn_refuses_what_no_host_can_take_now(self):
+        # Placement saw free hosts; other workloads came before the boot.
+        self._run_periodics()
+        self._run_outside_nova(8 * GB_MB, 'late')
+        image = self.upload_flat_vmdk('late')
+        server = self.boot(image['id'], flavor_id=self._flavor('6g', 6144),
+                           expected='ERROR')
+        self.assertIn('Exceeded maximum number of retries',
+                      self.api.get_server(server['id'])['fault']['message'])
+        log = self.stdlog.logger.output
+        self.assertIn('no host can take 1 vCPU and 6144 MB now', log)
+        self.assertNotIn('Spawn failed; removing the VM', log,
+                         'a VM was created before the fit check')
+        self._delete_server(server)

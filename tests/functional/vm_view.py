@@ -1,0 +1,61 @@
+"""An instance's VM as vCenter sees it, read with a pyVmomi session of the
+test's own (not the driver's), and its disks' bytes from the simulator's
+datastore folders."""
+
+import os
+
+from pyVmomi import vim
+
+from tests.harness import vcsim as vcsim_harness
+
+
+def vm_of(sim, instance_uuid):
+    si = vcsim_harness.connect(sim)
+    return si.content.searchIndex.FindByUuid(
+        None, instance_uuid, vmSearch=True, instanceUuid=True)
+
+
+def devices(sim, instance_uuid, kind=vim.vm.device.VirtualDevice):
+    vm = vm_of(sim, instance_uuid)
+    return [d for d in vm.config.hardware.device if isinstance(d, kind)]
+
+
+def disks(sim, instance_uuid):
+    """The VM's disks in slot order: (controller bus type, device)."""
+    found = devices(sim, instance_uuid)
+    by_key = {d.key: d for d in found}
+    result = [(type(by_key[d.controllerKey]).__name__.rpartition('.')[2], d)
+              for d in found
+              if isinstance(d, vim.vm.device.VirtualDisk)]
+    return sorted(result, key=lambda cd: (cd[1].controllerKey,
+                                          cd[1].unitNumber))
+
+
+def backing_chain(disk):
+    """Datastore paths of a disk and its parents, child first."""
+    chain, backing = [], disk.backing
+    while backing is not None:
+        chain.append(backing.fileName)
+        backing = getattr(backing, 'parent', None)
+    return chain
+
+
+def local_path(sim, datastore_path, suffix=''):
+    """``[ds] a/b.vmdk`` → the simulator's file (``suffix`` e.g. -flat)."""
+    ds, _, rel = datastore_path[1:].partition(']')
+    rel = rel.strip()
+    if suffix:
+        rel = rel[:-len('.vmdk')] + suffix + '.vmdk'
+    return os.path.join(sim.datastores[ds], rel)
+
+
+def root_disk_bytes(sim, instance_uuid, length):
+    """What the instance's root disk reads, first ``length`` bytes.
+
+    vcsim's delta disks hold no data of their own (nothing writes to
+    them), so a linked clone reads exactly as its base disk.
+    """
+    _bus, root = disks(sim, instance_uuid)[0]
+    base = backing_chain(root)[-1]
+    with open(local_path(sim, base, '-flat'), 'rb') as f:
+        return f.read(length)
