@@ -17,6 +17,8 @@ from tests.harness import nova as nova_harness  # noqa: E402 (nova first)
 import logging  # noqa: E402
 import unittest  # noqa: E402
 
+from pyVmomi import vim  # noqa: E402
+
 from tests.harness import glance as glance_harness  # noqa: E402
 from tests.harness import vcsim as vcsim_harness  # noqa: E402
 
@@ -51,7 +53,9 @@ class Demo(nova_harness.VcdriverTestCase):
                 inv['MEMORY_MB']['total'], inv['MEMORY_MB']['max_unit'],
                 inv['DISK_GB']['total'])
 
-        image = self.upload_flat_vmdk('demo-disk', size=16 * 1024 * 1024)
+        # Big enough for the transfer core's progress lines (every second
+        # here: [vcdriver] image_transfer_progress_interval).
+        image = self.upload_flat_vmdk('demo-disk', size=1024 ** 3)
         say('Glance image %s: %d bytes, %s %s...', image['id'], image['size'],
             image['os_hash_algo'], image['os_hash_value'][:16])
 
@@ -69,6 +73,20 @@ class Demo(nova_harness.VcdriverTestCase):
             vm.runtime.host.parent.name, vm.config.hardware.numCPU,
             vm.config.hardware.memoryMB, vm.config.files.vmPathName)
         self.assertEqual('poweredOn', vm.runtime.powerState)
+        root = next(d for d in vm.config.hardware.device
+                    if isinstance(d, vim.vm.device.VirtualDisk))
+        parent = getattr(root.backing, 'parent', None)
+        say('vCenter: root disk %s, %d GB%s', root.backing.fileName,
+            root.capacityInKB // (1024 * 1024),
+            ', a linked clone of %s' % parent.fileName if parent else '')
+
+        say('Snapshotting the server to Glance (createImage)...')
+        snap_id = self.snapshot_server(server, 'demo-snapshot')
+        snap = self.glance_image(snap_id)
+        say('Glance image %s: %s, %s %s, %d bytes (streamOptimized, zeros '
+            'left out)', snap_id, snap['status'], snap['disk_format'],
+            snap.get('vmware_disktype'), snap['size'])
+        self.assertEqual('active', snap['status'])
 
         say('Deleting the server...')
         self._delete_server(server)

@@ -48,6 +48,31 @@ class Datastore:
                 (regex is None or bool(re.match(regex, self.name))))
 
 
+@dataclasses.dataclass(frozen=True)
+class HAAdmission:
+    """vSphere HA admission control: capacity kept for failover, which
+    vCenter will not let VMs use, so placement must not offer it."""
+    cpu_percent: int = 0        # failover resources policy
+    memory_percent: int = 0
+    failover_level: int = 0     # host failures the cluster tolerates
+    failover_hosts: frozenset = frozenset()   # spare hosts (refs)
+
+    def spare(self, host):
+        return host.ref in self.failover_hosts
+
+    def reserve(self, usable, amount, percent):
+        """Capacity held back: ``percent`` of the total, or the largest
+        ``failover_level`` hosts (vCenter's slot policy, approximated by
+        whole hosts, which never under-reserves)."""
+        sizes = sorted((amount(h) for h in usable), reverse=True)
+        by_level = sum(sizes[:self.failover_level])
+        by_percent = -(-sum(sizes) * percent // 100)
+        return max(by_level, by_percent)
+
+
+NO_HA = HAAdmission()
+
+
 @dataclasses.dataclass
 class Resource:
     total: int
@@ -64,29 +89,35 @@ class Resource:
 def _resource(total, reserved, best_single, ratio):
     """Blocks the class (reserved = total) when nothing fits anywhere."""
     best_single = int(best_single)
-    if total <= 0 or best_single < 1:
+    if total <= 0 or best_single < 1 or reserved >= total:
         return Resource(total=max(total, 1), reserved=max(total, 1),
                         max_unit=1, allocation_ratio=ratio)
     return Resource(total=total, reserved=min(reserved, total),
                     max_unit=best_single, allocation_ratio=ratio)
 
 
-def vcpu(hosts, ratio, reserved_host_cpus):
-    usable = [h for h in hosts if h.usable]
+def _usable(hosts, ha):
+    return [h for h in hosts if h.usable and not ha.spare(h)]
+
+
+def vcpu(hosts, ratio, reserved_host_cpus, ha=NO_HA):
+    usable = _usable(hosts, ha)
     # No VM can have more vCPUs than its host has threads, whatever the
     # overcommit ratio.
     best = max((_room(h, ratio, 1, reserved_host_cpus, 0)[0]
                 for h in usable), default=0)
-    return _resource(sum(h.cpu_threads for h in usable), reserved_host_cpus,
-                     best, ratio)
+    held = ha.reserve(usable, lambda h: h.cpu_threads, ha.cpu_percent)
+    return _resource(sum(h.cpu_threads for h in usable),
+                     reserved_host_cpus + held, best, ratio)
 
 
-def memory_mb(hosts, ratio, reserved_host_memory_mb):
-    usable = [h for h in hosts if h.usable]
+def memory_mb(hosts, ratio, reserved_host_memory_mb, ha=NO_HA):
+    usable = _usable(hosts, ha)
     best = max((_room(h, 1, ratio, 0, reserved_host_memory_mb)[1]
                 for h in usable), default=0)
+    held = ha.reserve(usable, lambda h: h.memory_mb, ha.memory_percent)
     return _resource(sum(h.memory_mb for h in usable),
-                     reserved_host_memory_mb, best, ratio)
+                     reserved_host_memory_mb + held, best, ratio)
 
 
 def disk_gb(datastores, regex, ratio, reserved_disk_gb):
@@ -114,13 +145,13 @@ def _room(host, cpu_ratio, ram_ratio, reserved_host_cpus,
 
 
 def shortfall(hosts, vcpus, memory_mb, cpu_ratio, ram_ratio,
-              reserved_host_cpus, reserved_host_memory_mb):
+              reserved_host_cpus, reserved_host_memory_mb, ha=NO_HA):
     """None when some usable host can take a VM of this size now, else
     what is missing, for the operator: placement's view was older."""
-    usable = [h for h in hosts if h.usable]
+    usable = _usable(hosts, ha)
     if not usable:
         return 'no host is usable (connected, powered on, not in ' \
-               'maintenance)'
+               'maintenance, not an HA failover host)'
     rooms = [(h, _room(h, cpu_ratio, ram_ratio, reserved_host_cpus,
                        reserved_host_memory_mb)) for h in usable]
     if any(c >= vcpus and m >= memory_mb for _h, (c, m) in rooms):

@@ -35,6 +35,7 @@ class ClusterState:
     cluster: Cluster
     hosts: list
     datastores: list
+    ha: capacity.HAAdmission = capacity.NO_HA
 
 
 def nodename(cluster_ref, vcenter_uuid):
@@ -94,7 +95,7 @@ def resolve(session, names):
 
 HOST_PROPS = ['name', 'runtime.connectionState', 'runtime.powerState',
               'runtime.inMaintenanceMode', 'summary.hardware.numCpuThreads',
-              'summary.hardware.memorySize', 'vm']
+              'summary.hardware.memorySize']
 DATASTORE_PROPS = ['summary.name', 'summary.type', 'summary.accessible',
                    'summary.maintenanceMode', 'summary.capacity',
                    'summary.freeSpace']
@@ -103,34 +104,55 @@ VM_PLACEMENT_PROPS = ['config.hardware.numCPU', 'config.hardware.memoryMB',
 
 
 def read_state(session, clusters):
-    """Hosts, datastores and VM placement of all clusters in four reads."""
+    """Hosts, datastores and VM placement of all clusters in three reads,
+    whatever their numbers (plus pages of [vmware] maximum_objects)."""
     cluster_props = props.properties(session, [c.ref for c in clusters],
                                      vim.ClusterComputeResource,
-                                     ['host', 'datastore'])
+                                     ['host', 'datastore', 'configurationEx'])
     host_refs = {h for p in cluster_props.values() for h in p.get('host', [])}
     ds_refs = {d for p in cluster_props.values()
                for d in p.get('datastore', [])}
-    host_props = props.properties(session, host_refs, vim.HostSystem,
-                                  HOST_PROPS)
+    host_props, vm_props, host_vms = props.properties_and_children(
+        session, host_refs, vim.HostSystem, HOST_PROPS, 'vm',
+        vim.VirtualMachine, VM_PLACEMENT_PROPS)
     ds_props = props.properties(session, ds_refs, vim.Datastore,
                                 DATASTORE_PROPS)
-    vm_refs = {vm for p in host_props.values() for vm in p.get('vm', [])}
-    vm_props = props.properties(session, vm_refs, vim.VirtualMachine,
-                                VM_PLACEMENT_PROPS)
     states = []
     for cluster in clusters:
         p = cluster_props.get(cluster.ref, {})
-        hosts = [_host(ref, host_props[ref], vm_props)
+        hosts = [_host(ref, host_props[ref], host_vms[ref], vm_props)
                  for ref in p.get('host', []) if ref in host_props]
         datastores = [_datastore(ref, ds_props[ref])
                       for ref in p.get('datastore', []) if ref in ds_props]
-        states.append(ClusterState(cluster, hosts, datastores))
+        states.append(ClusterState(cluster, hosts, datastores,
+                                   ha_admission(p.get('configurationEx'))))
     return states
 
 
-def _host(ref, p, vm_props):
-    vms = [vm_props[vm] for vm in p.get('vm', []) if vm in vm_props and
-           not vm_props[vm].get('config.template')]
+def ha_admission(config):
+    """The failover capacity HA admission control keeps, if it is on."""
+    das = getattr(config, 'dasConfig', None)
+    if not (das and das.enabled and das.admissionControlEnabled):
+        return capacity.NO_HA
+    policy = das.admissionControlPolicy
+    if isinstance(policy, vim.cluster.FailoverResourcesAdmissionControlPolicy):
+        return capacity.HAAdmission(
+            cpu_percent=policy.cpuFailoverResourcesPercent or 0,
+            memory_percent=policy.memoryFailoverResourcesPercent or 0,
+            # vSphere 6.5+ may compute the percentages from a level.
+            failover_level=getattr(policy, 'failoverLevel', 0) or 0
+            if getattr(policy, 'autoComputePercentages', False) else 0)
+    if isinstance(policy, vim.cluster.FailoverLevelAdmissionControlPolicy):
+        return capacity.HAAdmission(failover_level=policy.failoverLevel or 0)
+    if isinstance(policy, vim.cluster.FailoverHostAdmissionControlPolicy):
+        return capacity.HAAdmission(
+            failover_hosts=frozenset(policy.failoverHosts or ()))
+    return capacity.NO_HA
+
+
+def _host(ref, p, vm_refs, vm_props):
+    vms = [vm_props[vm] for vm in vm_refs
+           if not vm_props[vm].get('config.template')]
     return capacity.Host(
         ref=ref, name=p.get('name'),
         connected=p.get('runtime.connectionState') == 'connected',

@@ -77,6 +77,16 @@ vcdriver_opts = [
                default=300,
                min=1,
                help='Socket timeout in seconds for datastore HTTP transfers.'),
+    cfg.IntOpt('drs_rule_repair_interval',
+               default=600,
+               min=0,
+               help='Seconds between passes that make the DRS VM-VM rules '
+                    'of server groups (nova-servergroup-<group uuid>) in '
+                    'each cluster match Nova\'s groups again, undoing '
+                    'changes made in vCenter by hand. Passes run within '
+                    'the resource update periodic ([DEFAULT] '
+                    'update_resources_interval), so they come no more '
+                    'often than it does; 0 disables them.'),
 ]
 
 

@@ -4,6 +4,7 @@ One nova-compute serves one or more vCenter clusters, each a Nova node.
 """
 
 import re
+import time
 import uuid
 
 from nova import exception as nova_exception
@@ -20,6 +21,7 @@ import os_resource_classes as orc
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import lifecycle
 from vcdriver import snapshot as snapshot_mod
@@ -31,6 +33,9 @@ LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 HYPERVISOR_TYPE = 'VMware vCenter Server'
+# How old a cluster state update_provider_tree takes from the refresh
+# that just read it.
+STATE_REUSE_SECONDS = 5
 # Stable per-cluster node uuids for clusters beyond [vmware] cluster_name.
 NODE_UUID_NAMESPACE = uuid.UUID('7d0b5a53-1f0c-4b0e-9a55-0c8f3a6f0f3e')
 
@@ -121,6 +126,8 @@ class VMwareVCDriver(driver.ComputeDriver):
             task_timeout=CONF.vcdriver.task_timeout,
             max_objects=vmware.maximum_objects)
         self._clusters = {}  # nodename -> cluster.Cluster
+        self._states = {}    # nodename -> (monotonic time, ClusterState)
+        self._drs_repair = drs_rules.Repairer()
 
     # --- service -----------------------------------------------------------
 
@@ -146,6 +153,11 @@ class VMwareVCDriver(driver.ComputeDriver):
     def get_nodenames_by_uuid(self, refresh=False):
         return {self._node_uuid(c): n for n, c in self._clusters.items()}
 
+    def is_node_deleted(self, nodename):
+        """A cluster taken out of the configuration takes its node with it
+        (Nova then deletes the record and its resource provider)."""
+        return nodename not in self._clusters
+
     def _node_uuid(self, cluster):
         """[vmware] cluster_name keeps the host's node uuid, as in-tree."""
         if cluster.name == CONF.vmware.cluster_name:
@@ -168,12 +180,24 @@ class VMwareVCDriver(driver.ComputeDriver):
         return (self._clusters.get(instance.node) or
                 next(iter(self._clusters.values())))
 
-    def _state(self, nodename):
-        return cluster_mod.read_state(self._session,
-                                      [self._cluster(nodename)])[0]
+    def _state(self, nodename, max_age=0):
+        """The cluster's state, read afresh unless one read at most
+        ``max_age`` seconds ago will do: Nova asks for the resources and
+        then the provider tree of a node in one refresh, and for the
+        provider tree again at every claim."""
+        read_at, state = self._states.get(nodename, (None, None))
+        now = time.monotonic()
+        if read_at is None or now - read_at > max_age:
+            state = cluster_mod.read_state(self._session,
+                                           [self._cluster(nodename)])[0]
+            self._states[nodename] = (now, state)
+        return state
 
     def get_available_resource(self, nodename):
         state = self._state(nodename)
+        # Nova's periodic per node: the rate-limited DRS rule repair rides
+        # on it (never raises).
+        self._drs_repair.run_if_due(self._session, state.cluster)
         usable_hosts = [h for h in state.hosts if h.usable]
         usable_ds = [d for d in state.datastores
                      if d.usable(CONF.vmware.datastore_regex)]
@@ -202,15 +226,16 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def update_provider_tree(self, provider_tree, nodename,
                              allocations=None):
-        state = self._state(nodename)
+        state = self._state(nodename, STATE_REUSE_SECONDS)
         ratios = self._get_allocation_ratios(
             provider_tree.data(nodename).inventory)
         inventory = {
             orc.VCPU: capacity.vcpu(
-                state.hosts, ratios[orc.VCPU], CONF.reserved_host_cpus),
+                state.hosts, ratios[orc.VCPU], CONF.reserved_host_cpus,
+                state.ha),
             orc.MEMORY_MB: capacity.memory_mb(
                 state.hosts, ratios[orc.MEMORY_MB],
-                CONF.reserved_host_memory_mb),
+                CONF.reserved_host_memory_mb, state.ha),
             orc.DISK_GB: capacity.disk_gb(
                 state.datastores, CONF.vmware.datastore_regex,
                 ratios[orc.DISK_GB],
@@ -239,8 +264,29 @@ class VMwareVCDriver(driver.ComputeDriver):
         return found
 
     def get_info(self, instance, use_cache=True):
-        return hardware.InstanceInfo(
-            state=vm.power_state_of(self._session, self._vm(instance)))
+        state, cluster_ref = vm.state_and_cluster(self._session,
+                                                  self._vm(instance))
+        self._report_moved(instance, cluster_ref)
+        return hardware.InstanceInfo(state=state)
+
+    def _report_moved(self, instance, cluster_ref):
+        """A VM moved to another cluster outside Nova keeps working (it is
+        found by uuid), but Nova's node and placement are now wrong: say so,
+        for the operator to migrate it back or fix the records."""
+        expected = self._clusters.get(instance.node)
+        if cluster_ref is None or expected is None or (
+                cluster_ref == expected.ref):
+            return
+        actual = next((c for c in self._clusters.values()
+                       if c.ref == cluster_ref), None)
+        LOG.warning(
+            'The VM of this instance runs in %s, but Nova has it on node '
+            '%s (cluster %s): it was moved outside Nova. It keeps working; '
+            'placement still counts it on %s.',
+            'cluster %s (node %s)' % (actual.name, actual.nodename)
+            if actual else 'a cluster this service does not serve (%s)'
+            % cluster_ref._moId,
+            instance.node, expected.name, instance.node, instance=instance)
 
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,

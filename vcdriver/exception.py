@@ -77,3 +77,10 @@ class DatastoreHTTPError(VCenterError):
 class NoFreeDiskSlot(VCenterError):
     msg_fmt = ('The VM has no free %(bus)s slot left for another disk or '
                'CD-ROM (hw_disk_bus: IDE takes four devices in all).')
+
+
+class DrsRuleRejected(nova_exception.BuildAbortException):
+    """A BuildAbortException, so Nova puts the server in ERROR with this
+    message rather than rescheduling it."""
+    msg_fmt = ('vCenter refused the DRS rule of server group %(group)s '
+               '(policy %(policy)s) in cluster %(cluster)s: %(reason)s')

@@ -15,6 +15,7 @@ from pyVmomi import vim
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import instance_disks
 from vcdriver import vm
@@ -37,7 +38,7 @@ def check_fit(state, flavor):
         state.hosts, flavor.vcpus, flavor.memory_mb,
         CONF.cpu_allocation_ratio or CONF.initial_cpu_allocation_ratio,
         CONF.ram_allocation_ratio or CONF.initial_ram_allocation_ratio,
-        CONF.reserved_host_cpus, CONF.reserved_host_memory_mb)
+        CONF.reserved_host_cpus, CONF.reserved_host_memory_mb, state.ha)
     if missing:
         raise nova_exception.ComputeResourcesUnavailable(
             reason='cluster %s: %s' % (state.cluster.name, missing))
@@ -88,6 +89,7 @@ def spawn(session, context, cluster, instance, image_id,
                                        plan, folder, instance, root_bytes)
         disks += instance_disks.blank_disks(folder, extra)
         vm.attach_disks(session, created, plan.bus, disks, iso_path=iso)
+        drs_rules.on_spawn(session, context, cluster, instance)
         if power_on:
             vm.power_on(session, created)
     except BaseException:
@@ -159,6 +161,7 @@ def _clean_failed_spawn(session, cluster, created, instance):
 
 def destroy(session, cluster, instance, destroy_disks=True):
     """Delete the instance's VM and folder; a VM gone already is no error."""
+    drs_rules.on_destroy(session, cluster, instance)
     found = vm.find(session, instance.uuid)
     if found is None:
         LOG.info('No VM for this instance in vCenter; nothing to destroy',

@@ -37,18 +37,17 @@ def instances(session, clusters):
     """{instance uuid: (vm, cluster)} for Nova's VMs in the clusters.
 
     A VM counts as an instance when it carries the ``nvp.vm-uuid`` key.
-    Three reads whatever the number of clusters, hosts and VMs.
+    Two reads whatever the number of clusters, hosts and VMs.
     """
     cluster_props = props.properties(session, [c.ref for c in clusters],
                                      vim.ClusterComputeResource, ['host'])
     host_cluster = {h: c for c in clusters
                     for h in cluster_props.get(c.ref, {}).get('host', [])}
-    host_props = props.properties(session, host_cluster, vim.HostSystem,
-                                  ['vm'])
-    vm_cluster = {vm: host_cluster[h] for h, p in host_props.items()
-                  for vm in p.get('vm', [])}
-    vm_props = props.properties(session, vm_cluster, vim.VirtualMachine,
-                                INSTANCE_PROPS)
+    _hosts, vm_props, host_vms = props.properties_and_children(
+        session, host_cluster, vim.HostSystem, [], 'vm',
+        vim.VirtualMachine, INSTANCE_PROPS)
+    vm_cluster = {vm: host_cluster[h] for h, vms in host_vms.items()
+                  for vm in vms}
     found = {}
     key = INSTANCE_PROPS[-1]
     for vm, p in vm_props.items():
@@ -57,6 +56,20 @@ def instances(session, clusters):
         if uuid:
             found[uuid] = (vm, vm_cluster[vm])
     return found
+
+
+def state_and_cluster(session, vm):
+    """(Nova power state, the cluster the VM's host is in) in two reads."""
+    p = props.properties(session, [vm], vim.VirtualMachine,
+                         ['runtime.powerState', 'runtime.host']).get(vm, {})
+    state = POWER_STATES.get(p.get('runtime.powerState'),
+                             power_state.NOSTATE)
+    host = p.get('runtime.host')
+    if host is None:
+        return state, None
+    parent = props.properties(session, [host], vim.HostSystem,
+                              ['parent']).get(host, {}).get('parent')
+    return state, parent
 
 
 def power_state_of(session, vm):

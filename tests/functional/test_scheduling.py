@@ -16,12 +16,15 @@ GB_MB = 1024
 class _ClassicCluster(nova_harness.VcdriverTestCase):
     clusters = ('DC0_C0',)
 
+    launcher_args = ()
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.sim = vcsim_harness.Vcsim(clusters=1, hosts_per_cluster=3, nfs=1,
                                       host_memory_mb=12 * GB_MB,
-                                      host_cpu_cores=8)
+                                      host_cpu_cores=8,
+                                      extra_args=cls.launcher_args)
         cls.sim.start()
 
     @classmethod
@@ -111,3 +114,27 @@ class TestClassicCase(_ClassicCluster):
         self.assertNotIn('Spawn failed; removing the VM', log,
                          'a VM was created before the fit check')
         self._delete_server(server)
+
+
+class TestHAAdmissionPercent(_ClassicCluster):
+    """HA keeps 25 % of CPU and 50 % of memory for failover."""
+    launcher_args = ('-ha-admission', 'percent:25:50')
+
+    def test_failover_capacity_is_reserved(self):
+        self._run_periodics()
+        memory = self._memory_inventory()
+        self.assertEqual(36 * GB_MB, memory['total'])
+        self.assertEqual(512 + 18 * GB_MB, memory['reserved'])
+        node = self.driver.get_available_nodes()[0]
+        vcpu = self._get_provider_inventory(
+            self._get_provider_uuid_by_name(node))['VCPU']
+        self.assertEqual((24, 6), (vcpu['total'], vcpu['reserved']))
+
+
+class TestHAFailoverHost(_ClassicCluster):
+    """HA keeps one host of the three spare."""
+    launcher_args = ('-ha-admission', 'failover-hosts:1')
+
+    def test_spare_host_is_not_offered(self):
+        self._run_periodics()
+        self.assertEqual(24 * GB_MB, self._memory_inventory()['total'])

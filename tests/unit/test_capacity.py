@@ -300,3 +300,42 @@ def test_vcpus_count_too():
 def test_only_usable_hosts_count():
     hosts = [host(in_maintenance=True), host(connected=False)]
     assert 'no host is usable' in capacity.shortfall(hosts, 1, 1, 1, 1, 0, 0)
+
+
+# --- HA admission control ---------------------------------------------------
+
+def test_ha_percent_policy_reserves_a_share_of_the_cluster():
+    hosts = [host('h%d' % i) for i in range(4)]  # 4 x 8 threads, 12 GB
+    ha = capacity.HAAdmission(cpu_percent=25, memory_percent=50)
+    cpu = capacity.vcpu(hosts, 16.0, 0, ha)
+    memory = capacity.memory_mb(hosts, 1.0, 512, ha)
+    assert (cpu.total, cpu.reserved) == (32, 8)
+    assert (memory.total, memory.reserved) == (48 * GB_MB, 512 + 24 * GB_MB)
+    # One VM still fits a single host as before.
+    assert memory.max_unit == 12 * GB_MB - 512
+
+
+def test_ha_failover_level_reserves_the_largest_hosts():
+    hosts = [host('small', memory_mb=8 * GB_MB, cpu_threads=4),
+             host('big', memory_mb=16 * GB_MB, cpu_threads=16),
+             host('mid', memory_mb=12 * GB_MB, cpu_threads=8)]
+    ha = capacity.HAAdmission(failover_level=1)
+    assert capacity.memory_mb(hosts, 1.0, 0, ha).reserved == 16 * GB_MB
+    assert capacity.vcpu(hosts, 1.0, 0, ha).reserved == 16
+    two = capacity.HAAdmission(failover_level=2)
+    assert capacity.memory_mb(hosts, 1.0, 0, two).reserved == 28 * GB_MB
+
+
+def test_ha_failover_hosts_take_no_vms():
+    spare = host('spare', memory_mb=64 * GB_MB)
+    hosts = [host('a'), spare]
+    ha = capacity.HAAdmission(failover_hosts=frozenset({'spare'}))
+    memory = capacity.memory_mb(hosts, 1.0, 0, ha)
+    assert (memory.total, memory.max_unit) == (12 * GB_MB, 12 * GB_MB)
+    assert capacity.shortfall(hosts, 1, 16 * GB_MB, 1, 1, 0, 0, ha)
+    assert capacity.shortfall(hosts, 1, 16 * GB_MB, 1, 1, 0, 0) is None
+
+
+def test_ha_reserving_everything_blocks_the_class():
+    ha = capacity.HAAdmission(failover_level=1)
+    assert blocked(capacity.memory_mb([host()], 1.0, 0, ha))

@@ -170,11 +170,11 @@ def states(replay):
     return result, cassette
 
 
-def test_read_state_is_four_batched_reads(states):
+def test_read_state_is_three_batched_reads(states):
     _, cassette = states
     calls = _soap_calls(cassette)
-    # Three for resolve, then clusters, hosts, datastores and VMs.
-    assert calls.count('RetrievePropertiesEx') == 3 + 4, calls
+    # Three for resolve, then clusters, hosts with their VMs, datastores.
+    assert calls.count('RetrievePropertiesEx') == 3 + 3, calls
 
 
 def test_read_state_sees_every_host_with_its_size(states):

@@ -18,11 +18,14 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	stats := newStats()
 	exports := newExports(srv.URL) // ExportVm, ExportSnapshot: nfc_export.go
 	exports.install(m)
+	ruleFaults := newRuleFaults() // refused DRS rules: rule_faults.go
+	ruleFaults.install(m)
 	chain := []middleware{
 		soapResponseFixes,
 		soapRequestFixes,
 		stats.middleware,
 		exports.middleware,
+		ruleFaults.middleware,
 	}
 
 	var h http.Handler = srv.Config.Handler

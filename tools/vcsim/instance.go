@@ -69,6 +69,9 @@ func start(cfg *config) (*instance, error) {
 		return fail("NFS datastores", err)
 	}
 	configureHosts(cfg, m)
+	if err := configureHA(cfg.haAdmission, m); err != nil {
+		return fail("HA admission control", err)
+	}
 	if cfg.guestTools {
 		m.Map().AddHandler(guestTools{})
 	}

@@ -32,6 +32,7 @@ type config struct {
 	hostsPerCluster int
 	standaloneHosts int
 	vms             int
+	vmWorkers       int
 
 	hostMemoryMB int
 	hostCPUCores int
@@ -46,6 +47,8 @@ type config struct {
 	taskDelay  time.Duration
 	guestTools bool
 
+	haAdmission string
+
 	exitOnStdinClose bool
 }
 
@@ -59,6 +62,7 @@ func parseFlags(fs *flag.FlagSet, args []string) *config {
 	fs.IntVar(&c.hostsPerCluster, "hosts-per-cluster", 3, "hosts in each cluster")
 	fs.IntVar(&c.standaloneHosts, "standalone-hosts", 0, "standalone hosts per datacenter")
 	fs.IntVar(&c.vms, "vms", 0, "pre-existing VMs per cluster and per standalone host (on nfs0, powered on)")
+	fs.IntVar(&c.vmWorkers, "vm-workers", 1, "create the -vms VMs with this many parallel workers (bulk_vms.go)")
 	fs.IntVar(&c.hostMemoryMB, "host-memory-mb", 0, "memory of every host in MB (0 = simulator default, 4095 MB)")
 	fs.IntVar(&c.hostCPUCores, "host-cpu-cores", 0, "CPU cores (and threads) of every host (0 = simulator default, 2)")
 	fs.IntVar(&c.nfs, "nfs", 1, "number of shared NFS datastores nfs0..nfsN-1, mounted on every host")
@@ -69,6 +73,7 @@ func parseFlags(fs *flag.FlagSet, args []string) *config {
 	fs.DurationVar(&c.sessionIdleTimeout, "session-idle-timeout", 0, "expire sessions idle for this long (0 = never)")
 	fs.DurationVar(&c.taskDelay, "task-delay", 0, "delay every task this long in state running before it does its work (0 = none)")
 	fs.BoolVar(&c.guestTools, "guest-tools", false, "report VMware Tools running in powered-on VMs (so RebootGuest works)")
+	fs.StringVar(&c.haAdmission, "ha-admission", "", "HA admission control on every cluster: percent:<cpu>:<mem>, hosts:<n> or failover-hosts:<n> (ha.go)")
 	fs.BoolVar(&c.exitOnStdinClose, "exit-on-stdin-close", false, "also shut down when stdin reaches EOF (the parent holding the pipe died)")
 	_ = fs.Parse(args)
 
@@ -227,6 +232,7 @@ func createVMs(ctx context.Context, cfg *config, c *vim25.Client) error {
 	if cfg.vms == 0 {
 		return nil
 	}
+	var jobs []vmJob
 	finder := find.NewFinder(c, false)
 	dcs, err := finder.DatacenterList(ctx, "*")
 	if err != nil {
@@ -259,13 +265,11 @@ func createVMs(ctx context.Context, cfg *config, c *vim25.Client) error {
 				host = hosts[0]
 			}
 			for i := 0; i < cfg.vms; i++ {
-				if err := createVM(ctx, c, folders.VmFolder, pool, host, fmt.Sprintf("%s_VM%d", prefix, i)); err != nil {
-					return err
-				}
+				jobs = append(jobs, vmJob{folders.VmFolder, pool, host, fmt.Sprintf("%s_VM%d", prefix, i)})
 			}
 		}
 	}
-	return nil
+	return runVMJobs(ctx, c, jobs, cfg.vmWorkers)
 }
 
 func createVM(ctx context.Context, c *vim25.Client, folder *object.Folder, pool *object.ResourcePool, host *object.HostSystem, name string) error {
@@ -289,14 +293,15 @@ func createVM(ctx context.Context, c *vim25.Client, folder *object.Folder, pool 
 	if err != nil {
 		return err
 	}
-	info, err := task.WaitForResult(ctx, nil)
+	result, err := waitTask(ctx, c, task)
 	if err != nil {
 		return fmt.Errorf("create VM %s: %w", name, err)
 	}
-	vm := object.NewVirtualMachine(c, info.Result.(types.ManagedObjectReference))
+	vm := object.NewVirtualMachine(c, result.(types.ManagedObjectReference))
 	task, err = vm.PowerOn(ctx)
 	if err != nil {
 		return err
 	}
-	return task.Wait(ctx)
+	_, err = waitTask(ctx, c, task)
+	return err
 }

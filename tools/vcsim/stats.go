@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,20 +14,24 @@ const (
 	statsPath    = "/vcdriver/stats"
 )
 
-// stats counts datastore file uploads: HTTP PUT /folder/<path>?dsName=<ds>.
-// GET /vcdriver/stats returns
+// stats counts datastore file uploads (HTTP PUT /folder/<path>?dsName=<ds>)
+// and SOAP calls (POST /sdk, by method: round trips). GET /vcdriver/stats
+// returns
 //
-//	{"folder_puts": {"<dsName>/<path>": n, ...}, "folder_put_total": n}
+//	{"folder_puts": {"<dsName>/<path>": n, ...}, "folder_put_total": n,
+//	 "soap_calls": {"<method>": n, ...}, "soap_call_total": n}
 //
 // and DELETE /vcdriver/stats resets the counters.
 type stats struct {
-	mu    sync.Mutex
-	puts  map[string]int
-	total int
+	mu        sync.Mutex
+	puts      map[string]int
+	total     int
+	soap      map[string]int
+	soapTotal int
 }
 
 func newStats() *stats {
-	return &stats{puts: map[string]int{}}
+	return &stats{puts: map[string]int{}, soap: map[string]int{}}
 }
 
 func (s *stats) middleware(next http.Handler) http.Handler {
@@ -40,9 +46,28 @@ func (s *stats) middleware(next http.Handler) http.Handler {
 			s.puts[key]++
 			s.total++
 			s.mu.Unlock()
+		case r.Method == http.MethodPost && isSDKPath(r.URL.Path):
+			body, err := io.ReadAll(r.Body)
+			_ = r.Body.Close()
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			s.countSOAP(soapMethod(body))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (s *stats) countSOAP(method string) {
+	if method == "" {
+		method = "?"
+	}
+	s.mu.Lock()
+	s.soap[method]++
+	s.soapTotal++
+	s.mu.Unlock()
 }
 
 func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
@@ -54,14 +79,22 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		for k, v := range s.puts {
 			puts[k] = v
 		}
+		calls := make(map[string]int, len(s.soap))
+		for k, v := range s.soap {
+			calls[k] = v
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"folder_puts":      puts,
 			"folder_put_total": s.total,
+			"soap_calls":       calls,
+			"soap_call_total":  s.soapTotal,
 		})
 	case http.MethodDelete:
 		s.puts = map[string]int{}
 		s.total = 0
+		s.soap = map[string]int{}
+		s.soapTotal = 0
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)

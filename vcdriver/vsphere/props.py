@@ -22,6 +22,10 @@ def _collect(session, object_specs, prop_type, path_set, max_objects=None):
     spec = PC.FilterSpec(
         objectSet=object_specs,
         propSet=[PC.PropertySpec(type=prop_type, pathSet=list(path_set))])
+    return _retrieve(collector, spec, max_objects)
+
+
+def _retrieve(collector, spec, max_objects):
     options = PC.RetrieveOptions(maxObjects=max_objects)
     result = collector.RetrievePropertiesEx([spec], options)
     found = {}
@@ -58,3 +62,34 @@ def properties(session, objects, obj_type, path_set, max_objects=None):
         return {}
     specs = [PC.ObjectSpec(obj=obj, skip=False) for obj in objects]
     return _collect(session, specs, obj_type, path_set, max_objects)
+
+
+def properties_and_children(session, objects, obj_type, path_set, link,
+                            child_type, child_path_set, max_objects=None):
+    """Properties of the given objects and of the objects their ``link``
+    property points at (hosts and their ``vm``s, say), in one retrieval.
+
+    The children are reached by traversal, not named: one deleted between
+    our reads is simply not there, where naming it would fail the whole
+    read with ManagedObjectNotFound. Returns (objects', children's
+    {moref: {path: value}}, {object: [child morefs]}).
+    """
+    objects = list(objects)
+    if not objects:
+        return {}, {}, {}
+    hop = PC.TraversalSpec(name='children', type=obj_type, path=link,
+                           skip=False)
+    specs = [PC.ObjectSpec(obj=obj, skip=False, selectSet=[hop])
+             for obj in objects]
+    if max_objects is None:
+        max_objects = getattr(session, 'max_objects', None)
+    collector = session.content.propertyCollector
+    spec = PC.FilterSpec(objectSet=specs, propSet=[
+        PC.PropertySpec(type=obj_type, pathSet=list(path_set) + [link]),
+        PC.PropertySpec(type=child_type, pathSet=list(child_path_set))])
+    found = _retrieve(collector, spec, max_objects)
+    parents = {o: p for o, p in found.items() if isinstance(o, obj_type)}
+    children = {o: p for o, p in found.items() if isinstance(o, child_type)}
+    links = {o: [c for c in p.pop(link, None) or () if c in children]
+             for o, p in parents.items()}
+    return parents, children, links
