@@ -87,6 +87,12 @@ vcdriver_opts = [
                     'the resource update periodic ([DEFAULT] '
                     'update_resources_interval), so they come no more '
                     'often than it does; 0 disables them.'),
+    cfg.IntOpt('soft_reboot_timeout',
+               default=120,
+               min=1,
+               help='Seconds a soft reboot (RebootGuest through VMware '
+                    'Tools) waits for the guest to go down to reboot '
+                    'before resetting the VM instead.'),
 ]
 
 

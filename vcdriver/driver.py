@@ -21,12 +21,17 @@ import os_resource_classes as orc
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import diagnostics
 from vcdriver import drs_rules
 from vcdriver import exception
+from vcdriver import host as host_mod
 from vcdriver import lifecycle
+from vcdriver import power
+from vcdriver import rescue as rescue_mod
 from vcdriver import snapshot as snapshot_mod
 from vcdriver import vm
 from vcdriver import vm_spec
+from vcdriver import volumes
 from vcdriver.vsphere import session as session_mod
 
 LOG = logging.getLogger(__name__)
@@ -291,13 +296,15 @@ class VMwareVCDriver(driver.ComputeDriver):
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
-        lifecycle.spawn(self._session, context, self._cluster_of(instance),
-                        instance, image_meta.id,
-                        block_device_info=block_device_info,
-                        power_on=power_on)
+        lifecycle.spawn(
+            self._session, context, self._cluster_of(instance), instance,
+            image_meta.id, block_device_info=block_device_info,
+            power_on=power_on, injected_files=injected_files,
+            admin_password=admin_password, network_info=network_info)
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
+        self._detach_volumes_for_destroy(instance, block_device_info)
         lifecycle.destroy(self._session, self._cluster_for_cleanup(instance),
                           instance, destroy_disks=destroy_disks)
 
@@ -313,7 +320,9 @@ class VMwareVCDriver(driver.ComputeDriver):
             cluster_mod.read_state(self._session, clusters), all_instances)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
-        vm.power_off(self._session, self._vm(instance))
+        how = power.power_off(self._session, self._vm(instance), timeout,
+                              retry_interval)
+        LOG.info('Powered off (%s)', how, instance=instance)
 
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
@@ -322,11 +331,108 @@ class VMwareVCDriver(driver.ComputeDriver):
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
-        how = vm.reboot(self._session, self._vm(instance),
-                        soft=reboot_type == 'SOFT')
+        how = power.reboot(self._session, self._vm(instance),
+                           soft=reboot_type == 'SOFT',
+                           timeout=CONF.vcdriver.soft_reboot_timeout)
         LOG.info('Rebooted (%s)', how, instance=instance)
 
     def snapshot(self, context, instance, image_id, update_task_state):
         snapshot_mod.snapshot(self._session, context, instance,
                               self._vm(instance), image_id,
                               update_task_state)
+
+    # --- power, state and diagnostics -------------------------------------
+
+    def suspend(self, context, instance):
+        power.suspend(self._session, self._vm(instance))
+
+    def resume(self, context, instance, network_info, block_device_info=None,
+               share_info=None):
+        power.resume(self._session, self._vm(instance))
+
+    def pause(self, instance):
+        """vSphere cannot pause a VM (stop its vCPUs, keep its memory
+        resident); suspend is what it has."""
+        raise NotImplementedError(
+            'vCenter cannot pause a VM; suspend the server instead')
+
+    def unpause(self, instance):
+        raise NotImplementedError(
+            'vCenter cannot pause a VM; suspend and resume the server '
+            'instead')
+
+    def resume_state_on_host_boot(self, context, instance, network_info,
+                                  share_info, block_device_info=None):
+        """Nova found the VM off though the instance should run: power it
+        on (a suspended VM resumes the same way)."""
+        vm.power_on(self._session, self._vm(instance))
+
+    def rescue(self, context, instance, network_info, image_meta,
+               rescue_password, block_device_info, share_info):
+        rescue_mod.rescue(self._session, context, self._cluster_of(instance),
+                          self._vm(instance), instance, image_meta.id)
+
+    def unrescue(self, context, instance):
+        rescue_mod.unrescue(self._session, self._vm(instance), instance)
+
+    def get_diagnostics(self, instance):
+        return diagnostics.legacy(self._session, self._vm(instance))
+
+    def get_instance_diagnostics(self, instance):
+        return diagnostics.instance_diagnostics(
+            self._session, self._vm(instance), instance)
+
+    # --- host operations ----------------------------------------------------
+
+    def get_host_uptime(self):
+        return host_mod.uptime(self._session, list(self._clusters.values()))
+
+    def host_maintenance_mode(self, host, mode):
+        """This service's "host" is whole clusters: putting every ESX host
+        of them into maintenance would evacuate the clusters."""
+        raise NotImplementedError(
+            'Maintenance mode is set per ESX host in vCenter; this service '
+            'stands for whole clusters')
+
+    def set_host_enabled(self, enabled):
+        """Nothing to do in vCenter: Nova itself marks every node of the
+        service COMPUTE_STATUS_DISABLED in placement and takes this
+        NotImplementedError for "done"."""
+        raise NotImplementedError(
+            'Nova disables the nodes in placement; ESX hosts are enabled '
+            'in vCenter')
+
+    def host_power_action(self, action):
+        raise NotImplementedError(
+            'ESX hosts are powered through vCenter, not Nova')
+
+    # --- volumes ------------------------------------------------------------
+
+    def get_volume_connector(self, instance):
+        return volumes.connector(self._session,
+                                 vm.find(self._session, instance.uuid),
+                                 CONF.vmware.host_ip)
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None, device_type=None, encryption=None):
+        volumes.attach(self._session, self._vm(instance), connection_info,
+                       instance)
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        volumes.detach(self._session, self._datacenter(instance),
+                       self._vm(instance), connection_info, instance)
+
+    def _detach_volumes_for_destroy(self, instance, block_device_info):
+        """Cinder's disks must not go with the VM (Destroy_Task deletes
+        every disk the VM has)."""
+        mappings = driver.block_device_info_get_mapping(block_device_info)
+        found = vm.find(self._session, instance.uuid) if mappings else None
+        if found is not None:
+            volumes.detach_all(self._session, self._datacenter(instance),
+                               found, mappings, instance)
+
+    def _datacenter(self, instance):
+        """Where volume files are moved back to their backing, should
+        they have moved with the instance."""
+        return self._cluster_for_cleanup(instance).datacenter_ref

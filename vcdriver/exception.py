@@ -84,3 +84,27 @@ class DrsRuleRejected(nova_exception.BuildAbortException):
     message rather than rescheduling it."""
     msg_fmt = ('vCenter refused the DRS rule of server group %(group)s '
                '(policy %(policy)s) in cluster %(cluster)s: %(reason)s')
+
+
+class VolumeBackingNotFound(nova_exception.VolumeNotFound):
+    msg_fmt = ('Volume %(volume_id)s has no backing in vCenter: neither '
+               'the VM %(moref)s named in its connection info nor a VM with '
+               'instanceUuid %(volume_id)s exists, or it holds no disk.')
+
+
+class VolumeHotplugUnsupported(nova_exception.Invalid):
+    msg_fmt = ('Volume %(volume_id)s cannot be %(action)s while the server '
+               'runs: its disks are on IDE, which has no hot-plug. Stop '
+               'the server first.')
+
+
+class ISCSITargetNotFound(VCenterError):
+    msg_fmt = ('Host %(host)s found no LUN %(lun)s of iSCSI target %(iqn)s '
+               'at %(portal)s after adding it as a static target of its '
+               'software iSCSI adapter and rescanning%(reason)s.')
+
+
+class ISCSIVolumeNeedsSCSI(nova_exception.Invalid):
+    msg_fmt = ('iSCSI volume %(volume_id)s is attached as a physical raw '
+               'device mapping, which needs a SCSI controller; this '
+               'server\'s disks are on %(bus)s.')

@@ -6,6 +6,7 @@ image cache (images/cache.py).
 """
 
 from nova import exception as nova_exception
+from nova.virt import driver as virt_driver
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
@@ -15,11 +16,13 @@ from pyVmomi import vim
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import config_drive
 from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import instance_disks
 from vcdriver import vm
 from vcdriver import vm_spec
+from vcdriver import volumes
 from vcdriver.images import cache as image_cache
 from vcdriver.images import datastore_copy
 from vcdriver.images import disk
@@ -56,9 +59,15 @@ def choose_datastore(state, needed_bytes):
 
 
 def spawn(session, context, cluster, instance, image_id,
-          block_device_info=None, power_on=True):
+          block_device_info=None, power_on=True, injected_files=None,
+          admin_password=None, network_info=None):
     """Create the VM, give it its disks from the datastore's image cache
-    (filling the cache first if need be), boot it."""
+    (filling the cache first if need be) and the volumes Nova connected
+    for it, boot it."""
+    # Volumes go on before power-on (IDE has no hot-plug).
+    boot_volumes = [
+        m for m in virt_driver.block_device_info_get_mapping(
+            block_device_info) if m.get('boot_index') != 0]
     image = glance.get(context, image_id)
     plan = disk.check_acceptable(image)
     flavor = instance.flavor
@@ -89,12 +98,19 @@ def spawn(session, context, cluster, instance, image_id,
                                        plan, folder, instance, root_bytes)
         disks += instance_disks.blank_disks(folder, extra)
         vm.attach_disks(session, created, plan.bus, disks, iso_path=iso)
+        if config_drive.required_by(instance):
+            config_drive.attach(session, cluster, created, instance, folder,
+                                injected_files, admin_password, network_info)
+        for mapping in boot_volumes:
+            volumes.attach(session, created, mapping['connection_info'],
+                           instance)
         drs_rules.on_spawn(session, context, cluster, instance)
         if power_on:
             vm.power_on(session, created)
     except BaseException:
         with excutils.save_and_reraise_exception():
-            _clean_failed_spawn(session, cluster, created, instance)
+            _clean_failed_spawn(session, cluster, created, instance,
+                                boot_volumes)
     return created
 
 
@@ -144,12 +160,16 @@ def _fetch_image(session, context, cluster, image, plan, path):
                                  plan)
 
 
-def _clean_failed_spawn(session, cluster, created, instance):
-    """Destroy the VM; then its folder, which may hold unattached disks."""
+def _clean_failed_spawn(session, cluster, created, instance,
+                        boot_volumes=()):
+    """Destroy the VM, volumes taken off first; then its folder, which may
+    hold unattached disks."""
     ds_name, folder = vm.files_location(session, created)
     LOG.warning('Spawn failed; removing the VM and [%s] %s', ds_name, folder,
                 instance=instance)
     try:
+        volumes.detach_all(session, cluster.datacenter_ref, created,
+                           boot_volumes, instance)
         vm.destroy(session, created)
         if ds_name and folder:
             files.delete(session, cluster.datacenter_ref,

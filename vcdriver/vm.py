@@ -146,6 +146,46 @@ def attach_disks(session, vm, bus, disks, iso_path=None):
         vim.vm.ConfigSpec(deviceChange=changes)))
 
 
+def attach_cdrom(session, vm, iso_path):
+    """Add a CD-ROM with an ISO from a datastore on a free IDE slot."""
+    devices = props.properties(session, [vm], vim.VirtualMachine,
+                               ['config.hardware.device'])
+    devices = devices[vm]['config.hardware.device']
+    controller_key, unit = _next_slot(_free_slots(devices, 'ide'), 'ide')
+    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.cdrom(-100, controller_key, unit, iso_path)])))
+
+
+def disks(session, vm):
+    """[(bus, VirtualDisk)] of the VM, in slot order."""
+    devices = props.properties(session, [vm], vim.VirtualMachine,
+                               ['config.hardware.device'])
+    devices = devices[vm]['config.hardware.device']
+    controllers = {d.key: d for d in devices
+                   if isinstance(d, vim.vm.device.VirtualController)}
+    found = []
+    for d in devices:
+        if not isinstance(d, vim.vm.device.VirtualDisk):
+            continue
+        controller = controllers.get(d.controllerKey)
+        bus = next((b for b, (cls, _u) in _BUS_SLOTS.items()
+                    if isinstance(controller, cls)), None)
+        found.append((bus, d))
+    return sorted(found, key=lambda bd: (bd[1].controllerKey,
+                                         bd[1].unitNumber))
+
+
+def set_boot_disks(session, vm, disk_keys):
+    """Boot from these disks, in order ([]: the default order)."""
+    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+        bootOptions=vm_spec.boot_order(disk_keys))))
+
+
+def detach_disk(session, vm, device, destroy_file=False):
+    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.remove(device, destroy_file)])))
+
+
 def _next_slot(slots, bus):
     try:
         return next(slots)

@@ -109,6 +109,24 @@ def cdrom(key, controller_key, unit_number, iso_path):
             startConnected=True, allowGuestControl=True, connected=True)))
 
 
+def remove(device, destroy_file=False):
+    """Take a device off the VM; ``destroy_file`` deletes its disk file."""
+    change = vim.vm.device.VirtualDeviceSpec(
+        operation=vim.vm.device.VirtualDeviceSpec.Operation.remove,
+        device=device)
+    if destroy_file:
+        change.fileOperation = 'destroy'
+    return change
+
+
+def boot_order(disk_keys):
+    """Boot options trying these disks in order; [] restores the BIOS
+    default order."""
+    return vim.vm.BootOptions(bootOrder=[
+        vim.vm.BootOptions.BootableDiskDevice(deviceKey=key)
+        for key in disk_keys])
+
+
 def create_spec(instance, flavor, datastore_name, devices, guest_id=None):
     """ConfigSpec for CreateVM_Task; vCenter makes ``[ds] <uuid>/``."""
     return vim.vm.ConfigSpec(
@@ -122,3 +140,39 @@ def create_spec(instance, flavor, datastore_name, devices, guest_id=None):
         extraConfig=[vim.option.OptionValue(key=INSTANCE_UUID_KEY,
                                             value=instance.uuid)],
         deviceChange=devices)
+
+
+def volume_disk(key, controller_key, unit_number, disk_path, capacity_kb,
+                disk_mode='independent_persistent'):
+    """An existing disk that belongs to a Cinder volume.
+
+    Independent, so a vSphere snapshot of the instance (Nova's snapshot)
+    never writes a delta onto Cinder's disk; no ``fileOperation``, so
+    vCenter neither creates nor replaces the file.
+    """
+    return _add(vim.vm.device.VirtualDisk(
+        key=key, controllerKey=controller_key, unitNumber=unit_number,
+        capacityInKB=capacity_kb,
+        backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName=str(disk_path), diskMode=disk_mode)))
+
+
+def extra_config(options):
+    """ConfigSpec extraConfig entries; an empty value removes the key."""
+    return [vim.option.OptionValue(key=k, value=v)
+            for k, v in sorted(options.items())]
+
+
+def rdm_disk(key, controller_key, unit_number, device_name, lun_uuid,
+             capacity_kb):
+    """A LUN as a physical-mode raw device mapping, as in-tree attaches
+    iSCSI volumes; vCenter creates the mapping file in the VM's folder.
+    Independent: vSphere cannot snapshot a physical RDM."""
+    return _add(vim.vm.device.VirtualDisk(
+        key=key, controllerKey=controller_key, unitNumber=unit_number,
+        capacityInKB=capacity_kb,
+        backing=vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo(
+            fileName='', deviceName=device_name, lunUuid=lun_uuid,
+            compatibilityMode='physicalMode',
+            diskMode='independent_persistent')),
+        file_operation='create')

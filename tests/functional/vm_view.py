@@ -59,3 +59,25 @@ def root_disk_bytes(sim, instance_uuid, length):
     base = backing_chain(root)[-1]
     with open(local_path(sim, base, '-flat'), 'rb') as f:
         return f.read(length)
+
+
+def extra_config(sim, instance_uuid, key):
+    """The value of one extraConfig key of the VM, or None."""
+    vm = vm_of(sim, instance_uuid)
+    return next((o.value for o in vm.config.extraConfig or ()
+                 if o.key == key), None)
+
+
+def read_datastore_file(sim, datastore_path, suffix='', length=None):
+    """A file's bytes over the datastore's HTTP interface (``/folder``),
+    as a client of vCenter reads them."""
+    import urllib.request
+    ds, _, rel = datastore_path[1:].partition(']')
+    rel = rel.strip()
+    if suffix:
+        rel = rel[:-len('.vmdk')] + suffix + '.vmdk'
+    request = urllib.request.Request(sim.datastore_url(ds, rel))
+    if length is not None:
+        request.add_header('Range', 'bytes=0-%d' % (length - 1))
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return r.read()

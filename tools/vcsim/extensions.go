@@ -20,12 +20,18 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	exports.install(m)
 	ruleFaults := newRuleFaults() // refused DRS rules: rule_faults.go
 	ruleFaults.install(m)
+	guests := newGuestOps() // guests that reboot, or ignore requests: guest_ops.go
+	guests.install(m)
+	iscsi := newISCSI() // software iSCSI adapters and targets: iscsi.go
+	iscsi.install(m)
 	chain := []middleware{
 		soapResponseFixes,
 		soapRequestFixes,
 		stats.middleware,
 		exports.middleware,
 		ruleFaults.middleware,
+		guests.middleware,
+		iscsi.middleware,
 	}
 
 	var h http.Handler = srv.Config.Handler

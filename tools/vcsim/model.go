@@ -34,6 +34,8 @@ type config struct {
 	vms             int
 	vmWorkers       int
 
+	typedTraversal bool
+
 	hostMemoryMB int
 	hostCPUCores int
 
@@ -63,6 +65,7 @@ func parseFlags(fs *flag.FlagSet, args []string) *config {
 	fs.IntVar(&c.standaloneHosts, "standalone-hosts", 0, "standalone hosts per datacenter")
 	fs.IntVar(&c.vms, "vms", 0, "pre-existing VMs per cluster and per standalone host (on nfs0, powered on)")
 	fs.IntVar(&c.vmWorkers, "vm-workers", 1, "create the -vms VMs with this many parallel workers (bulk_vms.go)")
+	fs.BoolVar(&c.typedTraversal, "typed-traversal", false, "follow PropertyCollector TraversalSpecs only from objects of their type, as vCenter does (typed_traversal.go)")
 	fs.IntVar(&c.hostMemoryMB, "host-memory-mb", 0, "memory of every host in MB (0 = simulator default, 4095 MB)")
 	fs.IntVar(&c.hostCPUCores, "host-cpu-cores", 0, "CPU cores (and threads) of every host (0 = simulator default, 2)")
 	fs.IntVar(&c.nfs, "nfs", 1, "number of shared NFS datastores nfs0..nfsN-1, mounted on every host")
@@ -116,6 +119,9 @@ func configureService(cfg *config, m *simulator.Model) error {
 		u.User = url.UserPassword(cfg.username, cfg.password)
 	}
 	m.Service.Listen = u
+	if cfg.typedTraversal {
+		installTypedTraversal(m)
+	}
 
 	if cfg.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)

@@ -1,0 +1,79 @@
+"""Rescue: boot the instance from a rescue image, its own disks attached.
+
+The rescue disk comes from the datastore's image cache as a root disk
+does (a delta of the cached image, or a copy), as
+``[ds] <uuid>/<uuid>-rescue.vmdk`` on the bus of the instance's root
+disk; the boot order puts it first and the original root second, so the
+rescue system finds the original disk to repair. Unrescue detaches and
+deletes the rescue disk and boots the original again.
+"""
+
+from nova import exception as nova_exception
+from oslo_log import log as logging
+from oslo_vmware.objects import datastore as ds_obj
+
+from vcdriver import instance_disks
+from vcdriver import lifecycle
+from vcdriver import vm as vm_mod
+from vcdriver.images import cache as image_cache
+from vcdriver.images import disk
+from vcdriver.images import glance
+
+LOG = logging.getLogger(__name__)
+
+SUFFIX = '-rescue.vmdk'
+
+
+def _folder(session, vm):
+    ds_name, folder = vm_mod.files_location(session, vm)
+    return ds_obj.DatastorePath(ds_name, folder)
+
+
+def _is_rescue_disk(device):
+    return device.backing.fileName.endswith(SUFFIX)
+
+
+def rescue(session, context, cluster, vm, instance, image_id):
+    image = glance.get(context, image_id)
+    plan = disk.check_acceptable(image)
+    if plan.iso:
+        raise nova_exception.ImageUnacceptable(
+            image_id=image_id,
+            reason='an ISO cannot be a rescue image here: rescue boots a '
+                   'disk image')
+    folder = _folder(session, vm)
+    vm_mod.power_off(session, vm)
+    disks = vm_mod.disks(session, vm)
+    if any(_is_rescue_disk(d) for _bus, d in disks):
+        raise nova_exception.InstanceNotRescuable(
+            instance_id=instance.uuid,
+            reason='a rescue disk is attached already')
+    # The original root: the first disk in slot order.
+    root_bus, root = disks[0] if disks else (plan.bus, None)
+    cache = image_cache.DatastoreCache(session, cluster, folder.datastore)
+    entry = cache.ensure(
+        image, lambda path: lifecycle._fetch_image(
+            session, context, cluster, image, plan, path),
+        disk.cache_file_name(image))
+    path = folder.join(instance.uuid + SUFFIX)
+    rescue_disk = instance_disks.root_disk(session, cluster, entry, plan,
+                                           path, 0)
+    vm_mod.attach_disks(session, vm, root_bus, [rescue_disk])
+    keys = [d.key for _bus, d in vm_mod.disks(session, vm)
+            if d.backing.fileName == str(path)]
+    if root is not None:
+        keys.append(root.key)
+    vm_mod.set_boot_disks(session, vm, keys)
+    vm_mod.power_on(session, vm)
+    LOG.info('Rescued from image %s (%s)', image_id, path,
+             instance=instance)
+
+
+def unrescue(session, vm, instance):
+    vm_mod.power_off(session, vm)
+    for _bus, device in vm_mod.disks(session, vm):
+        if _is_rescue_disk(device):
+            vm_mod.detach_disk(session, vm, device, destroy_file=True)
+    vm_mod.set_boot_disks(session, vm, [])
+    vm_mod.power_on(session, vm)
+    LOG.info('Unrescued', instance=instance)

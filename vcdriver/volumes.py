@@ -1,0 +1,401 @@
+"""Cinder volumes on instances: Cinder's ``vmdk`` connection type.
+
+Cinder's VMDK driver keeps each volume as a "shadow" VM of its own, named
+after the volume, with the volume's id as its instanceUuid and one disk:
+the volume. Nova hands us ``connection_info['data']['volume']``, the
+shadow VM's moref. Attaching adds that disk file to the instance's VM
+(the shadow keeps it too, so Cinder still finds its volume); detaching
+takes it off again without touching the file, and gives the file back to
+the shadow should it have moved with the instance.
+
+As in-tree, the instance's extraConfig ``volume-<volume id>`` holds the
+disk's uuid, so a volume is found on the instance even after Storage DRS
+moved its file, and instances attached by the in-tree driver detach here.
+
+The ``iscsi`` type: the target goes on the software iSCSI adapter of the
+VM's host as a static target, the adapter is rescanned, and the LUN is
+attached as a physical-mode raw device mapping (as in-tree); the LUN's
+uuid is recorded under the same key.
+"""
+
+from nova import exception as nova_exception
+from oslo_log import log as logging
+from oslo_vmware.objects import datastore as ds_obj
+from pyVmomi import vim
+from pyVmomi import vmodl
+
+from vcdriver import exception
+from vcdriver import vm
+from vcdriver import vm_spec
+from vcdriver.vsphere import files
+from vcdriver.vsphere import props
+
+LOG = logging.getLogger(__name__)
+
+VOLUME_KEY = 'volume-%s'
+SUPPORTED_TYPES = ('vmdk', 'iscsi')
+# Volume disks go on the bus of the instance's root disk, where the guest
+# has drivers; in this order of preference when it has no disk.
+_CONTROLLER_BUSES = (
+    (vim.vm.device.VirtualSCSIController, 'scsi'),
+    (vim.vm.device.VirtualAHCIController, 'sata'),
+    (vim.vm.device.VirtualIDEController, 'ide'),
+)
+_DISK = vim.vm.device.VirtualDisk
+
+
+def _data(connection_info):
+    kind = connection_info.get('driver_volume_type')
+    if kind not in SUPPORTED_TYPES:
+        raise nova_exception.VolumeDriverNotFound(driver_type=kind)
+    data = connection_info['data']
+    if not data.get('volume_id'):
+        raise nova_exception.InvalidVolume(
+            reason='%s connection info without volume_id' % kind)
+    return data
+
+
+def _shadow_disk(session, data):
+    """(shadow VM, its disk device) of a volume.
+
+    By moref first, as Cinder gave it; by the volume id as instanceUuid
+    when that moref is gone (the shadow VM was re-registered), as in-tree.
+    """
+    volume_id = data['volume_id']
+    moref = data.get('volume')
+    index = session.content.searchIndex
+    found = None
+    if moref:
+        found = _first_disk(session, vim.VirtualMachine(moref, index._stub))
+    if found is None:
+        shadow = index.FindByUuid(None, volume_id, vmSearch=True,
+                                  instanceUuid=True)
+        found = shadow and _first_disk(session, shadow)
+    if not found:
+        raise exception.VolumeBackingNotFound(volume_id=volume_id,
+                                              moref=moref or '(none)')
+    return found
+
+
+def _first_disk(session, shadow):
+    try:
+        found = props.properties(session, [shadow], vim.VirtualMachine,
+                                 ['config.hardware.device'])
+    except vmodl.fault.ManagedObjectNotFound:
+        return None
+    devices = found.get(shadow, {}).get('config.hardware.device') or ()
+    disks = [d for d in devices if isinstance(d, _DISK)]
+    return (shadow, min(disks, key=lambda d: d.key)) if disks else None
+
+
+def _instance_props(session, vm_ref, volume_id):
+    """(devices, power state, the volume's recorded disk uuid), one read."""
+    key = 'config.extraConfig["%s"]' % (VOLUME_KEY % volume_id)
+    p = props.properties(session, [vm_ref], vim.VirtualMachine,
+                         ['config.hardware.device', 'runtime.powerState',
+                          key]).get(vm_ref, {})
+    option = p.get(key)
+    return (p.get('config.hardware.device') or [],
+            p.get('runtime.powerState'),
+            getattr(option, 'value', option) or None)
+
+
+def _attached(devices, disk_uuid, shadow_disk):
+    """The instance's device of a volume: by the disk uuid recorded at
+    attach, else by the shadow disk's file."""
+    disks = [d for d in devices if isinstance(d, _DISK)]
+    if disk_uuid:
+        for d in disks:
+            if getattr(d.backing, 'uuid', None) == disk_uuid:
+                return d
+    if shadow_disk is not None:
+        for d in disks:
+            if d.backing.fileName == shadow_disk.backing.fileName:
+                return d
+    return None
+
+
+def instance_bus(devices):
+    """The bus of the instance's root disk (its first disk); without
+    disks (an ISO boot without root disk), the bus spawn added a
+    controller for, IDE being every VM's."""
+    disks = [d for d in devices if isinstance(d, _DISK)]
+    if disks:
+        bus = _bus_of(devices, min(disks, key=lambda d: d.key))
+        if bus:
+            return bus
+    for cls, bus in _CONTROLLER_BUSES:
+        if any(isinstance(d, cls) for d in devices):
+            return bus
+    return 'ide'
+
+
+def _bus_of(devices, device):
+    controller = next((d for d in devices if d.key == device.controllerKey),
+                      None)
+    return next((bus for cls, bus in _CONTROLLER_BUSES
+                 if isinstance(controller, cls)), None)
+
+
+def _check_hotplug(bus, power_state, volume_id, action):
+    if bus == 'ide' and power_state != 'poweredOff':
+        raise exception.VolumeHotplugUnsupported(volume_id=volume_id,
+                                                 action=action)
+
+
+def attach(session, vm_ref, connection_info, instance):
+    if connection_info.get('driver_volume_type') == 'iscsi':
+        return _attach_iscsi(session, vm_ref, connection_info, instance)
+    return _attach_vmdk(session, vm_ref, connection_info, instance)
+
+
+def detach(session, datacenter, vm_ref, connection_info, instance):
+    if connection_info.get('driver_volume_type') == 'iscsi':
+        return _detach_iscsi(session, vm_ref, connection_info, instance)
+    return _detach_vmdk(session, datacenter, vm_ref, connection_info,
+                        instance)
+
+
+def _attach_vmdk(session, vm_ref, connection_info, instance):
+    """Add the volume's disk to the instance on a free slot of its root
+    disk's bus, and record the disk's uuid, in one reconfigure."""
+    data = _data(connection_info)
+    volume_id = data['volume_id']
+    _shadow, shadow_disk = _shadow_disk(session, data)
+    devices, power, disk_uuid = _instance_props(session, vm_ref, volume_id)
+    if _attached(devices, disk_uuid, shadow_disk) is not None:
+        LOG.info('Volume %s is attached already', volume_id,
+                 instance=instance)
+        return
+    bus = instance_bus(devices)
+    _check_hotplug(bus, power, volume_id, 'attached')
+    controller_key, unit = vm._next_slot(vm._free_slots(devices, bus), bus)
+    spec = vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.volume_disk(
+            -300, controller_key, unit, shadow_disk.backing.fileName,
+            shadow_disk.capacityInKB)],
+        extraConfig=vm_spec.extra_config(
+            {VOLUME_KEY % volume_id: shadow_disk.backing.uuid or ''}))
+    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    LOG.info('Attached volume %s (%s) on %s unit %s', volume_id,
+             shadow_disk.backing.fileName, bus, unit, instance=instance)
+
+
+def _detach_vmdk(session, datacenter, vm_ref, connection_info, instance):
+    """Take the volume's disk off the instance, keeping the file; then,
+    should the file have moved with the instance, give it back to the
+    shadow VM."""
+    data = _data(connection_info)
+    volume_id = data['volume_id']
+    try:
+        shadow, shadow_disk = _shadow_disk(session, data)
+    except exception.VolumeBackingNotFound:
+        # Cinder's side is gone; still free the instance of the disk.
+        shadow = shadow_disk = None
+    devices, power, disk_uuid = _instance_props(session, vm_ref, volume_id)
+    device = _attached(devices, disk_uuid, shadow_disk)
+    if device is None:
+        raise nova_exception.DiskNotFound(
+            location='volume %s on the instance' % volume_id)
+    _check_hotplug(_bus_of(devices, device), power, volume_id, 'detached')
+    spec = vim.vm.ConfigSpec(
+        # Without fileOperation: 'destroy' would delete Cinder's file.
+        deviceChange=[vm_spec.remove(device)],
+        extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: ''}))
+    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    LOG.info('Detached volume %s (%s)', volume_id, device.backing.fileName,
+             instance=instance)
+    if shadow is not None and (
+            device.backing.fileName != shadow_disk.backing.fileName):
+        _return_to_shadow(session, datacenter, shadow, shadow_disk,
+                          device.backing.fileName, instance)
+
+
+def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
+                      instance):
+    """Storage vMotion of an instance (Storage DRS, a migration) moves its
+    volumes' files into the instance's folder, which goes when the
+    instance does, and leaves the shadow VM naming a file that is gone.
+    Move the file into the shadow's folder on the datastore it is on now
+    (nothing holds it once detached) and point the shadow's disk at it,
+    so Cinder finds its volume again.
+
+    The in-tree driver relocates the whole shadow VM instead; moving the
+    one file does not depend on vCenter moving files on relocate.
+    """
+    current = ds_obj.DatastorePath.parse(current)
+    home = ds_obj.DatastorePath.parse(shadow_disk.backing.fileName)
+    target = ds_obj.DatastorePath(current.datastore, home.dirname,
+                                  current.basename)
+    LOG.info('The disk of volume backing %s moved to %s; moving it to %s '
+             'for the volume to keep it', shadow._moId, current, target,
+             instance=instance)
+    if str(target) != str(current):
+        files.make_directory(session, datacenter, target.parent)
+        files.move_virtual_disk(session, datacenter, current, target)
+    add = vm_spec.volume_disk(
+        -301, shadow_disk.controllerKey, shadow_disk.unitNumber, target,
+        shadow_disk.capacityInKB,
+        disk_mode=shadow_disk.backing.diskMode or 'persistent')
+    add.device.backing.uuid = shadow_disk.backing.uuid
+    session.wait_for_task(shadow.ReconfigVM_Task(vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.remove(shadow_disk), add])))
+
+
+# --- iSCSI ------------------------------------------------------------------
+
+_HOST_STORAGE = ['name', 'configManager.storageSystem',
+                 'config.storageDevice.hostBusAdapter',
+                 'config.storageDevice.scsiTopology',
+                 'config.storageDevice.scsiLun']
+
+
+def _software_hba(host_props):
+    return next((h for h in host_props.get(
+        'config.storageDevice.hostBusAdapter') or ()
+        if isinstance(h, vim.host.InternetScsiHba)), None)
+
+
+def _find_lun(host_props, hba, data):
+    """The host's ScsiDisk of the target's LUN, from its SCSI topology."""
+    portal, iqn = data['target_portal'], data['target_iqn']
+    wanted = int(data.get('target_lun') or 0)
+    topology = host_props.get('config.storageDevice.scsiTopology')
+    key = None
+    for adapter in getattr(topology, 'adapter', None) or ():
+        if adapter.adapter != hba.key:
+            continue
+        for target in adapter.target or ():
+            transport = target.transport
+            if (isinstance(transport, vim.host.InternetScsiTargetTransport)
+                    and transport.iScsiName == iqn
+                    and portal in (transport.address or ())):
+                key = next((lun.scsiLun for lun in target.lun or ()
+                            if lun.lun == wanted), None)
+    return next((lun for lun in host_props.get(
+        'config.storageDevice.scsiLun') or () if lun.key == key), None)
+
+
+def _iscsi_lun(session, vm_ref, data):
+    """The LUN on the VM's host; the target is added to the host's
+    software adapter and the adapter rescanned only when it is missing."""
+    host = props.properties(session, [vm_ref], vim.VirtualMachine,
+                            ['runtime.host']).get(vm_ref, {}).get(
+                                'runtime.host')
+    host_props = props.properties(session, [host], vim.HostSystem,
+                                  _HOST_STORAGE).get(host, {})
+    hba = _software_hba(host_props)
+    missing = dict(host=host_props.get('name', host), lun=data.get(
+        'target_lun'), iqn=data['target_iqn'], portal=data['target_portal'])
+    if hba is None:
+        raise exception.ISCSITargetNotFound(
+            reason=' (it has no software iSCSI adapter)', **missing)
+    lun = _find_lun(host_props, hba, data)
+    if lun is not None:
+        return lun
+    storage = host_props['configManager.storageSystem']
+    address, _, port = data['target_portal'].rpartition(':')
+    target = vim.host.InternetScsiHba.StaticTarget(
+        address=address, port=int(port or 3260),
+        iScsiName=data['target_iqn'])
+    if not any((t.address, t.port, t.iScsiName) ==
+               (target.address, target.port, target.iScsiName)
+               for t in hba.configuredStaticTarget or ()):
+        storage.AddInternetScsiStaticTargets(iScsiHbaDevice=hba.device,
+                                             targets=[target])
+    storage.RescanHba(hbaDevice=hba.device)
+    host_props = props.properties(session, [host], vim.HostSystem,
+                                  _HOST_STORAGE).get(host, {})
+    lun = _find_lun(host_props, hba, data)
+    if lun is None:
+        raise exception.ISCSITargetNotFound(reason='', **missing)
+    return lun
+
+
+def _rdm_of(devices, lun_uuid):
+    return next((d for d in devices if isinstance(d, _DISK) and isinstance(
+        d.backing, _DISK.RawDiskMappingVer1BackingInfo) and
+        d.backing.lunUuid == lun_uuid), None)
+
+
+def _attach_iscsi(session, vm_ref, connection_info, instance):
+    data = _data(connection_info)
+    volume_id = data['volume_id']
+    lun = _iscsi_lun(session, vm_ref, data)
+    devices, power, _uuid = _instance_props(session, vm_ref, volume_id)
+    if _rdm_of(devices, lun.uuid) is not None:
+        LOG.info('Volume %s is attached already', volume_id,
+                 instance=instance)
+        return
+    bus = instance_bus(devices)
+    if bus != 'scsi':
+        raise exception.ISCSIVolumeNeedsSCSI(volume_id=volume_id, bus=bus)
+    controller_key, unit = vm._next_slot(vm._free_slots(devices, bus), bus)
+    capacity_kb = lun.capacity.block * lun.capacity.blockSize // 1024
+    spec = vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.rdm_disk(-300, controller_key, unit,
+                                       lun.deviceName, lun.uuid,
+                                       capacity_kb)],
+        extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: lun.uuid}))
+    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    LOG.info('Attached iSCSI volume %s (%s) on unit %s', volume_id,
+             lun.deviceName, unit, instance=instance)
+
+
+def _detach_iscsi(session, vm_ref, connection_info, instance):
+    """Remove the mapping and its mapping file; the LUN is Cinder's and
+    the static target stays (other LUNs of it may be in use)."""
+    data = _data(connection_info)
+    volume_id = data['volume_id']
+    devices, _power, lun_uuid = _instance_props(session, vm_ref, volume_id)
+    device = _rdm_of(devices, lun_uuid) if lun_uuid else None
+    if device is None:
+        raise nova_exception.DiskNotFound(
+            location='iSCSI volume %s on the instance' % volume_id)
+    spec = vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.remove(device, destroy_file=True)],
+        extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: ''}))
+    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    LOG.info('Detached iSCSI volume %s (%s)', volume_id,
+             device.backing.deviceName, instance=instance)
+
+
+def detach_all(session, datacenter, vm_ref, mappings, instance):
+    """Before the VM is destroyed: vCenter's Destroy_Task deletes every
+    disk a VM has, and the volumes' disks are Cinder's. Powered off first,
+    as IDE disks cannot be unplugged from a running VM."""
+    if not mappings:
+        return
+    vm.power_off(session, vm_ref)
+    for mapping in mappings:
+        connection_info = mapping.get('connection_info') or {}
+        try:
+            detach(session, datacenter, vm_ref, connection_info, instance)
+        except (nova_exception.DiskNotFound,
+                nova_exception.VolumeDriverNotFound) as e:
+            LOG.warning('Volume at %s not detached before destroy: %s',
+                        mapping.get('mount_device'), e, instance=instance)
+
+
+def connector(session, vm_ref, host_ip):
+    """What Cinder needs to export a volume to this instance: vCenter's
+    address, the VM (Cinder's VMDK driver places the volume near it) and
+    the iSCSI initiator name of the VM's host, if it has one."""
+    found = {'ip': host_ip, 'host': host_ip}
+    if vm_ref is None:
+        return found
+    found['instance'] = vm_ref._moId
+    host = props.properties(session, [vm_ref], vim.VirtualMachine,
+                            ['runtime.host']).get(vm_ref, {}).get(
+                                'runtime.host')
+    if host is None:
+        return found
+    hbas = props.properties(
+        session, [host], vim.HostSystem,
+        ['config.storageDevice.hostBusAdapter']).get(host, {}).get(
+            'config.storageDevice.hostBusAdapter') or ()
+    iqn = next((h.iScsiName for h in hbas
+                if isinstance(h, vim.host.InternetScsiHba)), None)
+    if iqn:
+        found['initiator'] = iqn
+    return found
