@@ -4,9 +4,11 @@ One nova-compute serves one or more vCenter clusters, each a Nova node.
 """
 
 import re
+import threading
 import time
 import uuid
 
+from nova.compute import task_states
 from nova import exception as nova_exception
 from nova.objects import fields as obj_fields
 from nova.virt import driver
@@ -21,11 +23,14 @@ import os_resource_classes as orc
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import consoles
 from vcdriver import diagnostics
 from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import host as host_mod
 from vcdriver import lifecycle
+from vcdriver import migration
+from vcdriver import network
 from vcdriver import power
 from vcdriver import rescue as rescue_mod
 from vcdriver import snapshot as snapshot_mod
@@ -38,8 +43,8 @@ LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 HYPERVISOR_TYPE = 'VMware vCenter Server'
-# How old a cluster state update_provider_tree takes from the refresh
-# that just read it.
+# How old a read of the clusters may be for the other nodes of the same
+# refresh, and for the provider tree updates at claims.
 STATE_REUSE_SECONDS = 5
 # Stable per-cluster node uuids for clusters beyond [vmware] cluster_name.
 NODE_UUID_NAMESPACE = uuid.UUID('7d0b5a53-1f0c-4b0e-9a55-0c8f3a6f0f3e')
@@ -53,6 +58,15 @@ NODE_TRAITS = (
     ['COMPUTE_STORAGE_BUS_%s' % bus.upper() for bus in vm_spec.DISK_BUSES] +
     ['COMPUTE_NET_VIF_MODEL_%s' % model.upper()
      for model in sorted(vm_spec.VIF_MODELS)])
+
+
+class _StateBatch:
+    """One read of every served cluster (see VMwareVCDriver._state)."""
+
+    def __init__(self, read_at, states):
+        self.read_at = read_at      # when the read ended, monotonic
+        self.states = states        # nodename -> ClusterState
+        self.unrefreshed = set(states)
 
 
 def validate_config(conf_=CONF):
@@ -90,7 +104,7 @@ class VMwareVCDriver(driver.ComputeDriver):
         'has_imagecache': True,
         'supports_evacuate': False,
         'supports_migrate_to_same_host': True,
-        'supports_attach_interface': False,
+        'supports_attach_interface': True,
         'supports_device_tagging': False,
         'supports_tagged_attach_interface': False,
         'supports_tagged_attach_volume': False,
@@ -131,7 +145,8 @@ class VMwareVCDriver(driver.ComputeDriver):
             task_timeout=CONF.vcdriver.task_timeout,
             max_objects=vmware.maximum_objects)
         self._clusters = {}  # nodename -> cluster.Cluster
-        self._states = {}    # nodename -> (monotonic time, ClusterState)
+        self._states = None  # the latest _StateBatch
+        self._states_lock = threading.Lock()
         self._drs_repair = drs_rules.Repairer()
 
     # --- service -----------------------------------------------------------
@@ -185,21 +200,36 @@ class VMwareVCDriver(driver.ComputeDriver):
         return (self._clusters.get(instance.node) or
                 next(iter(self._clusters.values())))
 
-    def _state(self, nodename, max_age=0):
-        """The cluster's state, read afresh unless one read at most
-        ``max_age`` seconds ago will do: Nova asks for the resources and
-        then the provider tree of a node in one refresh, and for the
-        provider tree again at every claim."""
-        read_at, state = self._states.get(nodename, (None, None))
-        now = time.monotonic()
-        if read_at is None or now - read_at > max_age:
-            state = cluster_mod.read_state(self._session,
-                                           [self._cluster(nodename)])[0]
-            self._states[nodename] = (now, state)
-        return state
+    def _state(self, nodename, refresh=False):
+        """The node's cluster state from the latest read of all clusters.
+
+        Nova refreshes node by node (resources, then provider tree) and asks
+        for the provider tree again at every claim: one read of every
+        cluster serves them all, so a refresh costs the same few round
+        trips whatever the number of clusters. ``refresh`` (Nova's periodic
+        asking) takes a read no older than STATE_REUSE_SECONDS that this
+        node has not been refreshed from yet, else reads again.
+        """
+        with self._states_lock:
+            batch = self._states
+            fresh = (batch is not None and
+                     time.monotonic() - batch.read_at <= STATE_REUSE_SECONDS)
+            if not fresh or nodename not in (
+                    batch.unrefreshed if refresh else batch.states):
+                clusters = list(self._clusters.values())
+                states = cluster_mod.read_state(self._session, clusters)
+                batch = self._states = _StateBatch(
+                    time.monotonic(),
+                    {c.nodename: st for c, st in zip(clusters, states,
+                                                     strict=True)})
+            if refresh:
+                batch.unrefreshed.discard(nodename)
+            if nodename not in batch.states:
+                self._cluster(nodename)  # raises: not a node of ours
+            return batch.states[nodename]
 
     def get_available_resource(self, nodename):
-        state = self._state(nodename)
+        state = self._state(nodename, refresh=True)
         # Nova's periodic per node: the rate-limited DRS rule repair rides
         # on it (never raises).
         self._drs_repair.run_if_due(self._session, state.cluster)
@@ -231,7 +261,7 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def update_provider_tree(self, provider_tree, nodename,
                              allocations=None):
-        state = self._state(nodename, STATE_REUSE_SECONDS)
+        state = self._state(nodename)
         ratios = self._get_allocation_ratios(
             provider_tree.data(nodename).inventory)
         inventory = {
@@ -304,6 +334,12 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
+        if instance.task_state == task_states.RESIZE_REVERTING:
+            # Nova's revert on the destination: the VM is the instance's
+            # only one; finish_revert_migration moves it back.
+            LOG.info('Resize revert: the VM is kept for the source to take '
+                     'back', instance=instance)
+            return
         self._detach_volumes_for_destroy(instance, block_device_info)
         lifecycle.destroy(self._session, self._cluster_for_cleanup(instance),
                           instance, destroy_disks=destroy_disks)
@@ -340,6 +376,103 @@ class VMwareVCDriver(driver.ComputeDriver):
         snapshot_mod.snapshot(self._session, context, instance,
                               self._vm(instance), image_id,
                               update_task_state)
+
+    # --- migration: resize, cold migration --------------------------------
+
+    def migrate_disk_and_power_off(self, context, instance, dest, flavor,
+                                   network_info, block_device_info=None,
+                                   timeout=0, retry_interval=0):
+        return migration.migrate_disk_and_power_off(
+            self._session, instance, self._vm(instance), flavor, timeout,
+            retry_interval)
+
+    def finish_migration(self, context, migration_, instance, disk_info,
+                         network_info, image_meta, resize_instance,
+                         allocations, block_device_info=None,
+                         power_on=True, share_info=None):
+        migration.finish_migration(
+            self._session, context, list(self._clusters.values()),
+            self._cluster(migration_.dest_node), instance, migration_,
+            self._vm(instance), power_on=power_on)
+
+    def confirm_migration(self, context, migration_, instance, network_info):
+        migration.confirm_migration(
+            self._session, self._clusters.get(migration_.source_node) or
+            self._cluster_for_cleanup(instance), instance,
+            vm.find(self._session, instance.uuid))
+
+    def finish_revert_migration(self, context, instance, network_info,
+                                migration_, block_device_info=None,
+                                power_on=True, share_info=None):
+        migration.finish_revert_migration(
+            self._session, context, list(self._clusters.values()),
+            self._cluster(migration_.source_node), instance,
+            self._vm(instance), power_on=power_on)
+
+    # --- migration: live ---------------------------------------------------
+
+    def check_can_live_migrate_destination(self, context, instance,
+                                           src_compute_info,
+                                           dst_compute_info,
+                                           block_migration=False,
+                                           disk_over_commit=False):
+        """Nova records the destination host's first node for the
+        instance; that node's cluster is where the VM goes."""
+        return migration.destination_data(
+            self._session,
+            self._cluster(dst_compute_info['hypervisor_hostname']),
+            instance)
+
+    def cleanup_live_migration_destination_check(self, context,
+                                                 dest_check_data):
+        """The destination check leaves nothing behind."""
+
+    def check_can_live_migrate_source(self, context, instance,
+                                      dest_check_data,
+                                      block_device_info=None):
+        return migration.check_source(self._session, instance,
+                                      dest_check_data)
+
+    def pre_live_migration(self, context, instance, block_device_info,
+                           network_info, disk_info, migrate_data):
+        """vCenter moves the VM with its disks: nothing to prepare."""
+        return migrate_data
+
+    def live_migration(self, context, instance, dest, post_method,
+                       recover_method, block_migration=False,
+                       migrate_data=None):
+        migration.live_migration(
+            self._session, context, list(self._clusters.values()), instance,
+            self._vm(instance), migrate_data,
+            on_success=lambda: post_method(context, instance, dest,
+                                           block_migration, migrate_data),
+            on_failure=lambda: recover_method(context, instance, dest,
+                                              migrate_data))
+
+    def post_live_migration(self, context, instance, block_device_info,
+                            migrate_data=None):
+        """The VM moved as a whole: nothing left at the source."""
+
+    def post_live_migration_at_source(self, context, instance, network_info):
+        """Nothing left at the source."""
+
+    def post_live_migration_at_destination(self, context, instance,
+                                           network_info,
+                                           block_migration=False,
+                                           block_device_info=None):
+        """The VM already runs in the destination cluster."""
+
+    def rollback_live_migration_at_destination(self, context, instance,
+                                               network_info,
+                                               block_device_info,
+                                               destroy_disks=True,
+                                               migrate_data=None):
+        """A failed relocation leaves nothing at the destination: the VM
+        never left its cluster."""
+
+    def live_migration_abort(self, instance):
+        raise NotImplementedError(
+            'vCenter relocations cannot be aborted through Nova')
 
     # --- power, state and diagnostics -------------------------------------
 
@@ -405,6 +538,34 @@ class VMwareVCDriver(driver.ComputeDriver):
     def host_power_action(self, action):
         raise NotImplementedError(
             'ESX hosts are powered through vCenter, not Nova')
+
+    # --- network and consoles ---------------------------------------------
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        """Hot-add a NIC for the port, of the image's ``hw_vif_model``."""
+        model = image_meta.properties.get('hw_vif_model',
+                                          vm_spec.DEFAULT_VIF_MODEL)
+        if model not in vm_spec.VIF_MODELS:
+            raise nova_exception.InterfaceAttachFailed(
+                instance_uuid=instance.uuid)
+        network.attach(self._session, self._cluster_of(instance),
+                       self._vm(instance), vif, model)
+
+    def detach_interface(self, context, instance, vif):
+        network.detach(self._session, self._vm(instance), vif)
+
+    def get_vnc_console(self, context, instance):
+        return consoles.vnc_console(self._session, self._vm(instance))
+
+    def get_mks_console(self, context, instance):
+        return consoles.mks_console(self._session, self._vm(instance))
+
+    def get_serial_console(self, context, instance):
+        self._vm(instance)  # an instance without a VM has no console
+        return consoles.serial_console()
+
+    def get_console_output(self, context, instance):
+        return consoles.console_log(instance)
 
     # --- volumes ------------------------------------------------------------
 

@@ -108,3 +108,13 @@ class ISCSIVolumeNeedsSCSI(nova_exception.Invalid):
     msg_fmt = ('iSCSI volume %(volume_id)s is attached as a physical raw '
                'device mapping, which needs a SCSI controller; this '
                'server\'s disks are on %(bus)s.')
+
+
+class VMHasNoHost(VCenterError):
+    msg_fmt = 'VM %(moref)s runs on no host: is it registered and on?'
+
+
+class NoFreeVNCPort(VCenterError):
+    msg_fmt = ('Every VNC port from %(first)d to %(last)d is taken on host '
+               '%(host)s: raise [vmware] vnc_port_total (ESX opens '
+               '5900-6105) or spread the VMs.')

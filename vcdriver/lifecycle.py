@@ -17,9 +17,11 @@ from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import config_drive
+from vcdriver import consoles
 from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import instance_disks
+from vcdriver import network
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver import volumes
@@ -104,6 +106,9 @@ def spawn(session, context, cluster, instance, image_id,
         for mapping in boot_volumes:
             volumes.attach(session, created, mapping['connection_info'],
                            instance)
+        network.plug_at_spawn(session, cluster, created, network_info,
+                              plan.vif_model)
+        consoles.add_serial_port_at_spawn(session, created)
         drs_rules.on_spawn(session, context, cluster, instance)
         if power_on:
             vm.power_on(session, created)

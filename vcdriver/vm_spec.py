@@ -176,3 +176,56 @@ def rdm_disk(key, controller_key, unit_number, device_name, lun_uuid,
             compatibilityMode='physicalMode',
             diskMode='independent_persistent')),
         file_operation='create')
+
+
+# extraConfig key of the Neutron port behind the NIC at that index, as
+# in-tree sets it: NSX finds the port by it, and detach finds the NIC.
+IFACE_ID_KEY = 'nvp.iface-id.%d'
+
+
+def standard_network_backing(port_group):
+    """A NIC on a standard (host) port group, named as on every host."""
+    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
+        deviceName=port_group)
+
+
+def distributed_port_backing(switch_uuid, portgroup_key, port_key=None):
+    """A NIC on a distributed port group, optionally a given DV port."""
+    connection = vim.dvs.PortConnection(switchUuid=switch_uuid,
+                                        portgroupKey=portgroup_key)
+    if port_key:
+        connection.portKey = port_key
+    card = vim.vm.device.VirtualEthernetCard
+    return card.DistributedVirtualPortBackingInfo(port=connection)
+
+
+def opaque_network_backing(network_id, network_type):
+    """A NIC on an NSX opaque network (an NSX-T logical switch)."""
+    return vim.vm.device.VirtualEthernetCard.OpaqueNetworkBackingInfo(
+        opaqueNetworkId=network_id, opaqueNetworkType=network_type)
+
+
+def nic(key, vif_model, mac_address, backing, port_id=None):
+    """A NIC with Neutron's MAC (``manual``: vCenter must not pick one),
+    connected at power-on and, hot-added, at once."""
+    device = VIF_MODELS[vif_model](
+        key=key, addressType='manual', macAddress=mac_address,
+        backing=backing, wakeOnLanEnabled=True,
+        connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+            startConnected=True, allowGuestControl=True, connected=True))
+    if port_id:
+        device.externalId = port_id
+    return _add(device)
+
+
+def serial_port_uri(key, service_uri, proxy_uri=None):
+    """A serial port on the network (a virtual serial port concentrator
+    listening at ``service_uri``), as in-tree configures it."""
+    backing = vim.vm.device.VirtualSerialPort.URIBackingInfo(
+        direction='server', serviceURI=service_uri)
+    if proxy_uri:
+        backing.proxyURI = proxy_uri
+    return _add(vim.vm.device.VirtualSerialPort(
+        key=key, yieldOnPoll=True, backing=backing,
+        connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+            startConnected=True, allowGuestControl=True, connected=True)))

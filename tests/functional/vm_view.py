@@ -81,3 +81,37 @@ def read_datastore_file(sim, datastore_path, suffix='', length=None):
         request.add_header('Range', 'bytes=0-%d' % (length - 1))
     with urllib.request.urlopen(request, timeout=30) as r:
         return r.read()
+
+
+def nics(sim, instance_uuid):
+    """The VM's NICs in key order: {model, mac, address_type, port_id,
+    network} where network is ``standard:<port group>``,
+    ``dvs:<switch uuid>:<portgroup key>`` or ``opaque:<id>``."""
+    card = vim.vm.device.VirtualEthernetCard
+    found = []
+    for d in sorted(devices(sim, instance_uuid, card), key=lambda d: d.key):
+        b = d.backing
+        if isinstance(b, card.DistributedVirtualPortBackingInfo):
+            net = 'dvs:%s:%s' % (b.port.switchUuid, b.port.portgroupKey)
+        elif isinstance(b, card.OpaqueNetworkBackingInfo):
+            net = 'opaque:%s' % b.opaqueNetworkId
+        else:
+            net = 'standard:%s' % b.deviceName
+        found.append({'model': type(d).__name__.rpartition('.')[2],
+                      'mac': d.macAddress, 'address_type': d.addressType,
+                      'port_id': d.externalId, 'network': net})
+    return found
+
+
+def extra_config_items(sim, instance_uuid, prefix):
+    """{key: value} of the VM's extraConfig keys starting with prefix
+    (empty values, i.e. removed keys, left out)."""
+    vm = vm_of(sim, instance_uuid)
+    return {o.key: o.value for o in vm.config.extraConfig or ()
+            if o.key.startswith(prefix) and o.value}
+
+
+def cluster_and_power(sim, instance_uuid):
+    """(name of the cluster the VM's host is in, its power state)."""
+    vm = vm_of(sim, instance_uuid)
+    return vm.runtime.host.parent.name, vm.runtime.powerState

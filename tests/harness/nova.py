@@ -108,10 +108,12 @@ class VcdriverTestCase(test.TestCase,
         return self.glance.upload(data, name, disk_format='vmdk',
                                   container_format='bare', **props)
 
-    def create_server(self, image_id, flavor_id='1', node=None, **kwargs):
-        """POST a server; ``node`` targets a hypervisor (needs 2.74)."""
+    def create_server(self, image_id, flavor_id='1', node=None,
+                      networks='none', **kwargs):
+        """POST a server; ``node`` targets a hypervisor (needs 2.74);
+        ``networks`` as Nova's API takes it (``[{'port': id}]``)."""
         server = self._build_server(image_uuid=image_id, flavor_id=flavor_id,
-                                    networks='none', **kwargs)
+                                    networks=networks, **kwargs)
         if node:
             server['hypervisor_hostname'] = node
         return self.api.post_server({'server': server})
@@ -161,3 +163,13 @@ class VcdriverTestCase(test.TestCase,
         with urllib.request.urlopen(url, timeout=10) as r:
             leases = json.loads(r.read())['leases']
         return [x for x in leases if vm is None or x['entity'] == vm._moId]
+
+    def neutron_port(self, vif_type='ovs', **vif_details):
+        """A port of the Neutron fixture bound as Neutron's VMware
+        back-ends bind: ``binding:vif_type`` and ``binding:vif_details``
+        as given. Returns the port (id, mac_address)."""
+        port = self.neutron.create_port({'port': {}})['port']
+        stored = self.neutron._ports[port['id']]
+        stored.update({'binding:vif_type': vif_type,
+                       'binding:vif_details': dict(vif_details)})
+        return dict(stored)

@@ -24,6 +24,10 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	guests.install(m)
 	iscsi := newISCSI() // software iSCSI adapters and targets: iscsi.go
 	iscsi.install(m)
+	relocations := newRelocateFaults() // relocations, failed vMotions: relocate.go
+	relocations.install(m)
+	tickets := newConsoleTickets() // AcquireTicket for consoles: console_tickets.go
+	tickets.install(m)
 	chain := []middleware{
 		soapResponseFixes,
 		soapRequestFixes,
@@ -32,6 +36,7 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 		ruleFaults.middleware,
 		guests.middleware,
 		iscsi.middleware,
+		relocations.middleware,
 	}
 
 	var h http.Handler = srv.Config.Handler

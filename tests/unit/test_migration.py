@@ -1,0 +1,216 @@
+"""Resize refusals, the revert state, and live migration's pre-checks and
+rollback, without vCenter."""
+
+import json
+import types
+from unittest import mock
+
+import pytest
+from nova import exception as nova_exception
+from nova.objects import migrate_data as migrate_data_obj
+from pyVmomi import vim
+
+from vcdriver import capacity
+from vcdriver import cluster as cluster_mod
+from vcdriver import migration
+
+VC = '97e5a44a-a3e1-4b0a-81fa-1eb9edfabec2'
+
+
+def flavor(name='f', vcpus=1, memory_mb=512, root_gb=1, ephemeral_gb=0,
+           swap=0):
+    return types.SimpleNamespace(name=name, vcpus=vcpus, memory_mb=memory_mb,
+                                 root_gb=root_gb, ephemeral_gb=ephemeral_gb,
+                                 swap=swap)
+
+
+def cluster(moid='domain-c7'):
+    return cluster_mod.Cluster(
+        name=moid, ref=vim.ClusterComputeResource(moid),
+        nodename='%s.%s' % (moid, VC), datacenter='DC0',
+        datacenter_ref=vim.Datacenter('dc-1'), vm_folder=None,
+        resource_pool=vim.ResourcePool('rp-%s' % moid))
+
+
+def host(name, memory_mb=4096, vm_memory_mb=0, usable=True):
+    return capacity.Host(ref=vim.HostSystem(name), name=name,
+                         connected=usable, powered_on=True,
+                         in_maintenance=False, cpu_threads=8,
+                         memory_mb=memory_mb, vm_memory_mb=vm_memory_mb)
+
+
+INSTANCE = types.SimpleNamespace(uuid='i-1', flavor=flavor(),
+                                 node='domain-c7.%s' % VC)
+
+
+def refusal(old, new):
+    with pytest.raises(nova_exception.InstanceFaultRollback) as e:
+        migration.check_resize(INSTANCE, old, new)
+    assert isinstance(e.value.inner_exception, nova_exception.ResizeError)
+    return str(e.value.inner_exception)
+
+
+def test_growing_cpu_memory_and_root_disk_is_accepted():
+    migration.check_resize(INSTANCE, flavor(),
+                           flavor(vcpus=4, memory_mb=8192, root_gb=20))
+    migration.check_resize(INSTANCE, flavor(), flavor(memory_mb=256))
+
+
+def test_a_smaller_root_disk_is_refused_clearly():
+    message = refusal(flavor(root_gb=10), flavor(name='tiny', root_gb=5))
+    assert 'the root disk cannot shrink (flavor tiny has 5 GB, the server ' \
+           'has 10 GB)' in message
+    assert 'at least 10 GB' in message
+
+
+def test_changed_ephemeral_or_swap_refused():
+    assert 'ephemeral disk size (0 to 10)' in refusal(
+        flavor(), flavor(ephemeral_gb=10))
+    assert 'swap disk size (64 to 0)' in refusal(flavor(swap=64), flavor())
+    # Volume-backed (root_gb 0): any root_gb is fine, nothing grows.
+    migration.check_resize(INSTANCE, flavor(root_gb=0), flavor(root_gb=1))
+
+
+def test_migrate_disk_and_power_off_refuses_before_powering_off():
+    session, vm = mock.Mock(), mock.Mock()
+    with mock.patch.object(migration.power, 'power_off') as power_off:
+        with pytest.raises(nova_exception.InstanceFaultRollback):
+            migration.migrate_disk_and_power_off(
+                session, INSTANCE, vm, flavor(swap=16, name='small'))
+        power_off.assert_not_called()
+        assert migration.migrate_disk_and_power_off(
+            session, INSTANCE, vm, flavor(root_gb=2), 30, 5) == ''
+        power_off.assert_called_once_with(session, vm, 30, 5)
+
+
+def test_pick_host_takes_the_usable_one_with_most_memory_left():
+    state = cluster_mod.ClusterState(cluster(), [
+        host('h1', vm_memory_mb=3000), host('h2', vm_memory_mb=1000),
+        host('h3', usable=False)], [])
+    assert migration.pick_host(state, flavor()).name == 'h2'
+
+
+def test_revert_state_round_trips_through_extra_config():
+    vm = vim.VirtualMachine('vm-1')
+    key = 'config.extraConfig["%s"]' % migration.STATE_KEY
+    state = {'node': 'n', 'disk': {'orig': '[ds] i/i.orig.vmdk'}}
+    with mock.patch.object(migration.props, 'properties', return_value={
+            vm: {key: vim.option.OptionValue(key=migration.STATE_KEY,
+                                             value=json.dumps(state))}}):
+        assert migration.read_state(mock.Mock(), vm) == state
+    with mock.patch.object(migration.props, 'properties',
+                           return_value={vm: {}}):
+        assert migration.read_state(mock.Mock(), vm) is None
+
+
+def test_confirm_deletes_the_original_root_disk_and_the_state():
+    vm, c = mock.Mock(), cluster()
+    state = {'disk': {'orig': '[nfs0] i-1/i-1.orig.vmdk'}}
+    with mock.patch.object(migration, 'read_state', return_value=state), \
+            mock.patch.object(migration.files,
+                              'delete_virtual_disk') as delete, \
+            mock.patch.object(migration, '_reconfigure') as reconfigure:
+        migration.confirm_migration(mock.Mock(), c, INSTANCE, vm)
+    (_s, dc, path), _kw = delete.call_args
+    assert (dc, str(path)) == (c.datacenter_ref, '[nfs0] i-1/i-1.orig.vmdk')
+    assert reconfigure.call_args[0][4] is None  # state removed
+
+
+# --- live migration --------------------------------------------------------
+
+def test_destination_refuses_the_node_the_instance_is_on():
+    with pytest.raises(nova_exception.MigrationPreCheckError):
+        migration.destination_data(mock.Mock(), cluster(), INSTANCE)
+
+
+def test_destination_that_cannot_take_the_vm_is_a_precheck_error():
+    state = cluster_mod.ClusterState(cluster('domain-c9'),
+                                     [host('h1', vm_memory_mb=4000)], [])
+    with mock.patch.object(migration.cluster_mod, 'read_state',
+                           return_value=[state]):
+        with pytest.raises(nova_exception.MigrationPreCheckError) as e:
+            migration.destination_data(mock.Mock(), cluster('domain-c9'),
+                                       INSTANCE)
+    assert 'no host can take 1 vCPU and 512 MB now' in str(e.value)
+
+
+def test_destination_names_its_node():
+    state = cluster_mod.ClusterState(cluster('domain-c9'), [host('h1')], [])
+    with mock.patch.object(migration.cluster_mod, 'read_state',
+                           return_value=[state]):
+        data = migration.destination_data(mock.Mock(), cluster('domain-c9'),
+                                          INSTANCE)
+    assert isinstance(data, migrate_data_obj.VMwareLiveMigrateData)
+    assert data.cluster_name == 'domain-c9.%s' % VC
+
+
+def test_source_refuses_another_vcenter():
+    session = mock.Mock()
+    session.about.instanceUuid = VC
+    data = migrate_data_obj.VMwareLiveMigrateData(
+        cluster_name='domain-c9.other-vcenter', datastore_regex='')
+    with pytest.raises(nova_exception.MigrationPreCheckError) as e:
+        migration.check_source(session, INSTANCE, data)
+    assert 'belongs to another vCenter' in str(e.value)
+
+
+def _live(relocate_error=None):
+    here, dest = cluster(), cluster('domain-c9')
+    data = migrate_data_obj.VMwareLiveMigrateData(
+        cluster_name=dest.nodename, datastore_regex='')
+    success, failure = mock.Mock(), mock.Mock()
+    with mock.patch.object(migration, '_cluster_ref_of',
+                           return_value=here.ref), \
+            mock.patch.object(migration, 'relocate',
+                              side_effect=relocate_error) as relocate, \
+            mock.patch.object(migration, 'drs_rules') as drs:
+        migration.live_migration(mock.Mock(), None, [here, dest], INSTANCE,
+                                 mock.Mock(), data, success, failure)
+    return relocate, drs, success, failure, dest
+
+
+def test_live_migration_relocates_then_calls_nova_back():
+    relocate, drs, success, failure, dest = _live()
+    assert relocate.call_args[0][2] is dest
+    drs.on_spawn.assert_called_once()
+    success.assert_called_once_with()
+    failure.assert_not_called()
+
+
+def test_failed_relocation_runs_nova_rollback_not_post():
+    relocate, drs, success, failure, _dest = _live(
+        vim.fault.MigrationNotReady(reason='no compatible host'))
+    failure.assert_called_once_with()
+    success.assert_not_called()
+    drs.on_spawn.assert_not_called()
+
+
+def _relocate(vm_datastore):
+    dest = cluster('domain-c9')
+    shared = capacity.Datastore(
+        ref=vim.Datastore('ds-1'), name='nfs0', type='NFS', accessible=True,
+        maintenance_mode='normal', capacity=100 << 30, free_space=50 << 30)
+    state = cluster_mod.ClusterState(dest, [host('h1'), host('h2')],
+                                     [shared])
+    session, vm = mock.Mock(), mock.Mock()
+    disk = mock.Mock(capacityInKB=2 << 20)
+    with mock.patch.object(migration.cluster_mod, 'read_state',
+                           return_value=[state]), \
+            mock.patch.object(migration.vm_mod, 'files_location',
+                              return_value=(vm_datastore, 'i-1')), \
+            mock.patch.object(migration.vm_mod, 'disks',
+                              return_value=[('scsi', disk)]):
+        migration.relocate(session, vm, dest, INSTANCE, flavor())
+    return vm.RelocateVM_Task.call_args[0][0], dest
+
+
+def test_relocation_keeps_a_datastore_the_cluster_shares():
+    spec, dest = _relocate('nfs0')
+    assert spec.pool == dest.resource_pool
+    assert spec.host._moId == 'h1'
+    assert spec.datastore is None
+
+
+def test_relocation_moves_files_to_a_datastore_of_the_cluster():
+    spec, _dest = _relocate('LocalDS_0')
+    assert spec.datastore._moId == 'ds-1'

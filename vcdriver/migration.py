@@ -1,0 +1,384 @@
+"""Resize and cold migration: the VM stays one VM and moves.
+
+Nova's resize is a copy between hypervisors; in vCenter the VM itself can
+be reconfigured and relocated, so the driver keeps it:
+
+* ``migrate_disk_and_power_off`` (source) refuses what cannot be done
+  (a smaller root disk, a changed ephemeral or swap size) with
+  InstanceFaultRollback, so the server stays ACTIVE, and powers off.
+* ``finish_migration`` (destination) grows the root disk, relocates the
+  VM to the destination cluster (RelocateVM_Task: a host of it, its root
+  resource pool, a datastore of it when the VM's is not shared), sets the
+  new vCPUs and memory and powers on.
+* ``confirm_migration`` (source) deletes what revert would have needed.
+* ``finish_revert_migration`` (source) moves the VM back, puts its
+  original root disk back and restores the old vCPUs and memory. Nova's
+  ``destroy`` on the destination during a revert leaves the VM alone (the
+  driver skips it: it is the same VM).
+
+Revert semantics: a disk cannot shrink, and an operator reverting a
+resize expects the server as it was, placement counting the old flavor's
+disk. So growing the root disk is copy-on-resize: the original stays,
+detached, as ``<uuid>.orig.vmdk`` until confirm, and a revert puts it back
+(what the guest wrote meanwhile is lost, as with libvirt's revert). A
+linked-clone root that grows becomes a full thin copy (CopyVirtualDisk
+consolidates the delta with its parent): a delta cannot outgrow its
+parent.
+
+What revert needs is kept in the VM's extraConfig (``STATE_KEY``), so it
+survives a restart of either service.
+"""
+
+import json
+
+from nova import exception as nova_exception
+from nova.objects import migrate_data as migrate_data_obj
+from oslo_log import log as logging
+from oslo_utils import units
+from oslo_vmware.objects import datastore as ds_obj
+from pyVmomi import vim
+
+from vcdriver import cluster as cluster_mod
+from vcdriver import conf
+from vcdriver import drs_rules
+from vcdriver import lifecycle
+from vcdriver import power
+from vcdriver import vm as vm_mod
+from vcdriver import vm_spec
+from vcdriver.vsphere import datastore_http
+from vcdriver.vsphere import files
+from vcdriver.vsphere import props
+
+LOG = logging.getLogger(__name__)
+
+STATE_KEY = 'vcdriver.resize.revert'
+ORIG_SUFFIX = '.orig.vmdk'
+
+
+def _refuse(instance, reason):
+    """Nova rolls the resize back and the server stays as it was."""
+    return nova_exception.InstanceFaultRollback(
+        inner_exception=nova_exception.ResizeError(reason=reason))
+
+
+def check_resize(instance, old, new):
+    """Refuse a flavor change vCenter cannot make; None if it can."""
+    if new.root_gb < old.root_gb:
+        raise _refuse(instance, 'the root disk cannot shrink (flavor %s has '
+                      '%d GB, the server has %d GB): pick a flavor with a '
+                      'root disk of at least %d GB'
+                      % (new.name, new.root_gb, old.root_gb, old.root_gb))
+    for field, what in (('ephemeral_gb', 'ephemeral disk'),
+                        ('swap', 'swap disk')):
+        if getattr(new, field) != getattr(old, field):
+            raise _refuse(instance, 'changing the %s size (%s to %s) is not '
+                          'supported: pick a flavor with the same %s'
+                          % (what, getattr(old, field), getattr(new, field),
+                             field))
+
+
+def migrate_disk_and_power_off(session, instance, vm, flavor, timeout=0,
+                               retry_interval=0):
+    """Source side: refuse or power off; the rest is done where the VM
+    goes (it is one VM in one vCenter)."""
+    check_resize(instance, instance.flavor, flavor)
+    how = power.power_off(session, vm, timeout, retry_interval)
+    LOG.info('Powered off (%s) for a migration to flavor %s', how,
+             flavor.name, instance=instance)
+    return ''
+
+
+# --- vCenter-side helpers ------------------------------------------------
+
+def read_state(session, vm):
+    """What revert needs, from the VM's extraConfig, or None."""
+    p = props.properties(session, [vm], vim.VirtualMachine,
+                         ['config.extraConfig["%s"]' % STATE_KEY])
+    value = p.get(vm, {}).get('config.extraConfig["%s"]' % STATE_KEY)
+    value = getattr(value, 'value', value)
+    return json.loads(value) if value else None
+
+
+def _reconfigure(session, vm, vcpus, memory_mb, state):
+    """New vCPUs and memory (None: unchanged, as a running VM needs),
+    and the revert state (None: removed), in one ReconfigVM_Task."""
+    spec = vim.vm.ConfigSpec(extraConfig=vm_spec.extra_config(
+        {STATE_KEY: json.dumps(state, sort_keys=True)
+         if state is not None else ''}))
+    if vcpus is not None:
+        spec.numCPUs, spec.memoryMB = vcpus, memory_mb
+    session.wait_for_task(vm.ReconfigVM_Task(spec))
+
+
+def root_disk(session, vm, instance_uuid):
+    """(bus, VirtualDisk) of the instance's root disk (``<uuid>.vmdk``),
+    or (None, None) when it has none (booted from a volume or ISO)."""
+    suffix = '/%s.vmdk' % instance_uuid
+    for bus, device in vm_mod.disks(session, vm):
+        if device.backing.fileName.endswith(suffix):
+            return bus, device
+    return None, None
+
+
+def _datastore_path(text):
+    ds, _, rel = text[1:].partition(']')
+    return ds_obj.DatastorePath(ds, rel.strip())
+
+
+def grow_root(session, cluster, vm, instance, new_bytes):
+    """Copy-on-resize: the root disk becomes a bigger copy; the original
+    is kept detached beside it. The revert state for the disk, or None
+    when there is nothing to grow."""
+    bus, device = root_disk(session, vm, instance.uuid)
+    if device is None or device.capacityInKB * units.Ki >= new_bytes:
+        return None
+    path = _datastore_path(device.backing.fileName)
+    orig = ds_obj.DatastorePath(
+        path.datastore, path.rel_path[:-len('.vmdk')] + ORIG_SUFFIX)
+    linked = getattr(device.backing, 'parent', None) is not None
+    LOG.info('Growing the root disk %s from %d to %d GB (the original is '
+             'kept as %s until the resize is confirmed%s)', path,
+             device.capacityInKB // units.Mi, new_bytes // units.Gi, orig,
+             '; the linked clone becomes a full copy' if linked else '',
+             instance=instance)
+    old_kb = device.capacityInKB
+    datacenter = cluster.datacenter_ref
+    controller, unit = device.controllerKey, device.unitNumber
+    vm_mod.detach_disk(session, vm, device)
+    try:
+        files.move_virtual_disk(session, datacenter, path, orig)
+        files.copy_virtual_disk(session, datacenter, orig, path,
+                                vm_spec.vmdk_adapter_type(bus), 'thin')
+        files.extend_virtual_disk(session, datacenter, path, new_bytes)
+        _attach(session, vm, controller, unit, path, new_bytes)
+    except BaseException:
+        LOG.warning('Growing the root disk failed; putting the original '
+                    'back', instance=instance)
+        _restore_disk(session, cluster, vm, instance, {
+            'orig': str(orig), 'path': str(path), 'kb': old_kb,
+            'controller': controller, 'unit': unit})
+        raise
+    return {'orig': str(orig), 'path': str(path), 'kb': old_kb,
+            'controller': controller, 'unit': unit}
+
+
+def _attach(session, vm, controller, unit, path, size_bytes):
+    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.disk(-101, controller, unit, path,
+                                   size_bytes)])))
+
+
+def _restore_disk(session, cluster, vm, instance, disk):
+    """Put the original root disk back in its slot; the grown one goes."""
+    datacenter = cluster.datacenter_ref
+    path, orig = _datastore_path(disk['path']), _datastore_path(disk['orig'])
+    _bus, device = root_disk(session, vm, instance.uuid)
+    if device is not None:
+        vm_mod.detach_disk(session, vm, device)
+    if datastore_http.exists(session, cluster.datacenter, orig.datastore,
+                             orig.rel_path):
+        files.delete_virtual_disk(session, datacenter, path)
+        files.move_virtual_disk(session, datacenter, orig, path)
+    _attach(session, vm, disk['controller'], disk['unit'], path,
+            disk['kb'] * units.Ki)
+
+
+def _cluster_ref_of(session, vm):
+    return vm_mod.state_and_cluster(session, vm)[1]
+
+
+def relocate(session, vm, cluster, instance, flavor):
+    """Move a VM into ``cluster``: a host that has room for it, the
+    cluster's root resource pool, and a datastore of the cluster when the
+    VM's own is not one of them (vCenter moves its files then)."""
+    state = cluster_mod.read_state(session, [cluster])[0]
+    lifecycle.check_fit(state, flavor)
+    host = pick_host(state, flavor)
+    spec = vim.vm.RelocateSpec(pool=cluster.resource_pool, host=host.ref)
+    ds_name, _folder = vm_mod.files_location(session, vm)
+    if ds_name not in {d.name for d in state.datastores}:
+        needed = sum(d.capacityInKB * units.Ki
+                     for _b, d in vm_mod.disks(session, vm))
+        datastore = lifecycle.choose_datastore(state, needed)
+        spec.datastore = datastore.ref
+        LOG.info('Datastore %s is not in cluster %s: moving the files to '
+                 '%s', ds_name, cluster.name, datastore.name,
+                 instance=instance)
+    LOG.info('Relocating the VM to cluster %s, host %s', cluster.name,
+             host.name, instance=instance)
+    session.wait_for_task(vm.RelocateVM_Task(spec))
+
+
+def pick_host(state, flavor):
+    """The usable host with the most memory left that takes the VM."""
+    usable = [h for h in state.hosts if h.usable and not state.ha.spare(h)]
+    return max(usable, key=lambda h: h.memory_mb - h.vm_memory_mb)
+
+
+def _cluster_by_ref(clusters, ref):
+    return next((c for c in clusters if c.ref == ref), None)
+
+
+# --- the driver's calls --------------------------------------------------
+
+def finish_migration(session, context, clusters, dest, instance, migration,
+                     vm, power_on=True):
+    """Destination side: grow the root disk, move the VM to ``dest``,
+    set the new vCPUs and memory, power on."""
+    flavor, old = instance.flavor, instance.old_flavor or instance.flavor
+    state = {'node': migration.source_node, 'vcpus': old.vcpus,
+             'memory_mb': old.memory_mb, 'disk': None}
+    # A root disk of 0 GB (booted from a volume or an ISO without one)
+    # has nothing to grow.
+    state['disk'] = grow_root(session, dest, vm, instance,
+                              flavor.root_gb * units.Gi)
+    # Saved before the VM moves, so a failure below can still be reverted.
+    _reconfigure(session, vm, old.vcpus, old.memory_mb, state)
+    source = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
+    if source is None or source.ref != dest.ref:
+        if source is not None:
+            drs_rules.on_destroy(session, source, instance)
+        relocate(session, vm, dest, instance, flavor)
+        drs_rules.on_spawn(session, context, dest, instance)
+    _reconfigure(session, vm, flavor.vcpus, flavor.memory_mb, state)
+    LOG.info('Migrated to node %s with %d vCPU, %d MB, %d GB root disk',
+             dest.nodename, flavor.vcpus, flavor.memory_mb, flavor.root_gb,
+             instance=instance)
+    if power_on:
+        vm_mod.power_on(session, vm)
+
+
+def confirm_migration(session, cluster, instance, vm):
+    """Source side: the original root disk and the revert state go."""
+    state = read_state(session, vm) if vm is not None else None
+    if state and state.get('disk'):
+        files.delete_virtual_disk(session, cluster.datacenter_ref,
+                                  _datastore_path(state['disk']['orig']))
+    if state is not None:
+        _reconfigure(session, vm, None, None, None)
+    LOG.info('Resize confirmed; nothing kept for a revert',
+             instance=instance)
+
+
+def finish_revert_migration(session, context, clusters, source, instance,
+                            vm, power_on=True):
+    """Source side: the VM comes back to ``source`` as it was."""
+    flavor = instance.flavor  # Nova put the old one back
+    state = read_state(session, vm)
+    vm_mod.power_off(session, vm)
+    here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
+    if here is None or here.ref != source.ref:
+        if here is not None:
+            drs_rules.on_destroy(session, here, instance)
+        relocate(session, vm, source, instance, flavor)
+        drs_rules.on_spawn(session, context, source, instance)
+    if state and state.get('disk'):
+        _restore_disk(session, source, vm, instance,
+                      state['disk'])
+    _reconfigure(session, vm, flavor.vcpus, flavor.memory_mb, None)
+    LOG.info('Resize reverted: back on node %s with %d vCPU, %d MB',
+             source.nodename, flavor.vcpus, flavor.memory_mb,
+             instance=instance)
+    if power_on:
+        vm_mod.power_on(session, vm)
+
+
+# --- live migration ------------------------------------------------------
+#
+# Between hosts of one cluster, vMotion is vCenter's business (DRS). Nova
+# live-migrates between compute services; each service's first node is
+# the one Nova records at the destination (it looks the node up by host),
+# so that is the cluster the VM goes to. RelocateVM_Task moves compute
+# and, when the VM's datastore is not in that cluster, storage with it;
+# vCenter either completes it or leaves the VM running where it was.
+
+def _vcenter_of(nodename):
+    return nodename.partition('.')[2]
+
+
+def destination_data(session, cluster, instance):
+    """The destination's answer to Nova's pre-check: the cluster (node)
+    the VM will go to, if it can take the VM now."""
+    if cluster.nodename == instance.node:
+        raise nova_exception.MigrationPreCheckError(
+            reason='the instance already runs on node %s' % cluster.nodename)
+    state = cluster_mod.read_state(session, [cluster])[0]
+    try:
+        lifecycle.check_fit(state, instance.flavor)
+    except nova_exception.ComputeResourcesUnavailable as e:
+        raise nova_exception.MigrationPreCheckError(reason=str(e)) from e
+    return migrate_data_obj.VMwareLiveMigrateData(
+        cluster_name=cluster.nodename,
+        datastore_regex=conf.CONF.vmware.datastore_regex or '')
+
+
+def check_source(session, instance, migrate_data):
+    """The source's pre-check: same vCenter, a VM to move."""
+    if not isinstance(migrate_data, migrate_data_obj.VMwareLiveMigrateData):
+        raise nova_exception.MigrationPreCheckError(
+            reason='the destination is not a vCenter node of this driver')
+    ours = session.about.instanceUuid
+    if _vcenter_of(migrate_data.cluster_name) != ours:
+        raise nova_exception.MigrationPreCheckError(
+            reason='node %s belongs to another vCenter (this one is %s): '
+                   'vCenter cannot move a VM there'
+                   % (migrate_data.cluster_name, ours))
+    if vm_mod.find(session, instance.uuid) is None:
+        raise nova_exception.MigrationPreCheckError(
+            reason='the instance has no VM in vCenter')
+    return migrate_data
+
+
+def cluster_by_nodename(session, nodename, like):
+    """A Cluster for a node of this vCenter, served by this service or
+    not (``<cluster moref>.<vCenter uuid>``); ``like`` gives the
+    datacenter (a relocation stays in its datacenter)."""
+    moid = nodename.partition('.')[0]
+    ref = vim.ClusterComputeResource(moid, like.ref._stub)
+    p = props.properties(session, [ref], vim.ClusterComputeResource,
+                         ['name', 'resourcePool']).get(ref)
+    if not p:
+        raise nova_exception.MigrationError(
+            reason='cluster %s of node %s is not in vCenter' % (moid,
+                                                                 nodename))
+    return cluster_mod.Cluster(
+        name=p['name'], ref=ref, nodename=nodename,
+        datacenter=like.datacenter, datacenter_ref=like.datacenter_ref,
+        vm_folder=like.vm_folder, resource_pool=p['resourcePool'])
+
+
+def live_migration(session, context, clusters, instance, vm, migrate_data,
+                   on_success, on_failure):
+    """Relocate the running VM to the destination cluster; on failure
+    (vCenter leaves the VM where it was) ``on_failure`` runs instead of
+    ``on_success``."""
+    try:
+        here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
+        dest = next((c for c in clusters
+                     if c.nodename == migrate_data.cluster_name), None)
+        dest = dest or cluster_by_nodename(
+            session, migrate_data.cluster_name,
+            here or next(iter(clusters)))
+        relocate(session, vm, dest, instance, instance.flavor)
+    except Exception as e:
+        # Nova's rollback (recover_method) keeps the server ACTIVE on the
+        # source; raising instead would put it in ERROR.
+        LOG.error('Live migration to node %s failed, the VM runs where it '
+                  'was: %s', migrate_data.cluster_name,
+                  getattr(e, 'reason', None) or getattr(e, 'msg', None) or e,
+                  exc_info=True, instance=instance)
+        on_failure()
+        return
+    if here is not None:
+        drs_rules.on_destroy(session, here, instance)
+    try:
+        drs_rules.on_spawn(session, context, dest, instance)
+    except Exception:
+        # The VM has moved: Nova must record it there; the repair pass
+        # puts the group's rule back.
+        LOG.warning('The server group rule could not follow the VM to '
+                    'cluster %s', dest.name, exc_info=True,
+                    instance=instance)
+    LOG.info('Live-migrated to cluster %s (node %s)', dest.name,
+             dest.nodename, instance=instance)
+    on_success()
