@@ -161,14 +161,17 @@ def test_host_capacity_and_cluster_summary(make_vcsim):
 
 def test_uploads_are_counted_and_land_on_disk(make_vcsim):
     sim = make_vcsim()
-    assert sim.stats() == {"folder_puts": {}, "folder_put_total": 0}
+    sim.reset_stats()
+    assert sim.stats() == {"folder_puts": {}, "folder_put_total": 0,
+                           "soap_calls": {}, "soap_call_total": 0}
     put(sim, "nfs0", "images/a.bin", b"hello")
     put(sim, "nfs0", "images/a.bin", b"hello again")
     put(sim, "nfs0", "b.txt", b"x")
-    assert sim.stats() == {
-        "folder_puts": {"nfs0/images/a.bin": 2, "nfs0/b.txt": 1},
-        "folder_put_total": 3,
-    }
+    stats = sim.stats()
+    assert stats["folder_puts"] == {"nfs0/images/a.bin": 2, "nfs0/b.txt": 1}
+    assert stats["folder_put_total"] == 3
+    # Datastore uploads are not SOAP calls.
+    assert stats["soap_call_total"] == 0
     with open(sim.datastore_path("nfs0", "images/a.bin"), "rb") as f:
         assert f.read() == b"hello again"
     with urllib.request.urlopen(

@@ -312,8 +312,10 @@ class Vcsim:
         return "%s://%s:%d%s" % (scheme, self.host, self.port, path)
 
     def stats(self):
-        """Upload counters: ``{"folder_puts": {"<ds>/<path>": n},
-        "folder_put_total": n}``."""
+        """Counters since start or ``reset_stats``: datastore uploads
+        ``{"folder_puts": {"<ds>/<path>": n}, "folder_put_total": n}`` and
+        SOAP requests ``{"soap_calls": {"<method>": n},
+        "soap_call_total": n}``."""
         with urllib.request.urlopen(
             self.http_url("/vcdriver/stats"), timeout=10
         ) as r:
