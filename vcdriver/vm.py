@@ -1,4 +1,4 @@
-"""VM operations on instances: find, create, power, reboot, destroy."""
+"""VM operations on instances: find, create, power, destroy."""
 
 import dataclasses
 
@@ -205,28 +205,6 @@ def power_off(session, vm):
         session.wait_for_task(vm.PowerOffVM_Task())
     except vim.fault.InvalidPowerState:
         LOG.debug('%s is already powered off', vm._moId)
-
-
-def reboot(session, vm, soft):
-    """Soft reboot through VMware Tools when they run, else a hard reset."""
-    if soft:
-        tools = props.properties(session, [vm], vim.VirtualMachine,
-                                 ['guest.toolsRunningStatus'])
-        running = (tools.get(vm, {}).get('guest.toolsRunningStatus') ==
-                   'guestToolsRunning')
-        if running:
-            try:
-                vm.RebootGuest()
-                return 'soft'
-            except (vim.fault.ToolsUnavailable,
-                    vim.fault.InvalidState) as e:
-                LOG.warning('Soft reboot of %s failed (%s), resetting',
-                            vm._moId, type(e).__name__)
-        else:
-            LOG.info('VMware Tools not running in %s: hard reset instead '
-                     'of a soft reboot', vm._moId)
-    session.wait_for_task(vm.ResetVM_Task())
-    return 'hard'
 
 
 def files_location(session, vm):
