@@ -14,6 +14,7 @@ from pyVmomi import vim
 from vcdriver import capacity
 from vcdriver import exception
 from vcdriver.vsphere import props
+from vcdriver.vsphere import vm_view as vm_view_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ class Cluster:
     datacenter_ref: vim.Datacenter
     vm_folder: vim.Folder
     resource_pool: vim.ResourcePool
+    # The VMs of every cluster the service serves, kept current
+    # (vsphere/vm_view.py); set once the service starts.
+    vm_view: object = dataclasses.field(default=None, repr=False,
+                                        compare=False)
 
 
 @dataclasses.dataclass
@@ -99,29 +104,39 @@ HOST_PROPS = ['name', 'runtime.connectionState', 'runtime.powerState',
 DATASTORE_PROPS = ['summary.name', 'summary.type', 'summary.accessible',
                    'summary.maintenanceMode', 'summary.capacity',
                    'summary.freeSpace']
-VM_PLACEMENT_PROPS = ['config.hardware.numCPU', 'config.hardware.memoryMB',
-                      'config.template']
 
 
 def read_state(session, clusters):
     """Hosts, datastores and VM placement of all clusters in three reads,
-    whatever their numbers (plus pages of [vmware] maximum_objects)."""
-    cluster_props = props.properties(session, [c.ref for c in clusters],
-                                     vim.ClusterComputeResource,
-                                     ['host', 'datastore', 'configurationEx'])
-    host_refs = {h for p in cluster_props.values() for h in p.get('host', [])}
+    whatever their numbers (plus pages of [vmware] maximum_objects).
+
+    Where the clusters have their service's VM view, VMs come from
+    vCenter's updates since the last read, so the cost no longer grows
+    with the VM count. Hosts and VMs are reached by traversal: one deleted
+    between two reads is simply not there.
+    """
+    vm_view = clusters[0].vm_view if clusters else None
+    cluster_props, host_props, cluster_hosts = props.properties_and_children(
+        session, [c.ref for c in clusters], vim.ClusterComputeResource,
+        ['datastore', 'configurationEx'], 'host', vim.HostSystem, HOST_PROPS)
     ds_refs = {d for p in cluster_props.values()
                for d in p.get('datastore', [])}
-    host_props, vm_props, host_vms = props.properties_and_children(
-        session, host_refs, vim.HostSystem, HOST_PROPS, 'vm',
-        vim.VirtualMachine, VM_PLACEMENT_PROPS)
     ds_props = props.properties(session, ds_refs, vim.Datastore,
                                 DATASTORE_PROPS)
+    if vm_view is not None:
+        placed = vm_view_mod.by_host(vm_view.current())
+    else:
+        _hosts, vm_props, host_vms = props.properties_and_children(
+            session, host_props, vim.HostSystem, [], 'vm',
+            vim.VirtualMachine, vm_view_mod.SIZE_PROPS)
+        placed = {h: [vm_props[v] for v in vms
+                      if not vm_props[v].get('config.template')]
+                  for h, vms in host_vms.items()}
     states = []
     for cluster in clusters:
         p = cluster_props.get(cluster.ref, {})
-        hosts = [_host(ref, host_props[ref], host_vms[ref], vm_props)
-                 for ref in p.get('host', []) if ref in host_props]
+        hosts = [_host(ref, host_props[ref], placed.get(ref, ()))
+                 for ref in cluster_hosts.get(cluster.ref, ())]
         datastores = [_datastore(ref, ds_props[ref])
                       for ref in p.get('datastore', []) if ref in ds_props]
         states.append(ClusterState(cluster, hosts, datastores,
@@ -150,9 +165,7 @@ def ha_admission(config):
     return capacity.NO_HA
 
 
-def _host(ref, p, vm_refs, vm_props):
-    vms = [vm_props[vm] for vm in vm_refs
-           if not vm_props[vm].get('config.template')]
+def _host(ref, p, vms):
     return capacity.Host(
         ref=ref, name=p.get('name'),
         connected=p.get('runtime.connectionState') == 'connected',

@@ -16,7 +16,9 @@ CONF = cfg.CONF
 VMWARE_OPTS_HONOURED = (
     'host_ip', 'host_port', 'host_username', 'host_password', 'ca_file',
     'insecure', 'cluster_name', 'datastore_regex', 'api_retry_count',
-    'connection_pool_size', 'maximum_objects',
+    'connection_pool_size', 'maximum_objects', 'use_linked_clone',
+    'vnc_port', 'vnc_port_total', 'serial_port_service_uri',
+    'serial_port_proxy_uri', 'serial_log_dir',
 )
 
 vcdriver_group = cfg.OptGroup(

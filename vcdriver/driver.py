@@ -14,6 +14,7 @@ from nova.objects import fields as obj_fields
 from nova.virt import driver
 from nova.virt import hardware
 from nova.virt import node as nova_node
+from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import units
 from oslo_utils import versionutils
@@ -38,6 +39,7 @@ from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver import volumes
 from vcdriver.vsphere import session as session_mod
+from vcdriver.vsphere import vm_view as vm_view_mod
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -69,8 +71,26 @@ class _StateBatch:
         self.unrefreshed = set(states)
 
 
+def _value_error(error):
+    """oslo.config's reason, and the file, without its LocationInfo."""
+    text = str(error)
+    found = re.search(r"detail='([^']*)'\) is not valid: (.*)", text)
+    return ('%s (in %s)' % (found.group(2), found.group(1)) if found
+            else text)
+
+
 def validate_config(conf_=CONF):
     """Fail at start-up, naming the option, rather than late in a task."""
+    # oslo.config checks a value only when it is read: read them all now.
+    for group, opts in conf.list_opts():
+        group = getattr(group, 'name', group)
+        for opt in opts:
+            try:
+                getattr(conf_[group], opt.dest)
+            except (cfg.ConfigFileValueError, ValueError) as e:
+                raise exception.InvalidConfig(
+                    reason='[%s] %s: %s' % (group, opt.name,
+                                            _value_error(e)))
     vmware = conf_.vmware
     for name in ('host_ip', 'host_username', 'host_password'):
         if not getattr(vmware, name):
@@ -97,6 +117,25 @@ def validate_config(conf_=CONF):
                        % (vmware.ca_file, e.strerror))
 
 
+def node_inventory(state, ratios, datastore_regex):
+    """Placement inventory of one node (cluster); no DISK_GB when
+    ``datastore_regex`` is False (not a valid expression: the CLI's
+    check goes on past it)."""
+    inventory = {
+        orc.VCPU: capacity.vcpu(
+            state.hosts, ratios[orc.VCPU], CONF.reserved_host_cpus,
+            state.ha),
+        orc.MEMORY_MB: capacity.memory_mb(
+            state.hosts, ratios[orc.MEMORY_MB],
+            CONF.reserved_host_memory_mb, state.ha),
+    }
+    if datastore_regex is not False:
+        inventory[orc.DISK_GB] = capacity.disk_gb(
+            state.datastores, datastore_regex, ratios[orc.DISK_GB],
+            -(-CONF.reserved_host_disk_mb // 1024))
+    return {rc: r.as_inventory() for rc, r in inventory.items()}
+
+
 class VMwareVCDriver(driver.ComputeDriver):
     """Nova driver for VMware vCenter clusters."""
 
@@ -108,7 +147,7 @@ class VMwareVCDriver(driver.ComputeDriver):
         'supports_device_tagging': False,
         'supports_tagged_attach_interface': False,
         'supports_tagged_attach_volume': False,
-        'supports_extend_volume': False,
+        'supports_extend_volume': True,
         'supports_multiattach': False,
         'supports_trusted_certs': False,
         'supports_pcpus': False,
@@ -135,15 +174,7 @@ class VMwareVCDriver(driver.ComputeDriver):
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi)
         validate_config()
-        vmware = CONF.vmware
-        self._session = session_mod.Session(
-            host=vmware.host_ip, port=vmware.host_port,
-            username=vmware.host_username, password=vmware.host_password,
-            protocol=CONF.vcdriver.vcenter_protocol, ca_file=vmware.ca_file,
-            insecure=vmware.insecure, retry_count=vmware.api_retry_count,
-            pool_size=vmware.connection_pool_size,
-            task_timeout=CONF.vcdriver.task_timeout,
-            max_objects=vmware.maximum_objects)
+        self._session = session_mod.Session.from_conf(CONF)
         self._clusters = {}  # nodename -> cluster.Cluster
         self._states = None  # the latest _StateBatch
         self._states_lock = threading.Lock()
@@ -155,11 +186,16 @@ class VMwareVCDriver(driver.ComputeDriver):
         self._session.connect()
         clusters = cluster_mod.resolve(self._session,
                                        conf.cluster_names(CONF))
+        view = vm_view_mod.VMView(self._session, [c.ref for c in clusters])
+        for c in clusters:
+            c.vm_view = view
         self._clusters = {c.nodename: c for c in clusters}
         for c in clusters:
             LOG.info('Serving cluster %s as node %s', c.name, c.nodename)
 
     def cleanup_host(self, host):
+        if self._clusters:
+            next(iter(self._clusters.values())).vm_view.close()
         self._session.logout()
 
     def get_host_ip_addr(self):
@@ -264,20 +300,8 @@ class VMwareVCDriver(driver.ComputeDriver):
         state = self._state(nodename)
         ratios = self._get_allocation_ratios(
             provider_tree.data(nodename).inventory)
-        inventory = {
-            orc.VCPU: capacity.vcpu(
-                state.hosts, ratios[orc.VCPU], CONF.reserved_host_cpus,
-                state.ha),
-            orc.MEMORY_MB: capacity.memory_mb(
-                state.hosts, ratios[orc.MEMORY_MB],
-                CONF.reserved_host_memory_mb, state.ha),
-            orc.DISK_GB: capacity.disk_gb(
-                state.datastores, CONF.vmware.datastore_regex,
-                ratios[orc.DISK_GB],
-                -(-CONF.reserved_host_disk_mb // 1024)),
-        }
-        provider_tree.update_inventory(
-            nodename, {rc: r.as_inventory() for rc, r in inventory.items()})
+        provider_tree.update_inventory(nodename, node_inventory(
+            state, ratios, CONF.vmware.datastore_regex))
         provider_tree.add_traits(nodename, *NODE_TRAITS)
 
     # --- instances ----------------------------------------------------------
@@ -583,6 +607,17 @@ class VMwareVCDriver(driver.ComputeDriver):
                       encryption=None):
         volumes.detach(self._session, self._datacenter(instance),
                        self._vm(instance), connection_info, instance)
+
+    def swap_volume(self, context, old_connection_info, new_connection_info,
+                    instance, mountpoint, resize_to):
+        volumes.swap(self._session, self._datacenter(instance),
+                     self._vm(instance), old_connection_info,
+                     new_connection_info, instance, resize_to)
+
+    def extend_volume(self, context, connection_info, instance,
+                      requested_size):
+        volumes.extend(self._session, self._vm(instance), connection_info,
+                       instance, requested_size)
 
     def _detach_volumes_for_destroy(self, instance, block_device_info):
         """Cinder's disks must not go with the VM (Destroy_Task deletes

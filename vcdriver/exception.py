@@ -47,7 +47,9 @@ class TaskTimeout(VCenterError):
                '([vcdriver] task_timeout).')
 
 
-class NoUsableDatastore(VCenterError):
+class NoUsableDatastore(nova_exception.ComputeResourcesUnavailable):
+    """Nova tries another host."""
+
     msg_fmt = ('Cluster %(cluster)s has no usable datastore (accessible, '
                'not in maintenance, type VMFS/NFS/NFS41/vsan/vvol, matching '
                '[vmware] datastore_regex %(regex)s) with %(needed_gb)s GB '

@@ -34,6 +34,12 @@ from vcdriver.vsphere import files
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
+# vCenter out of room for the VM after all (a race with other workloads,
+# HA admission at power-on, a datastore filled meanwhile): Nova should
+# try another host, as when the fit check refuses.
+RESOURCE_FAULTS = (vim.fault.InsufficientResourcesFault,
+                   vim.fault.NoDiskSpace)
+
 
 def check_fit(state, flavor):
     """Refuse a VM no host can take right now, so Nova reschedules it
@@ -92,7 +98,10 @@ def spawn(session, context, cluster, instance, image_id,
     spec = vm_spec.create_spec(
         instance, flavor, datastore.name, [controller] if controller else [],
         guest_id=image.properties.get('vmware_ostype'))
-    created = vm.create(session, cluster, spec)
+    try:
+        created = vm.create(session, cluster, spec)
+    except RESOURCE_FAULTS as e:
+        raise _unavailable(cluster, e) from e
     try:
         ds_name, folder = vm.files_location(session, created)
         folder = ds_obj.DatastorePath(ds_name, folder)
@@ -112,11 +121,22 @@ def spawn(session, context, cluster, instance, image_id,
         drs_rules.on_spawn(session, context, cluster, instance)
         if power_on:
             vm.power_on(session, created)
+    except RESOURCE_FAULTS as e:
+        _clean_failed_spawn(session, cluster, created, instance,
+                            boot_volumes)
+        raise _unavailable(cluster, e) from e
     except BaseException:
         with excutils.save_and_reraise_exception():
             _clean_failed_spawn(session, cluster, created, instance,
                                 boot_volumes)
     return created
+
+
+def _unavailable(cluster, fault):
+    return nova_exception.ComputeResourcesUnavailable(
+        reason='vCenter refused the VM on cluster %s: %s: %s' % (
+            cluster.name, type(fault).__name__,
+            getattr(fault, 'msg', None) or fault))
 
 
 def _disks_from_cache(session, context, cluster, image, plan, folder,
@@ -189,8 +209,10 @@ def destroy(session, cluster, instance, destroy_disks=True):
     drs_rules.on_destroy(session, cluster, instance)
     found = vm.find(session, instance.uuid)
     if found is None:
-        LOG.info('No VM for this instance in vCenter; nothing to destroy',
-                 instance=instance)
+        LOG.info('No VM for this instance in vCenter; removing what is '
+                 'left of its folder', instance=instance)
+        if destroy_disks:
+            _delete_instance_folders(session, cluster, instance)
         return
     ds_name, folder = vm.files_location(session, found)
     vm.destroy(session, found)
@@ -198,6 +220,17 @@ def destroy(session, cluster, instance, destroy_disks=True):
         files.delete(session, cluster.datacenter_ref,
                      ds_obj.DatastorePath(ds_name, folder))
     LOG.info('Destroyed the VM and its files', instance=instance)
+
+
+def _delete_instance_folders(session, cluster, instance):
+    """The instance's folder on each datastore of the cluster: a VM
+    deleted outside Nova leaves files it did not own (config drive,
+    rescue disk, a resize's original root disk)."""
+    state = cluster_mod.read_state(session, [cluster])[0]
+    for datastore in state.datastores:
+        if datastore.accessible:
+            files.delete(session, cluster.datacenter_ref,
+                         ds_obj.DatastorePath(datastore.name, instance.uuid))
 
 
 def manage_image_cache(session, clusters, states, instances):

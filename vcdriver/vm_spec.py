@@ -94,11 +94,6 @@ def disk(key, controller_key, unit_number, disk_path, size_bytes,
         file_operation='create' if create else None)
 
 
-def existing_disk(controller_key, disk_path, size_bytes, unit_number=0):
-    """An existing VMDK attached to a controller, with its known size."""
-    return disk(-101, controller_key, unit_number, disk_path, size_bytes)
-
-
 def cdrom(key, controller_key, unit_number, iso_path):
     """A CD-ROM with an ISO file from a datastore, connected at power-on."""
     return _add(vim.vm.device.VirtualCdrom(

@@ -12,6 +12,11 @@ As in-tree, the instance's extraConfig ``volume-<volume id>`` holds the
 disk's uuid, so a volume is found on the instance even after Storage DRS
 moved its file, and instances attached by the in-tree driver detach here.
 
+Swapping (Cinder's volume migration) copies the old volume's disk into
+the new volume's file and attaches that at the old one's slot; extending
+grows the attached disk through the instance's reconfigure (see
+``swap`` and ``extend``).
+
 The ``iscsi`` type: the target goes on the software iSCSI adapter of the
 VM's host as a static target, the adapter is rescanned, and the LUN is
 attached as a physical-mode raw device mapping (as in-tree); the LUN's
@@ -20,6 +25,8 @@ uuid is recorded under the same key.
 
 from nova import exception as nova_exception
 from oslo_log import log as logging
+from oslo_utils import excutils
+from oslo_utils import units
 from oslo_vmware.objects import datastore as ds_obj
 from pyVmomi import vim
 from pyVmomi import vmodl
@@ -218,7 +225,7 @@ def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
     instance does, and leaves the shadow VM naming a file that is gone.
     Move the file into the shadow's folder on the datastore it is on now
     (nothing holds it once detached) and point the shadow's disk at it,
-    so Cinder finds its volume again.
+    so Cinder finds its volume again. Returns the file's path now.
 
     The in-tree driver relocates the whole shadow VM instead; moving the
     one file does not depend on vCenter moving files on relocate.
@@ -240,6 +247,236 @@ def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
     add.device.backing.uuid = shadow_disk.backing.uuid
     session.wait_for_task(shadow.ReconfigVM_Task(vim.vm.ConfigSpec(
         deviceChange=[vm_spec.remove(shadow_disk), add])))
+    return str(target)
+
+
+# --- swap and extend ---------------------------------------------------------
+
+_ISCSI_SWAP = (
+    'iSCSI volumes cannot be swapped on vCenter: they are raw device '
+    'mappings of whole LUNs, and vSphere has no call copying one LUN onto '
+    'another (Cinder moves an iSCSI volume itself while it is detached)')
+
+
+def swap(session, datacenter, vm_ref, old_connection_info,
+         new_connection_info, instance, resize_to):
+    """Replace an attached volume by another, keeping its data (Cinder's
+    volume migration and retype call it; Nova refuses it otherwise)."""
+    old, new = _data(old_connection_info), _data(new_connection_info)
+    if 'iscsi' in (old_connection_info['driver_volume_type'],
+                   new_connection_info['driver_volume_type']):
+        raise NotImplementedError(_ISCSI_SWAP)
+    return _swap_vmdk(session, datacenter, vm_ref, old, new, instance,
+                      resize_to)
+
+
+def _swap_paths(new_path):
+    """(staging, aside) names next to the new volume's disk: its copy
+    being made, and its own file while the copy takes its name."""
+    path = ds_obj.DatastorePath.parse(new_path)
+    stem = path.basename[:-len('.vmdk')] if path.basename.endswith(
+        '.vmdk') else path.basename
+    return tuple(ds_obj.DatastorePath(path.datastore, path.dirname,
+                                      '%s-%s.vmdk' % (stem, suffix))
+                 for suffix in ('swap', 'swapped'))
+
+
+def _disk_type(backing):
+    """VirtualDiskManager's disk type of a disk backing."""
+    if getattr(backing, 'thinProvisioned', False):
+        return 'thin'
+    if getattr(backing, 'eagerlyScrub', False):
+        return 'eagerZeroedThick'
+    return 'preallocated'
+
+
+def _adapter_type(devices, device):
+    controller = next((d for d in devices if d.key == device.controllerKey),
+                      None)
+    name = next((n for n, cls in vm_spec.ADAPTER_TYPES.items()
+                 if isinstance(controller, cls)), None)
+    if isinstance(controller, vim.vm.device.VirtualIDEController):
+        name = 'ide'
+    return vm_spec.vmdk_adapter_type(name)
+
+
+def _swap_vmdk(session, datacenter, vm_ref, old, new, instance, resize_to):
+    """The old volume's data onto the new volume's disk, that disk at the
+    old one's slot, and the old disk back with its shadow, untouched.
+
+    vSphere copies no disk a running VM holds, nor over a disk that
+    exists (CopyVirtualDisk's force is ignored). So:
+
+    1. the old disk comes off the instance (the file stays);
+    2. it is copied next to the new volume's disk (``<new>-swap.vmdk``,
+       the new disk's type), grown to ``resize_to`` GB if asked;
+    3. the old disk, should it have moved with the instance (Storage
+       vMotion), goes back to its shadow's folder, as on detach;
+    4. the new volume's own file steps aside (``<new>-swapped.vmdk``), the
+       copy takes its name (so Cinder's shadow VM holds the data), and
+       the file set aside is deleted;
+    5. the new disk goes on the instance at the old disk's controller and
+       unit, keeping the new shadow's disk uuid, and extraConfig records
+       ``volume-<new id>`` and drops ``volume-<old id>``, in one
+       reconfigure.
+
+    Should any step fail, the old disk goes back on the instance where it
+    was (from wherever its file is then), the copy is deleted, and the
+    error is raised: the instance keeps its data and Nova rolls the swap
+    back in Cinder. Once step 4 has put the copy in place, the new
+    volume's earlier content (Cinder's empty new volume) is not restored.
+    """
+    old_id, new_id = old['volume_id'], new['volume_id']
+    try:
+        old_shadow, old_shadow_disk = _shadow_disk(session, old)
+    except exception.VolumeBackingNotFound:
+        old_shadow = old_shadow_disk = None  # the instance's disk is all
+    _new_shadow, new_disk = _shadow_disk(session, new)
+    devices, power, disk_uuid = _instance_props(session, vm_ref, old_id)
+    device = _attached(devices, disk_uuid, old_shadow_disk)
+    if device is None:
+        raise nova_exception.DiskNotFound(
+            location='volume %s on the instance' % old_id)
+    _check_hotplug(_bus_of(devices, device), power, old_id, 'swapped')
+    new_path = new_disk.backing.fileName
+    if new_path == device.backing.fileName:
+        raise nova_exception.InvalidVolume(
+            reason='volume %s has the disk of volume %s (%s)' % (
+                new_id, old_id, new_path))
+    staging, aside = _swap_paths(new_path)
+    capacity_kb = max(device.capacityInKB, new_disk.capacityInKB,
+                      (resize_to or 0) * units.Mi)
+    mode = device.backing.diskMode or 'independent_persistent'
+    LOG.info('Swapping volume %s (%s) for %s (%s) at unit %s%s', old_id,
+             device.backing.fileName, new_id, new_path, device.unitNumber,
+             ', growing it to %s GB' % resize_to if resize_to else '',
+             instance=instance)
+
+    vm.detach_disk(session, vm_ref, device)
+    where = {'old': device.backing.fileName, 'staging': False}
+    step = 'copying %s to %s' % (where['old'], staging)
+    try:
+        files.delete_virtual_disk(session, datacenter, staging)  # leftover
+        where['staging'] = True
+        files.copy_virtual_disk(session, datacenter, where['old'], staging,
+                                _adapter_type(devices, device),
+                                _disk_type(new_disk.backing))
+        if capacity_kb > device.capacityInKB:
+            step = 'growing %s to %s KB' % (staging, capacity_kb)
+            files.extend_virtual_disk(session, datacenter, staging,
+                                      capacity_kb * units.Ki)
+        if old_shadow is not None and (
+                where['old'] != old_shadow_disk.backing.fileName):
+            step = 'giving %s back to %s' % (where['old'], old_shadow._moId)
+            where['old'] = _return_to_shadow(
+                session, datacenter, old_shadow, old_shadow_disk,
+                where['old'], instance)
+        step = 'putting the copy in place of %s' % new_path
+        files.move_virtual_disk(session, datacenter, new_path, aside)
+        try:
+            files.move_virtual_disk(session, datacenter, staging, new_path)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                files.move_virtual_disk(session, datacenter, aside, new_path)
+        where['staging'] = False
+        _delete_quietly(session, datacenter, aside, instance)
+        step = 'attaching %s' % new_path
+        add = vm_spec.volume_disk(-300, device.controllerKey,
+                                  device.unitNumber, new_path, capacity_kb,
+                                  disk_mode=mode)
+        add.device.backing.uuid = new_disk.backing.uuid
+        session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
+            deviceChange=[add], extraConfig=vm_spec.extra_config({
+                VOLUME_KEY % new_id: new_disk.backing.uuid or '',
+                VOLUME_KEY % old_id: ''}))))
+    except Exception as e:
+        LOG.error('Swapping volume %s for %s failed %s: %s; putting %s back '
+                  'on the instance', old_id, new_id, step, _fault_text(e),
+                  where['old'], instance=instance)
+        back = _swap_rollback(session, datacenter, vm_ref, device, where,
+                              staging, mode, instance)
+        raise exception.VCenterError(reason=(
+            'volume %s is %s: swapping it for %s failed %s: %s' % (
+                old_id, 'attached again with its data' if back else
+                'off the server, its file at %s' % where['old'], new_id,
+                step, _fault_text(e)))) from e
+    LOG.info('Swapped volume %s for %s (%s)', old_id, new_id, new_path,
+             instance=instance)
+
+
+def _fault_text(e):
+    """A vSphere fault's message, without pyVmomi's whole dump."""
+    msg = getattr(e, 'msg', None)
+    return '%s: %s' % (type(e).__name__, msg) if msg else str(e)
+
+
+def _swap_rollback(session, datacenter, vm_ref, device, where, staging, mode,
+                   instance):
+    """The old disk back on the instance, at its slot (True if it is);
+    the copy gone."""
+    add = vm_spec.volume_disk(-300, device.controllerKey, device.unitNumber,
+                              where['old'], device.capacityInKB,
+                              disk_mode=mode)
+    add.device.backing.uuid = device.backing.uuid
+    try:
+        session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
+            deviceChange=[add])))
+        back = True
+    except Exception:
+        LOG.exception('Could not put %s back on the instance; attach it '
+                      'again by hand', where['old'], instance=instance)
+        back = False
+    if where['staging']:
+        _delete_quietly(session, datacenter, staging, instance)
+    return back
+
+
+def _delete_quietly(session, datacenter, path, instance):
+    try:
+        files.delete_virtual_disk(session, datacenter, path)
+    except Exception as e:
+        LOG.warning('Could not delete %s (delete it by hand): %s', path, e,
+                    instance=instance)
+
+
+def extend(session, vm_ref, connection_info, instance, requested_size):
+    """Grow an attached volume's disk to ``requested_size`` bytes (Cinder
+    has extended the volume and Nova passes the event on).
+
+    ``vmdk``: an edit of the instance's disk device with the new capacity,
+    which is how vSphere grows a disk, attached and running (no IDE
+    hot-extend). ``iscsi``: the LUN grew on the array; the VM's host's
+    adapter is rescanned so ESXi sees its size, which a physical raw
+    device mapping passes through to the guest.
+    """
+    if connection_info.get('driver_volume_type') == 'iscsi':
+        return _extend_iscsi(session, vm_ref, connection_info, instance)
+    data = _data(connection_info)
+    volume_id = data['volume_id']
+    try:
+        _shadow, shadow_disk = _shadow_disk(session, data)
+    except exception.VolumeBackingNotFound:
+        shadow_disk = None
+    devices, power, disk_uuid = _instance_props(session, vm_ref, volume_id)
+    device = _attached(devices, disk_uuid, shadow_disk)
+    if device is None:
+        raise nova_exception.DiskNotFound(
+            location='volume %s on the instance' % volume_id)
+    new_kb = -(-requested_size // units.Ki)
+    if device.capacityInKB >= new_kb:
+        LOG.info('Volume %s has %s KB already (%s KB asked)', volume_id,
+                 device.capacityInKB, new_kb, instance=instance)
+        return
+    _check_hotplug(_bus_of(devices, device), power, volume_id, 'extended')
+    old_kb = device.capacityInKB
+    device.capacityInKB = new_kb
+    device.capacityInBytes = new_kb * units.Ki
+    session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
+        deviceChange=[vim.vm.device.VirtualDeviceSpec(
+            operation=vim.vm.device.VirtualDeviceSpec.Operation.edit,
+            device=device)])))
+    LOG.info('Extended volume %s (%s) from %s KB to %s KB', volume_id,
+             device.backing.fileName, old_kb, new_kb, instance=instance)
 
 
 # --- iSCSI ------------------------------------------------------------------
@@ -358,6 +595,36 @@ def _detach_iscsi(session, vm_ref, connection_info, instance):
     session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
     LOG.info('Detached iSCSI volume %s (%s)', volume_id,
              device.backing.deviceName, instance=instance)
+
+
+def _extend_iscsi(session, vm_ref, connection_info, instance):
+    """Rescan the adapter of the VM's host, so ESXi reads the LUN's new
+    size; the physical mapping shows the guest the LUN as it is."""
+    data = _data(connection_info)
+    volume_id = data['volume_id']
+    devices, _power, lun_uuid = _instance_props(session, vm_ref, volume_id)
+    if not lun_uuid or _rdm_of(devices, lun_uuid) is None:
+        raise nova_exception.DiskNotFound(
+            location='iSCSI volume %s on the instance' % volume_id)
+    host = props.properties(session, [vm_ref], vim.VirtualMachine,
+                            ['runtime.host']).get(vm_ref, {}).get(
+                                'runtime.host')
+    host_props = props.properties(session, [host], vim.HostSystem,
+                                  _HOST_STORAGE).get(host, {})
+    hba = _software_hba(host_props)
+    if hba is None:
+        raise exception.ISCSITargetNotFound(
+            host=host_props.get('name', host), lun=data.get('target_lun'),
+            iqn=data['target_iqn'], portal=data['target_portal'],
+            reason=' (it has no software iSCSI adapter)')
+    host_props['configManager.storageSystem'].RescanHba(
+        hbaDevice=hba.device)
+    lun = _find_lun(props.properties(session, [host], vim.HostSystem,
+                                     _HOST_STORAGE).get(host, {}), hba, data)
+    LOG.info('Rescanned %s for iSCSI volume %s: the LUN has %s bytes',
+             hba.device, volume_id, lun and (
+                 lun.capacity.block * lun.capacity.blockSize),
+             instance=instance)
 
 
 def detach_all(session, datacenter, vm_ref, mappings, instance):

@@ -9,12 +9,11 @@ the uuid the driver gives other clusters instead.
 
 Simulated: vcsim's RelocateVM_Task changes the VM's host and pool only
 (the datastore is shared, so no file has to move); the failed vMotion is
-our launcher's per-call refusal (tools/vcsim/relocate_faults.go,
-MigrationNotReady), which leaves the VM where it was, as vCenter does.
+our launcher's injected fault (tools/vcsim/faults.go: a soap_fault
+MigrationNotReady on RelocateVM_Task), which leaves the VM where it was,
+as vCenter does.
 """
 
-import json
-import urllib.request
 import uuid
 
 import fixtures
@@ -45,15 +44,8 @@ class TestLiveMigration(nova_harness.VcdriverTestCase):
         self.image = self.upload_flat_vmdk('live')
         self.addCleanup(self._disarm)
 
-    def _faults(self, method, body=None):
-        request = urllib.request.Request(
-            self.vcsim.http_url('/vcdriver/relocate-faults'),
-            method=method, data=json.dumps(body).encode() if body else None)
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.read()
-
     def _disarm(self):
-        self._faults('DELETE')
+        self.vcsim.clear_faults()
 
     def _cluster_of(self, server):
         return vm_view.cluster_and_power(self.vcsim, server['id'])
@@ -88,8 +80,10 @@ class TestLiveMigration(nova_harness.VcdriverTestCase):
 
     def test_failed_relocation_rolls_back_and_the_vm_keeps_running(self):
         server = self.boot(self.image['id'], node=self.c0)
-        self._faults('POST', {'vm': server['id'],
-                              'message': 'no compatible host (simulated)'})
+        fault = self.vcsim.inject(
+            kind='soap_fault', method='RelocateVM_Task', object=server['id'],
+            fault='MigrationNotReady',
+            message='no compatible host (simulated)')
 
         server = self._live_migrate_to(server, 'compute-c1')
         self._wait_for_migration_status(server, ['failed'])
@@ -99,6 +93,6 @@ class TestLiveMigration(nova_harness.VcdriverTestCase):
         self.assertEqual(('DC0_C0', 'poweredOn'), self._cluster_of(server))
         self.assertIn('no compatible host (simulated)',
                       self.stdlog.logger.output)
-        self.assertEqual(1, json.loads(self._faults('GET'))
-                         ['faults'][0]['hits'])
+        self.assertEqual(1, {f['id']: f['hits']
+                             for f in self.vcsim.faults()}[fault])
         self._delete_server(server)

@@ -6,15 +6,14 @@ made, and deletes its servers (and so their VMs).
 
 What is simulated: vcsim accepts every rule, where a vCenter refuses some
 (say, an enabled rule contradicting another). The refusal tests arm our
-launcher (tools/vcsim/rule_faults.go) to refuse the next add or edit of one
-rule name with InvalidArgument, as a vCenter refuses a rules spec.
+launcher (tools/vcsim/faults.go, a soap_fault on a DRS rule name) to
+refuse the next add or edit of one rule name with InvalidArgument, as a
+vCenter refuses a rules spec.
 """
 
-import json
 import os
 import time
 import unittest
-import urllib.request
 import uuid
 
 from nova.tests.functional.api import client as api_client
@@ -112,17 +111,9 @@ class _ServerGroupTestCase(nova_harness.VcdriverTestCase):
 
     def refuse(self, group, message):
         """Arm the launcher to refuse the group's rule once."""
-        self._faults('POST', {'rule': PREFIX + group['id'],
-                              'message': message})
-        self.addCleanup(self._faults, 'DELETE')
-
-    def _faults(self, method, body=None):
-        request = urllib.request.Request(
-            self.vcsim.http_url('/vcdriver/rule-faults'), method=method,
-            data=json.dumps(body).encode() if body else None,
-            headers={'Content-Type': 'application/json'})
-        with urllib.request.urlopen(request, timeout=10):
-            pass
+        self.vcsim.inject(kind='soap_fault', drs_rule=PREFIX + group['id'],
+                          message=message)
+        self.addCleanup(self.vcsim.clear_faults)
 
 
 

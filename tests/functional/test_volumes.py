@@ -16,11 +16,13 @@ volume's bytes over the datastore's HTTP interface.
 
 import json
 import os
+import shutil
 import urllib.request
 
 import fixtures
 from nova import objects
 from nova.tests.fixtures import cinder as cinder_fixture
+from nova.tests.functional.api import client
 from oslo_utils import uuidutils
 from pyVmomi import vim
 
@@ -373,3 +375,166 @@ class TestVolumes(nova_harness.VcdriverTestCase):
              'instance': vm._moId, 'initiator': iqn}, connector)
         self.assertTrue(iqn.startswith('iqn.1998-01.com.vmware:'))
         self._delete_server(server)
+
+    # --- swap (Cinder's volume migration) and extend -------------------------
+
+    def cinder_reports(self, volume_id, **fields):
+        """Fields Cinder's GET of a volume shows on top of the fixture's
+        (``size`` in GB, ``migration_status``)."""
+        if not hasattr(self, '_cinder_fields'):
+            self._cinder_fields = {}
+            fixture_get = self.cinder.fake_get
+            overrides = self._cinder_fields
+
+            def get(_api, context, volume_id, microversion=None):
+                volume = fixture_get(context, volume_id, microversion)
+                volume.update(overrides.get(volume_id, {}))
+                return volume
+
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.volume.cinder.API.get', get))
+        self._cinder_fields.setdefault(volume_id, {}).update(fields)
+
+    def swap(self, server, old_id, new_id):
+        """What Cinder does migrating a volume in use: the old volume is
+        'migrating', Cinder asks Nova to swap it for the new one."""
+        self.cinder_reports(old_id, migration_status='migrating')
+        self.api.put_server_volume(server['id'], old_id, new_id)
+
+    def write_volume(self, disk, data):
+        ds, _, rel = disk.backing.fileName[1:].partition('] ')
+        request = urllib.request.Request(
+            self.vcsim.datastore_url(
+                ds, rel[:-len('.vmdk')] + '-flat.vmdk'),
+            data=data, method='PUT')
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def test_swap_puts_the_data_on_the_new_volume_at_the_same_unit(self):
+        data = bytes(range(255, -1, -1)) * (VOLUME_BYTES // 256)
+        old_id, old_shadow, old_path = self.make_volume(b'\0' * VOLUME_BYTES)
+        new_id, new_shadow, new_path = self.make_volume(b'\0' * VOLUME_BYTES)
+        [new_disk] = [d for d in new_shadow.config.hardware.device
+                      if isinstance(d, vim.vm.device.VirtualDisk)]
+        # The new volume is bigger (Cinder's retype to a larger size): Nova
+        # asks for it to be grown to 2 GB.
+        self.cinder_reports(new_id, size=2)
+        server = self.boot(self.upload_flat_vmdk('vol-swap')['id'])
+        self.attach(server, old_id)
+        [(_bus, old_disk)] = self.volume_disks(server)
+        self.write_volume(old_disk, data)
+
+        self.swap(server, old_id, new_id)
+
+        # Nova's side: the server has the new volume.
+        self.assertEqual([new_id], self.attached_ids(server))
+        # vCenter's: the new volume's disk at the old one's slot, grown,
+        # with the new shadow's disk uuid recorded; the old one gone.
+        [(_bus, disk)] = self.volume_disks(server)
+        self.assertEqual(
+            (new_path, old_disk.controllerKey, old_disk.unitNumber,
+             'independent_persistent', 2 * 1024 ** 3),
+            (disk.backing.fileName, disk.controllerKey, disk.unitNumber,
+             disk.backing.diskMode, disk.capacityInBytes))
+        self.assertEqual(new_disk.backing.uuid, vm_view.extra_config(
+            self.vcsim, server['id'], 'volume-%s' % new_id))
+        self.assertIsNone(vm_view.extra_config(
+            self.vcsim, server['id'], 'volume-%s' % old_id))
+        # The bytes are in the new volume's file, which its shadow keeps.
+        self.assertEqual(new_path, self.shadow_disk_path(new_shadow))
+        self.assertEqual(data, vm_view.read_datastore_file(
+            self.vcsim, new_path, '-flat'))
+        # The old volume is back with its shadow, bytes intact; no copy or
+        # set-aside file stays behind.
+        self.assertEqual(old_path, self.shadow_disk_path(old_shadow))
+        self.assertEqual(data, vm_view.read_datastore_file(
+            self.vcsim, old_path, '-flat'))
+        folder = os.path.dirname(vm_view.local_path(self.vcsim, new_path))
+        self.assertEqual(
+            sorted([os.path.basename(new_path),
+                    os.path.basename(new_path)[:-5] + '-flat.vmdk']),
+            sorted(f for f in os.listdir(folder) if f.endswith('.vmdk')))
+
+        # The new volume detaches as any other.
+        self.detach(server, new_id)
+        self.assertEqual([], self.volume_disks(server))
+        self._delete_server(server)
+        self.assertEqual(data, vm_view.read_datastore_file(
+            self.vcsim, new_path, '-flat'))
+
+    def test_failed_swap_leaves_the_old_volume_attached(self):
+        data = b'stay-put' * (VOLUME_BYTES // 8)
+        old_id, old_shadow, old_path = self.make_volume(data)
+        new_id, _new_shadow, new_path = self.make_volume(b'\0' * VOLUME_BYTES)
+        server = self.boot(self.upload_flat_vmdk('vol-swap-fail')['id'])
+        self.attach(server, old_id)
+        [(_bus, old_disk)] = self.volume_disks(server)
+        # The new volume's files are gone from the datastore (its shadow
+        # still names them): the copy onto it fails.
+        shutil.rmtree(os.path.dirname(
+            vm_view.local_path(self.vcsim, new_path)))
+
+        try:
+            self.swap(server, old_id, new_id)
+        except client.OpenStackApiException:
+            pass  # the compute's error, the cast being a call here
+        self._wait_for_server_parameter(
+            server, {'OS-EXT-STS:task_state': None})
+        # The compute's swap failed, saying why.
+        [action] = [a for a in self.api.get_instance_actions(server['id'])
+                    if a['action'] == 'swap_volume']
+        [event] = self.api.api_get('/servers/%s/os-instance-actions/%s' % (
+            server['id'], action['request_id'])).body[
+                'instanceAction']['events']
+        self.assertEqual('Error', event['result'])
+        self.assertIn('is attached again with its data', event['details'])
+
+        self.assertEqual([old_id], self.attached_ids(server))
+        [(_bus, disk)] = self.volume_disks(server)
+        self.assertEqual(
+            (old_path, old_disk.controllerKey, old_disk.unitNumber,
+             old_disk.backing.uuid),
+            (disk.backing.fileName, disk.controllerKey, disk.unitNumber,
+             disk.backing.uuid))
+        self.assertEqual(old_disk.backing.uuid, vm_view.extra_config(
+            self.vcsim, server['id'], 'volume-%s' % old_id))
+        self.assertIsNone(vm_view.extra_config(
+            self.vcsim, server['id'], 'volume-%s' % new_id))
+        self.assertEqual(data, vm_view.read_datastore_file(
+            self.vcsim, old_path, '-flat'))
+        self.assertEqual(old_path, self.shadow_disk_path(old_shadow))
+        self.detach(server, old_id)
+        self._delete_server(server)
+        self.assertEqual(data, vm_view.read_datastore_file(
+            self.vcsim, old_path, '-flat'))
+
+    def test_extended_volume_grows_on_the_server(self):
+        data = b'growing!' * (VOLUME_BYTES // 8)
+        volume_id, _shadow, path = self.make_volume(data)
+        server = self.boot(self.upload_flat_vmdk('vol-extend')['id'])
+        self.attach(server, volume_id)
+        [(_bus, before)] = self.volume_disks(server)
+        self.assertEqual(VOLUME_BYTES, before.capacityInBytes)
+        self.assertTrue(self.driver.capabilities['supports_extend_volume'])
+
+        # Cinder extended the volume to 3 GB and tells Nova.
+        self.cinder_reports(volume_id, size=3)
+        [event] = self.api.create_server_external_events([{
+            'name': 'volume-extended', 'server_uuid': server['id'],
+            'tag': volume_id}])
+        self.assertEqual('completed', event['status'])
+
+        [(_bus, disk)] = self.volume_disks(server)
+        self.assertEqual(
+            (path, before.unitNumber, 3 * 1024 ** 3, before.backing.uuid),
+            (disk.backing.fileName, disk.unitNumber, disk.capacityInBytes,
+             disk.backing.uuid))
+        self.assertEqual('poweredOn', vm_view.vm_of(
+            self.vcsim, server['id']).runtime.powerState)
+        actions = [a['action']
+                   for a in self.api.get_instance_actions(server['id'])]
+        self.assertIn('extend_volume', actions)
+        self.detach(server, volume_id)
+        self._delete_server(server)
+        self.assertEqual(data, vm_view.read_datastore_file(
+            self.vcsim, path, '-flat'))

@@ -2,6 +2,7 @@
 TLS verification."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -75,6 +76,32 @@ def test_task_wait_sees_running_tasks_through():
         assert time.monotonic() - start >= 0.9
         assert not os.path.exists(os.path.join(sim.datastores['nfs0'],
                                                'waited'))
+
+
+@pytest.mark.parametrize('fault', [{'kind': 'session_expiry'},
+                                   {'kind': 'restart', 'seconds': 1}])
+def test_task_wait_outlives_the_session(fault):
+    """The task goes on in vCenter; the wait logs in again and watches
+    it on a new collector (the old one died with its session)."""
+    with vcsim_harness.Vcsim(hosts_per_cluster=1) as sim:
+        session = _session(sim)
+        target = cluster.resolve(session, ['DC0_C0'])[0]
+        folder = DatastorePath('nfs0', 'outlived')
+        files.make_directory(session, target.datacenter_ref, folder)
+        first = session.cookie
+        sim.inject(kind='task_hang', method='DeleteDatastoreFile_Task',
+                   seconds=3)
+        task = session.content.fileManager.DeleteDatastoreFile_Task(
+            name=str(folder), datacenter=target.datacenter_ref)
+        timer = threading.Timer(1.0, sim.inject, kwargs=fault)
+        timer.start()
+        try:
+            session.wait_for_task(task)
+        finally:
+            timer.join()
+        assert not os.path.exists(os.path.join(sim.datastores['nfs0'],
+                                               'outlived'))
+        assert session.cookie != first, 'no new login happened'
 
 
 def test_task_errors_arrive_as_the_vsphere_fault():

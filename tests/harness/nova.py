@@ -80,7 +80,7 @@ class VcdriverTestCase(test.TestCase,
             self.useFixture(nova_fixtures.CastAsCallFixture(self))
         self.placement = self.useFixture(func_fixtures.PlacementFixture()).api
         self.neutron = self.useFixture(nova_fixtures.NeutronFixture(self))
-        self.useFixture(nova_fixtures.CinderFixture(self))
+        self.cinder = self.useFixture(nova_fixtures.CinderFixture(self))
         self.useFixture(nova_fixtures.RealPolicyFixture())
         self.notifier = self.useFixture(
             nova_fixtures.NotificationFixture(self))

@@ -1,7 +1,9 @@
 """The vcsim launcher (tools/vcsim) driven from pyVmomi, as the driver will."""
 
+import http.client
 import os
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -495,3 +497,116 @@ def test_build_is_cached():
     assert os.access(path, os.X_OK)
     assert vcsim_harness.build_launcher() == path
     assert time.monotonic() - t0 < 60
+
+
+# -- fault injection (tools/vcsim/faults.go) ---------------------------
+
+
+def _vm_names(si):
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [vim.VirtualMachine], True
+    )
+    try:
+        return sorted(vm.name for vm in view.view)
+    finally:
+        view.Destroy()
+
+
+def test_fault_soap_fault_refuses_the_call(make_vcsim):
+    sim = make_vcsim()
+    si = connect(sim)
+    folder = si.content.rootFolder.childEntity[0].vmFolder
+    fault_id = sim.inject(
+        kind="soap_fault",
+        method="CreateFolder",
+        object="vm",
+        fault="InvalidState",
+        message="not now (simulated)",
+        skip=1,
+    )
+    folder.CreateFolder("first")  # skipped
+    with pytest.raises(vim.fault.InvalidState) as e:
+        folder.CreateFolder("second")
+    assert e.value.msg == "not now (simulated)"
+    folder.CreateFolder("third")  # times: 1
+    (rule,) = sim.faults()
+    assert (rule["id"], rule["hits"], rule["seen"]) == (fault_id, 1, 2)
+    sim.clear_faults(fault_id)
+    assert sim.faults() == []
+    assert sorted(f.name for f in folder.childEntity) == ["first", "third"]
+
+
+def test_fault_task_fail_with_progress(make_vcsim):
+    sim = make_vcsim(hosts_per_cluster=1, vms=1)
+    si = connect(sim)
+    vm = si.content.searchIndex.FindByInventoryPath("DC0/vm/DC0_C0_RP0_VM0")
+    sim.inject(
+        kind="task_fail",
+        method="PowerOffVM_Task",
+        object=vm.config.instanceUuid,
+        fault="InsufficientResourcesFault",
+        message="no memory (simulated)",
+        progress=[50],
+    )
+    info = wait_task(vm.PowerOffVM_Task())
+    assert info.state == "error"
+    assert isinstance(info.error, vim.fault.InsufficientResourcesFault)
+    assert info.error.msg == "no memory (simulated)"
+    assert info.entity == vm
+    assert vm.runtime.powerState == "poweredOn"
+
+
+def test_fault_session_expiry_needs_a_new_login(make_vcsim):
+    sim = make_vcsim()
+    si = connect(sim)
+    si.CurrentTime()
+    sim.inject(kind="session_expiry")
+    with pytest.raises(vim.fault.NotAuthenticated):
+        si.CurrentTime()
+    assert sim.faults()[0]["hits"] >= 1  # sessions ended
+    connect(sim).CurrentTime()
+
+
+def _old_session_call(si):
+    try:
+        si.CurrentTime()
+        return "ok"
+    except vim.fault.NotAuthenticated:
+        return "NotAuthenticated"
+    except (OSError, http.client.HTTPException):
+        return "connection"
+
+
+def test_fault_restart_refuses_then_recovers(make_vcsim):
+    sim = make_vcsim(hosts_per_cluster=1, vms=1)
+    si = connect(sim)
+    before = _vm_names(si)
+    sim.inject(kind="restart", seconds=1)
+    t0 = time.monotonic()
+    assert _old_session_call(si) == "connection"
+    with pytest.raises((OSError, http.client.HTTPException)):
+        connect(sim)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(sim.datastore_url("nfs0", "x"), timeout=5)
+    time.sleep(max(0, 1.1 - (time.monotonic() - t0)))
+    # The old session is gone (its first call may still meet the
+    # connection the restart closed).
+    results = [_old_session_call(si) for _ in range(2)]
+    assert "NotAuthenticated" in results and "ok" not in results
+    assert _vm_names(connect(sim)) == before
+
+
+def test_fault_http_error_on_datastore_put(make_vcsim):
+    sim = make_vcsim()
+    sim.inject(kind="http_error", http_method="PUT", status=507)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        put(sim, "nfs0", "a.bin", b"x" * 1000)
+    assert e.value.code == 507
+    assert not os.path.exists(sim.datastore_path("nfs0", "a.bin"))
+    sim.inject(kind="http_error", http_method="PUT", cut_after_bytes=1000)
+    with pytest.raises((OSError, http.client.HTTPException)):
+        put(sim, "nfs0", "a.bin", b"x" * (4 << 20))
+    put(sim, "nfs0", "a.bin", b"x" * 1000)  # both fired once
+    assert os.path.getsize(sim.datastore_path("nfs0", "a.bin")) == 1000
+    assert [f["hits"] for f in sim.faults()] == [1, 1]

@@ -29,6 +29,9 @@ REPO_ROOT = os.path.dirname(
 LAUNCHER_DIR = os.path.join(REPO_ROOT, "tools", "vcsim")
 
 DEFAULT_START_TIMEOUT = 30.0
+DEFAULT_PASSWORD = "vcsim-Pw-7f3a9c"
+# Every password a launcher was started with: no log line may hold one.
+SECRETS = {DEFAULT_PASSWORD}
 DEFAULT_STOP_TIMEOUT = 10.0
 
 
@@ -196,7 +199,11 @@ class Vcsim:
             self.args += ["-tls-cert", tls_cert, "-tls-key", tls_key]
         self.args += list(extra_args)
         self.username = username or "user"
-        self.password = password if username is not None else "pass"
+        # Distinctive, so the suite's log scan (tests/conftest.py) finds
+        # it wherever it leaks; the launcher takes any pair by default.
+        self.password = (password if username is not None
+                         else DEFAULT_PASSWORD)
+        SECRETS.add(self.password)
         self.start_timeout = start_timeout
         self.binary = binary
         self.proc = None
@@ -327,6 +334,51 @@ class Vcsim:
         )
         with urllib.request.urlopen(req, timeout=10):
             pass
+
+    def _faults_request(self, method, path="", rule=None):
+        data = json.dumps(rule).encode() if rule is not None else None
+        req = urllib.request.Request(
+            self.http_url("/vcdriver/faults" + path),
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def inject(self, **rule):
+        """Arm a fault (tools/vcsim/faults.go has every kind); returns
+        its id, for ``clear_faults(id)``. For example::
+
+            sim.inject(kind="soap_fault", method="CreateVM_Task",
+                       fault="NoDiskSpace", message="full", times=2)
+            sim.inject(kind="task_fail", method="PowerOnVM_Task",
+                       object=instance_uuid, progress=[30],
+                       fault="InsufficientResourcesFault")
+            sim.inject(kind="task_hang", method="CloneVM_Task", seconds=5)
+            sim.inject(kind="latency", method="RetrievePropertiesEx",
+                       ms=200)
+            sim.inject(kind="reset", method="PowerOffVM_Task")
+            sim.inject(kind="http_error", http_method="PUT", status=507)
+            sim.inject(kind="http_error", http_method="PUT",
+                       cut_after_bytes=65536)
+            sim.inject(kind="session_expiry")
+            sim.inject(kind="restart", seconds=2)
+
+        ``times`` (default 1, latency: 0) is how often it fires, 0 until
+        cleared; ``skip`` lets the first N matching calls through."""
+        return self._faults_request("POST", rule=rule)["id"]
+
+    def faults(self):
+        """The armed faults, each with its ``id``, ``hits`` (times it
+        fired) and ``seen`` (matching calls, skipped ones included)."""
+        return self._faults_request("GET")["faults"]
+
+    def clear_faults(self, fault_id=None):
+        """Clear one fault by id, or all (ends hangs and restarts)."""
+        path = "" if fault_id is None else "/%d" % fault_id
+        self._faults_request("DELETE", path)
 
     def datastore_url(self, ds, path, dc="DC0"):
         """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""

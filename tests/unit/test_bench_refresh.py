@@ -87,7 +87,7 @@ def test_round_trip_counter_counts_every_request_by_method():
 
 def _samples(totals, calls):
     return [{'times': {'total': t, 'cpu': t / 2, 'read_state': t / 2,
-                       'placement': 0.001, 'instances': t / 2},
+                       'placement': 0.001},
              'client_calls': dict(calls), 'server_calls': dict(calls)}
             for t in totals]
 

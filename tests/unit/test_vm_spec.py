@@ -121,8 +121,8 @@ def test_unknown_adapter_names_the_known_ones(adapter):
 
 
 def test_existing_disk_attaches_without_creating():
-    change = vm_spec.existing_disk(-100, '[nfs0] u/u.vmdk',
-                                   10 * 1024 ** 3 + 1023, unit_number=1)
+    change = vm_spec.disk(-101, -100, 1, '[nfs0] u/u.vmdk',
+                          10 * 1024 ** 3 + 1023)
     assert change.operation == 'add'
     assert not change.fileOperation  # attach, vCenter must not create it
     disk = change.device
@@ -139,5 +139,5 @@ def test_existing_disk_takes_any_path_object():
     class DsPath:
         def __str__(self):
             return '[ds] a/b.vmdk'
-    change = vm_spec.existing_disk(-100, DsPath(), 512)
+    change = vm_spec.disk(-101, -100, 0, DsPath(), 512)
     assert change.device.backing.fileName == '[ds] a/b.vmdk'

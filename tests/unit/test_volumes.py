@@ -485,3 +485,203 @@ def test_iscsi_detach_of_a_volume_not_there():
     vc = ISCSIVCenter([hba()])
     with pytest.raises(nova_exception.DiskNotFound):
         volumes.detach(vc.session, DC, iscsi_vm(vc), iscsi_info(), INSTANCE)
+
+
+# --- swap --------------------------------------------------------------------
+
+NEW_ID = '0f0e0d0c-0000-4000-8000-0000000000ff'
+NEW_PATH = '[nfs0] volume-%s/volume-%s.vmdk' % (NEW_ID, NEW_ID)
+NEW_UUID = '6000C29a-0000-0000-0000-0000000000ff'
+NEW_DIR = '[nfs0] volume-%s/volume-%s' % (NEW_ID, NEW_ID)
+
+
+class SwapVCenter(FakeVCenter):
+    """VirtualDiskManager's calls answered; ``fail`` names one (with the
+    index of its call) to raise a FileFault."""
+
+    def __init__(self, fail=None):
+        super().__init__()
+        self.fail = fail
+        for name in ('CopyVirtualDisk_Task', 'ExtendVirtualDisk_Task',
+                     'DeleteVirtualDisk_Task', 'MoveVirtualDisk_Task'):
+            self.stub.handlers[name] = self._disk_call(name)
+        self.vm('vm-shadow', config__hardware__device=[
+            scsi(), disk(2000, 1000, 0, VOLUME_PATH, DISK_UUID)])
+        new_disk = disk(2000, 1000, 0, NEW_PATH, NEW_UUID)
+        new_disk.backing.thinProvisioned = True
+        self.vm('vm-new', config__hardware__device=[scsi(), new_disk])
+
+    def _disk_call(self, name):
+        def call(mo, *args):
+            index = sum(1 for n in self.stub.names() if n == name) - 1
+            if self.fail == (name, index):
+                raise vim.fault.FileFault(file=str(args[0]))
+            return vim.Task('task-%s' % name, self.stub)
+        return call
+
+    def disk_calls(self):
+        return [(c[0], [str(a) for a in c[2] if isinstance(a, str) or
+                        'DatastorePath' in type(a).__name__])
+                for c in self.stub.calls
+                if c[0] not in ('RetrievePropertiesEx', 'ReconfigVM_Task')]
+
+
+def swap(vc, resize_to=0, old=None, new=None):
+    volumes.swap(vc.session, DC, attached_vm(vc), old or info(),
+                 new or info(volume='vm-new', volume_id=NEW_ID), INSTANCE,
+                 resize_to)
+
+
+def test_swap_copies_the_old_disk_onto_the_new_one_at_the_same_unit():
+    vc = SwapVCenter()
+    swap(vc, resize_to=2)
+    assert vc.disk_calls() == [
+        ('DeleteVirtualDisk_Task', [NEW_DIR + '-swap.vmdk']),
+        ('CopyVirtualDisk_Task', [VOLUME_PATH, NEW_DIR + '-swap.vmdk']),
+        ('ExtendVirtualDisk_Task', [NEW_DIR + '-swap.vmdk']),
+        ('MoveVirtualDisk_Task', [NEW_PATH, NEW_DIR + '-swapped.vmdk']),
+        ('MoveVirtualDisk_Task', [NEW_DIR + '-swap.vmdk', NEW_PATH]),
+        ('DeleteVirtualDisk_Task', [NEW_DIR + '-swapped.vmdk'])]
+    copy = next(c for c in vc.stub.calls if c[0] == 'CopyVirtualDisk_Task')
+    assert (copy[2][4].adapterType, copy[2][4].diskType) == (
+        'lsiLogic', 'thin')  # the new volume's type
+    extend = next(c for c in vc.stub.calls
+                  if c[0] == 'ExtendVirtualDisk_Task')
+    assert extend[2][2] == 2 * 1024 * 1024  # KB
+    [(vm1, remove_spec), (vm2, add_spec)] = vc.specs
+    assert (vm1, vm2) == ('vm-1', 'vm-1')
+    remove = only_change(remove_spec)
+    assert (remove.operation, remove.device.key) == ('remove', 2001)
+    assert not remove.fileOperation and not remove_spec.extraConfig
+    add = only_change(add_spec).device
+    assert not only_change(add_spec).fileOperation
+    assert (add.controllerKey, add.unitNumber, add.backing.fileName,
+            add.backing.uuid, add.capacityInKB) == (
+        1000, 1, NEW_PATH, NEW_UUID, 2 * 1024 * 1024)
+    assert [(o.key, o.value) for o in add_spec.extraConfig] == [
+        ('volume-%s' % NEW_ID, NEW_UUID), ('volume-%s' % VOLUME_ID, '')]
+
+
+def test_swap_without_resize_does_not_extend():
+    vc = SwapVCenter()
+    swap(vc)
+    assert 'ExtendVirtualDisk_Task' not in vc.stub.names()
+    assert only_change(vc.specs[1][1]).device.capacityInKB == 4096
+
+
+@pytest.mark.parametrize('fail, rolled_back', [
+    (('CopyVirtualDisk_Task', 0), [
+        ('DeleteVirtualDisk_Task', [NEW_DIR + '-swap.vmdk'])]),
+    (('MoveVirtualDisk_Task', 0), [
+        ('DeleteVirtualDisk_Task', [NEW_DIR + '-swap.vmdk'])]),
+    # The copy could not take the new disk's name: the new disk's own
+    # file comes back from aside.
+    (('MoveVirtualDisk_Task', 1), [
+        ('MoveVirtualDisk_Task', [NEW_DIR + '-swapped.vmdk', NEW_PATH]),
+        ('DeleteVirtualDisk_Task', [NEW_DIR + '-swap.vmdk'])]),
+])
+def test_failed_swap_puts_the_old_disk_back(fail, rolled_back):
+    vc = SwapVCenter(fail=fail)
+    with pytest.raises(exception.VCenterError,
+                       match='is attached again with its data'):
+        swap(vc)
+    calls = vc.disk_calls()
+    failed_at = [i for i, c in enumerate(calls) if c[0] == fail[0]][fail[1]]
+    assert calls[failed_at + 1:] == rolled_back
+    [(_vm, _remove), (_vm2, restore)] = vc.specs
+    add = only_change(restore).device
+    assert (add.controllerKey, add.unitNumber, add.backing.fileName,
+            add.backing.uuid, add.capacityInKB) == (
+        1000, 1, VOLUME_PATH, DISK_UUID, 4096)
+    assert not restore.extraConfig  # volume-<old id> stays
+
+
+def test_swap_after_a_move_gives_the_old_disk_back_to_its_shadow():
+    vc = SwapVCenter()
+    moved = '[nfs0] i/volume-x.vmdk'
+    home = '[nfs0] volume-%s/volume-x.vmdk' % VOLUME_ID
+    volumes.swap(vc.session, DC, attached_vm(vc, path=moved), info(),
+                 info(volume='vm-new', volume_id=NEW_ID), INSTANCE, 0)
+    calls = vc.disk_calls()
+    assert calls[1] == ('CopyVirtualDisk_Task',
+                        [moved, NEW_DIR + '-swap.vmdk'])
+    assert calls[2:4] == [('MakeDirectory', ['[nfs0] volume-%s' % VOLUME_ID]),
+                          ('MoveVirtualDisk_Task', [moved, home])]
+    assert [moid for moid, _s in vc.specs] == ['vm-1', 'vm-shadow', 'vm-1']
+
+
+def test_swap_of_a_running_ide_volume_is_refused():
+    vc = SwapVCenter()
+    devices = [ide(200, 0), disk(2000, 200, 0, '[ds] root.vmdk'),
+               disk(2001, 200, 1, VOLUME_PATH, DISK_UUID)]
+    vm_ref = instance_vm(vc, devices)
+    with pytest.raises(exception.VolumeHotplugUnsupported):
+        volumes.swap(vc.session, DC, vm_ref, info(),
+                     info(volume='vm-new', volume_id=NEW_ID), INSTANCE, 0)
+    assert not vc.specs
+
+
+def test_iscsi_swap_is_not_implemented(vc):
+    with pytest.raises(NotImplementedError, match='LUN'):
+        volumes.swap(vc.session, DC, attached_vm(vc), info(),
+                     iscsi_info(), INSTANCE, 0)
+
+
+def test_swap_paths():
+    assert volumes._swap_paths('[ds] v/volume-1.vmdk') == (
+        volumes.ds_obj.DatastorePath('ds', 'v', 'volume-1-swap.vmdk'),
+        volumes.ds_obj.DatastorePath('ds', 'v', 'volume-1-swapped.vmdk'))
+
+
+# --- extend ------------------------------------------------------------------
+
+def test_extend_edits_the_attached_disks_capacity(vc):
+    volumes.extend(vc.session, attached_vm(vc), info(), INSTANCE,
+                   3 * 1024 ** 3)
+    [(moid, spec)] = vc.specs
+    change = only_change(spec)
+    assert (moid, change.operation, change.fileOperation) == (
+        'vm-1', 'edit', None)
+    assert (change.device.key, change.device.backing.fileName,
+            change.device.capacityInKB, change.device.capacityInBytes) == (
+        2001, VOLUME_PATH, 3 * 1024 ** 2, 3 * 1024 ** 3)
+
+
+def test_extend_to_the_size_it_has_changes_nothing(vc):
+    volumes.extend(vc.session, attached_vm(vc), info(), INSTANCE,
+                   4096 * 1024)
+    assert not vc.specs
+
+
+def test_extend_on_a_running_ide_bus_is_refused(vc):
+    devices = [ide(200, 0), disk(2000, 200, 0, '[ds] root.vmdk'),
+               disk(2001, 200, 1, VOLUME_PATH, DISK_UUID)]
+    with pytest.raises(exception.VolumeHotplugUnsupported):
+        volumes.extend(vc.session, instance_vm(vc, devices), info(),
+                       INSTANCE, 1024 ** 3)
+    assert not vc.specs
+
+
+def test_extend_of_a_volume_not_there(vc):
+    with pytest.raises(nova_exception.DiskNotFound):
+        volumes.extend(vc.session, instance_vm(vc, None), info(), INSTANCE,
+                       1024 ** 3)
+
+
+def test_iscsi_extend_rescans_the_hosts_adapter():
+    vc = ISCSIVCenter([hba()])
+    topology, luns = discovered()
+    vc.props['host-1'].update({'config.storageDevice.scsiTopology': topology,
+                               'config.storageDevice.scsiLun': luns})
+    rdm = Dev.VirtualDisk(
+        key=2001, controllerKey=1000, unitNumber=1, capacityInKB=4096,
+        backing=Dev.VirtualDisk.RawDiskMappingVer1BackingInfo(
+            fileName='[ds] i/m.vmdk', lunUuid=LUN_UUID,
+            deviceName='/vmfs/devices/disks/naa.1'))
+    vm_ref = iscsi_vm(vc, [scsi(), disk(2000, 1000, 0, '[ds] r.vmdk'), rdm],
+                      **{KEY.replace('.', '__'): vim.option.OptionValue(
+                          key='volume-%s' % VOLUME_ID, value=LUN_UUID)})
+    volumes.extend(vc.session, vm_ref, iscsi_info(), INSTANCE, 1024 ** 3)
+    rescan = [c for c in vc.stub.calls if c[0] == 'RescanHba']
+    assert [c[2] for c in rescan] == [['vmhba65']]
+    assert not vc.specs

@@ -9,22 +9,26 @@ at start-up by the launcher (``-vms``, ``-vm-workers``).
 
 A refresh is what a Nova ``update_available_resource`` periodic asks of
 the driver, measured in a fresh worker process against the real
-``vcdriver.driver.VMwareVCDriver``:
+``vcdriver.driver.VMwareVCDriver`` after one untimed refresh (the VM view
+of the clusters, vsphere/vm_view.py, loads every VM then):
 
 ``paged`` (the figures without a mode in their name)
-    ``cluster.read_state`` of all configured clusters in one go, then for
-    every node ``get_available_resource`` and ``update_provider_tree``
-    answered from that state (the placement inventory math, no reads),
-    then ``list_instance_uuids`` (``vm.instances``). ``[vmware]
-    maximum_objects`` is Nova's default, 100, so the continuation pages
-    (``ContinueRetrievePropertiesEx``) show in the round trips.
+    ``cluster.read_state`` of all configured clusters in one go, as the
+    driver's ``_state`` does once per periodic; VMs come from the VM view
+    (one WaitForUpdatesEx for what changed since the last refresh); then
+    for every node ``get_available_resource`` and
+    ``update_provider_tree`` answered from that state (the placement
+    inventory math, no reads). ``[vmware] maximum_objects`` is Nova's
+    default, 100, so continuation pages show in the round trips.
 ``unpaged``
-    the same with ``maximum_objects`` large enough for one page per read:
-    the round trips that do not depend on object counts.
-``per_node``
-    the driver as Nova calls it: ``get_available_resource`` and
-    ``update_provider_tree`` of every node each read the state of their
-    own cluster, then ``list_instance_uuids``; paged as ``paged``.
+    the same with ``maximum_objects`` large enough for one page per read.
+``cold``
+    the same without the VM view: every VM's size read at each refresh,
+    as before the view existed (paged).
+``instances``
+    ``list_instance_uuids`` alone (``vm.instances``). Not part of the
+    refresh: Nova asks for it at start-up and in the
+    ``running_deleted_instance_poll_interval`` periodic (30 min).
 ``one_node``
     ``get_available_resource`` of the first node alone, paged: what the
     in-tree figure measures.
@@ -43,6 +47,7 @@ report says why in one line and has no in-tree figures.
 
 import argparse
 import collections
+import dataclasses
 import json
 import math
 import os
@@ -73,18 +78,19 @@ START_TIMEOUT = 900
 WORKER_TIMEOUT = 3600
 RESULT_MARK = 'REFRESH-RESULT '
 
-MODES = ('paged', 'unpaged', 'per_node', 'one_node')
+MODES = ('paged', 'unpaged', 'cold', 'instances', 'one_node')
 MODE_TITLES = {
     'paged': 'one read_state for all clusters, maximum_objects %d'
              % DEFAULT_PAGE,
     'unpaged': 'the same in one page per read (maximum_objects %d)'
                % UNPAGED_PAGE,
-    'per_node': 'the driver as Nova calls it: each node reads its cluster',
+    'cold': 'the same without the VM view: every VM read each time',
+    'instances': 'list_instance_uuids alone (not part of a refresh)',
     'one_node': 'get_available_resource of one node (as intree)',
     'intree': 'nova.virt.vmwareapi get_available_resource of one node '
               '(round trips counted at the launcher)',
 }
-PHASES = ('read_state', 'placement', 'instances')
+PHASES = ('read_state', 'placement')
 CONTINUE = 'ContinueRetrievePropertiesEx'
 
 
@@ -111,7 +117,8 @@ MODE_METRICS = {
     'paged': ('p50_ms', 'p95_ms', 'round_trips', 'continue_pages',
               'cpu_p50_ms') + tuple('%s_p50_ms' % p for p in PHASES),
     'unpaged': ('p50_ms', 'p95_ms', 'round_trips'),
-    'per_node': ('p50_ms', 'p95_ms', 'round_trips'),
+    'cold': ('p50_ms', 'p95_ms', 'round_trips'),
+    'instances': ('p50_ms', 'p95_ms', 'round_trips'),
     'one_node': ('p50_ms', 'p95_ms', 'round_trips'),
 }
 INTREE_METRICS = ('p50_ms', 'p95_ms', 'round_trips')
@@ -283,37 +290,34 @@ class Refresher:
         cpu = time.process_time()
         t = time.perf_counter()
         times = {}
-        if mode == 'one_node':
-            drv.get_available_resource(self.nodes[0])
+        if mode in ('one_node', 'instances'):
+            if mode == 'one_node':
+                drv.get_available_resource(self.nodes[0])
+            else:
+                drv.list_instance_uuids()
             times['total'] = time.perf_counter() - t
             times['cpu'] = time.process_time() - cpu
-            return times, 0
-        if mode == 'per_node':
+            return times
+        clusters = [drv._cluster(n) for n in self.nodes]
+        if mode == 'cold':
+            clusters = [dataclasses.replace(c, vm_view=None)
+                        for c in clusters]
+        states = self.cluster_mod.read_state(self.session, clusters)
+        by_node = {s.cluster.nodename: s for s in states}
+        t0 = time.perf_counter()
+        times['read_state'] = t0 - t
+        drv._state = lambda nodename, **_kw: by_node[nodename]
+        try:
             for node in self.nodes:
                 drv.get_available_resource(node)
                 drv.update_provider_tree(self.tree, node)
-            t1 = time.perf_counter()
-        else:
-            clusters = [drv._cluster(n) for n in self.nodes]
-            states = self.cluster_mod.read_state(self.session, clusters)
-            by_node = {s.cluster.nodename: s for s in states}
-            t0 = time.perf_counter()
-            times['read_state'] = t0 - t
-            drv._state = lambda nodename, *_age: by_node[nodename]
-            try:
-                for node in self.nodes:
-                    drv.get_available_resource(node)
-                    drv.update_provider_tree(self.tree, node)
-            finally:
-                del drv._state
-            t1 = time.perf_counter()
-            times['placement'] = t1 - t0
-        found = drv.list_instance_uuids()
-        t2 = time.perf_counter()
-        times['instances'] = t2 - t1
-        times['total'] = t2 - t
+        finally:
+            del drv._state
+        t1 = time.perf_counter()
+        times['placement'] = t1 - t0
+        times['total'] = t1 - t
         times['cpu'] = time.process_time() - cpu
-        return times, len(found)
+        return times
 
     def measure(self, mode, repeat):
         self.session.max_objects = (UNPAGED_PAGE if mode == 'unpaged'
@@ -323,7 +327,7 @@ class Refresher:
         for _ in range(repeat):
             _stats(self.stats_url, 'DELETE')
             self.counter.reset()
-            times, _found = self.refresh(mode)
+            times = self.refresh(mode)
             server = _stats(self.stats_url)
             samples.append({'times': times,
                             'client_calls': self.counter.snapshot(),
@@ -580,15 +584,14 @@ def format_results(figs, results, scens, modes, repeat, notes=()):
                          _fmt(f('p95_ms')), _fmt(f('cpu_p50_ms')),
                          _fmt(f('read_state_p50_ms')),
                          _fmt(f('placement_p50_ms'), 2),
-                         _fmt(f('instances_p50_ms')),
                          _int(f('round_trips')), _int(f('continue_pages'))])
         lines.append('paged: %s; cpu: the worker process\'s CPU; the '
-                     'three phases as in the module docstring'
+                     'two phases as in the module docstring'
                      % MODE_TITLES['paged'])
         lines.append(report.format_table(
             ['clusters', 'hosts', 'VMs', 'p50', 'p95', 'cpu',
-             'read_state', 'placement', 'instances', 'round trips',
-             'pages'], rows, align='r' * 11))
+             'read_state', 'placement', 'round trips',
+             'pages'], rows, align='r' * 10))
         lines.append('')
     other = [m for m in MODES[1:] if m in modes]
     if any('p50_ms' in (r.get('intree') or {}) for r in results.values()):
@@ -774,7 +777,7 @@ def add_arguments(parser):
                        help='timed refreshes per scenario and mode '
                             '(default 5)')
     group.add_argument('--refresh-modes', type=_modes, default=list(MODES),
-                       help='paged, unpaged and/or per_node (default all)')
+                       help='any of %s (default all)' % ', '.join(MODES))
     group.add_argument('--refresh-no-intree', dest='refresh_intree',
                        action='store_false',
                        help='do not try the in-tree driver')

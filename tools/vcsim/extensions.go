@@ -18,25 +18,25 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	stats := newStats()
 	exports := newExports(srv.URL) // ExportVm, ExportSnapshot: nfc_export.go
 	exports.install(m)
-	ruleFaults := newRuleFaults() // refused DRS rules: rule_faults.go
-	ruleFaults.install(m)
 	guests := newGuestOps() // guests that reboot, or ignore requests: guest_ops.go
 	guests.install(m)
 	iscsi := newISCSI() // software iSCSI adapters and targets: iscsi.go
 	iscsi.install(m)
-	relocations := newRelocateFaults() // relocations, failed vMotions: relocate.go
-	relocations.install(m)
+	installRelocateRelist(m)       // relocated VMs listed under their new host: relocate.go
 	tickets := newConsoleTickets() // AcquireTicket for consoles: console_tickets.go
 	tickets.install(m)
+	installHardwareNotifier(m) // a reconfigured VM's size announced: vm_notify.go
+	// Fault injection (faults.go): installed last, so its hook runs first.
+	faults := newFaults(srv, m)
+	faults.install(m)
 	chain := []middleware{
 		soapResponseFixes,
 		soapRequestFixes,
 		stats.middleware,
 		exports.middleware,
-		ruleFaults.middleware,
 		guests.middleware,
 		iscsi.middleware,
-		relocations.middleware,
+		faults.middleware,
 	}
 
 	var h http.Handler = srv.Config.Handler

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vmware/govmomi/simulator"
@@ -29,8 +30,13 @@ func TestRelocateRelistsAndRefuses(t *testing.T) {
 		Body: &types.RelocateVM_Task{This: vm.Self,
 			Spec: types.VirtualMachineRelocateSpec{Host: &dest.Self}}}
 
-	f := newRelocateFaults()
-	f.faults = append(f.faults, &relocateFault{VM: vm.Config.InstanceUuid, Message: "no", Times: 1})
+	f := newFaults(nil, m)
+	rule, err := decodeRule(strings.NewReader(`{"kind": "soap_fault", "method": "RelocateVM_Task",
+		"object": "` + vm.Config.InstanceUuid + `", "fault": "MigrationNotReady", "message": "no"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.add(rule)
 	fault, ok := f.check(ctx, call).(*types.MigrationNotReady)
 	if !ok || fault.Reason != "no" {
 		t.Fatalf("armed relocation not refused: %#v", fault)

@@ -173,6 +173,10 @@ class DatastoreCache:
     def names(self, datastore_ref):
         return files.list_folder(self.session, datastore_ref, self.root)
 
+    def image_ids(self, datastore_ref):
+        """The complete entries: not locks, partial or stale folders."""
+        return sorted(n for n in self.names(datastore_ref) if '.' not in n)
+
     def remove_if_unused(self, image_id, max_age, now):
         """Remove an entry nobody used for ``max_age`` seconds."""
         last = self.last_used(image_id)
@@ -205,6 +209,12 @@ class DatastoreCache:
         LOG.info('Removed %s left by an interrupted download on %s', name,
                  self.datastore)
         return True
+
+
+def lock_owner(cache, image_id):
+    """Who holds the cache lock of an image, as its owner file says
+    (None without one): for audits."""
+    return _Lock(cache, image_id).owner()
 
 
 class _Lock:

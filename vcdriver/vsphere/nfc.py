@@ -14,7 +14,6 @@ per stream, nothing pooled, no urllib3.
 import http.client
 import ssl
 import threading
-import time
 import urllib.parse
 
 from oslo_log import log as logging
@@ -22,9 +21,9 @@ from pyVmomi import vim
 from pyVmomi import vmodl
 
 from vcdriver import exception
+from vcdriver.vsphere import watch
 
 LOG = logging.getLogger(__name__)
-PC = vmodl.query.PropertyCollector
 
 _LEASE_DONE = (vim.HttpNfcLease.State.ready, vim.HttpNfcLease.State.error)
 
@@ -43,42 +42,16 @@ class NfcReadError(exception.VCenterError):
 
 
 def _wait_for_lease(session, lease):
-    """Wait for ``state`` ready or error; return (state, error, info).
-
-    The same wait as Session.wait_for_task: a private PropertyCollector
-    and WaitForUpdatesEx, so vCenter wakes us rather than us polling.
-    """
-    collector = session.content.propertyCollector.CreatePropertyCollector()
-    try:
-        collector.CreateFilter(PC.FilterSpec(
-            objectSet=[PC.ObjectSpec(obj=lease, skip=False)],
-            propSet=[PC.PropertySpec(type=vim.HttpNfcLease,
-                                     pathSet=['state', 'error', 'info'])]),
-            partialUpdates=False)
-        deadline = time.monotonic() + session.task_timeout
-        version = ''
-        props = {}
-        while props.get('state') not in _LEASE_DONE:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise LeaseTimeout(lease=lease._moId,
-                                   timeout=session.task_timeout)
-            update = collector.WaitForUpdatesEx(
-                version, PC.WaitOptions(
-                    maxWaitSeconds=max(1, min(int(remaining), 60))))
-            if update is None:
-                continue
-            version = update.version
-            for filter_update in update.filterSet:
-                for obj in filter_update.objectSet:
-                    for change in obj.changeSet:
-                        props[change.name] = change.val
-    finally:
-        try:
-            collector.DestroyPropertyCollector()
-        except Exception:
-            LOG.debug('Could not destroy property collector', exc_info=True)
-    return props['state'], props.get('error'), props.get('info')
+    """Wait for ``state`` ready or error; return (state, error, info)."""
+    with watch.PropertyWatch(session, lease, vim.HttpNfcLease,
+                             ['state', 'error', 'info']) as lease_watch:
+        if not lease_watch.wait(
+                lambda path, value: path == 'state' and value in _LEASE_DONE,
+                session.task_timeout):
+            raise LeaseTimeout(lease=lease._moId,
+                               timeout=session.task_timeout)
+        values = lease_watch.values
+    return values['state'], values.get('error'), values.get('info')
 
 
 def _fault_text(fault):

@@ -20,6 +20,7 @@ from pyVmomi import VmomiSupport
 from pyVmomi import vmodl
 
 from vcdriver import exception
+from vcdriver.vsphere import watch
 
 LOG = logging.getLogger(__name__)
 
@@ -32,6 +33,18 @@ TRANSIENT_FAULTS = (
 )
 
 _TASK_DONE = (vim.TaskInfo.State.success, vim.TaskInfo.State.error)
+
+
+_PROPERTY_READS = ('RetrieveProperties', 'RetrievePropertiesEx',
+                   'ContinueRetrievePropertiesEx')
+
+
+def _session_lost_in_result(method, result):
+    if method not in _PROPERTY_READS or result is None:
+        return False
+    objects = result if isinstance(result, list) else result.objects
+    return any(isinstance(missing.fault, vim.fault.NotAuthenticated)
+               for obj in objects or () for missing in obj.missingSet or ())
 
 
 class _RetryingStub(pyvim_connect.VimSessionOrientedStub):
@@ -47,7 +60,19 @@ class _RetryingStub(pyvim_connect.VimSessionOrientedStub):
         attempt = 0
         while True:
             try:
-                return super().InvokeMethod(mo, info, args)
+                result = super().InvokeMethod(mo, info, args)
+                if not _session_lost_in_result(info.wsdlName, result):
+                    return result
+                # vCenter answers a property read of an expired session
+                # with NotAuthenticated per property, not as a fault.
+                attempt += 1
+                if attempt > self._retry_count:
+                    raise vim.fault.NotAuthenticated(
+                        msg='vCenter session lost; logging in again did '
+                            'not help')
+                LOG.info('vCenter session expired during %s; logging in '
+                         'again', info.wsdlName)
+                self._SetStateUnauthenticated()
             except TRANSIENT_FAULTS as fault:
                 attempt += 1
                 if attempt > self._retry_count:
@@ -82,6 +107,19 @@ class Session:
         self._si = None
         self._content = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_conf(cls, conf):
+        """The session nova.conf describes (driver and CLI alike)."""
+        vmware = conf.vmware
+        return cls(
+            host=vmware.host_ip, port=vmware.host_port,
+            username=vmware.host_username, password=vmware.host_password,
+            protocol=conf.vcdriver.vcenter_protocol, ca_file=vmware.ca_file,
+            insecure=vmware.insecure, retry_count=vmware.api_retry_count,
+            pool_size=vmware.connection_pool_size,
+            task_timeout=conf.vcdriver.task_timeout,
+            max_objects=vmware.maximum_objects)
 
     def __repr__(self):
         # Never the password.
@@ -202,47 +240,19 @@ class Session:
             self._si = self._content = None
 
     def wait_for_task(self, task, on_progress=None):
-        """Wait for a task on a private PropertyCollector; return its result.
+        """Wait for a task as vCenter reports its changes; its result."""
+        def done(path, value):
+            if path == 'info.progress' and value is not None and on_progress:
+                on_progress(value)
+            return path == 'info.state' and value in _TASK_DONE
 
-        A private collector (not pyVim.task.WaitForTask's shared one) lets
-        many threads wait at once without stealing each other's updates.
-        """
-        collector = self.content.propertyCollector.CreatePropertyCollector()
-        try:
-            spec = vmodl.query.PropertyCollector.FilterSpec(
-                objectSet=[vmodl.query.PropertyCollector.ObjectSpec(
-                    obj=task, skip=False)],
-                propSet=[vmodl.query.PropertyCollector.PropertySpec(
-                    type=vim.Task,
-                    pathSet=['info.state', 'info.error', 'info.result',
-                             'info.progress'])])
-            collector.CreateFilter(spec, partialUpdates=False)
-            deadline = time.monotonic() + self.task_timeout
-            version = ''
-            info = {}
-            while info.get('info.state') not in _TASK_DONE:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise exception.TaskTimeout(task=task._moId,
-                                                timeout=self.task_timeout)
-                options = vmodl.query.PropertyCollector.WaitOptions(
-                    maxWaitSeconds=max(1, min(int(remaining), 60)))
-                update = collector.WaitForUpdatesEx(version, options)
-                if update is None:
-                    continue
-                version = update.version
-                for filter_update in update.filterSet:
-                    for obj in filter_update.objectSet:
-                        for change in obj.changeSet:
-                            info[change.name] = change.val
-                if on_progress and info.get('info.progress') is not None:
-                    on_progress(info['info.progress'])
-        finally:
-            try:
-                collector.DestroyPropertyCollector()
-            except Exception:
-                LOG.debug('Could not destroy property collector',
-                          exc_info=True)
+        with watch.PropertyWatch(self, task, vim.Task, [
+                'info.state', 'info.error', 'info.result',
+                'info.progress']) as task_watch:
+            if not task_watch.wait(done, self.task_timeout):
+                raise exception.TaskTimeout(task=task._moId,
+                                            timeout=self.task_timeout)
+            info = task_watch.values
         if info['info.state'] == vim.TaskInfo.State.error:
             error = info.get('info.error')
             # pyVmomi hands a LocalizedMethodFault over as the fault itself.

@@ -1,71 +1,134 @@
-"""Wait for properties of one object to change, as vCenter reports them.
+"""Changes as vCenter reports them: WaitForUpdatesEx on a private collector.
 
-The same wait as Session.wait_for_task and the NFC lease wait: a private
-PropertyCollector and WaitForUpdatesEx, so vCenter wakes us when a value
-changes rather than us polling it.
+Every wait in the driver (tasks, NFC leases, power states, the VM view of
+the served clusters) goes through ``Collector``: vCenter wakes us when a
+value changes, nothing polls. The collector is private, not the session's
+shared one, so threads waiting at once never take each other's updates.
 """
 
 import time
 
 from oslo_log import log as logging
+from pyVmomi import vim
 from pyVmomi import vmodl
 
 LOG = logging.getLogger(__name__)
 PC = vmodl.query.PropertyCollector
 
+# vCenter holds a wait at most this long; a longer one is made of several.
+MAX_WAIT_SECONDS = 60
 
-class PropertyWatch:
-    """A context manager watching ``paths`` of ``obj`` (of ``obj_type``).
+# The collector is gone with the session that made it (expired, vCenter
+# restarted): the caller opens a new one, which starts from the current
+# values again.
+COLLECTOR_LOST = (vmodl.fault.ManagedObjectNotFound,
+                  vim.fault.NotAuthenticated, vmodl.fault.RequestCanceled,
+                  vmodl.query.InvalidCollectorVersion)
 
-    ``values`` holds the latest value of each path. The first ``wait``
-    call reads the current values; each later one only sees changes, so a
-    watch opened before a call to vCenter sees every change it causes.
+
+class Collector:
+    """A private PropertyCollector with one filter.
+
+    The first ``updates`` call returns the filter's current objects; each
+    later one only what changed since (vCenter keeps the version).
     """
 
-    def __init__(self, session, obj, obj_type, paths):
+    def __init__(self, session, filter_spec):
         self._session = session
-        self._obj = obj
-        self._type = obj_type
-        self._paths = list(paths)
+        self._spec = filter_spec
         self._collector = None
         self._version = ''
-        self.values = {}
 
-    def __enter__(self):
+    def open(self):
         content = self._session.content
         self._collector = content.propertyCollector.CreatePropertyCollector()
-        self._collector.CreateFilter(PC.FilterSpec(
-            objectSet=[PC.ObjectSpec(obj=self._obj, skip=False)],
-            propSet=[PC.PropertySpec(type=self._type,
-                                     pathSet=self._paths)]),
-            partialUpdates=False)
-        self._update(1)
-        return self
+        self._version = ''
+        self._collector.CreateFilter(self._spec, partialUpdates=False)
 
-    def __exit__(self, *exc):
+    def close(self):
+        collector, self._collector = self._collector, None
+        if collector is None:
+            return
         try:
-            self._collector.DestroyPropertyCollector()
+            collector.DestroyPropertyCollector()
         except Exception:
             LOG.debug('Could not destroy property collector', exc_info=True)
 
+    @property
+    def is_open(self):
+        return self._collector is not None
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def updates(self, max_wait):
+        """ObjectUpdates since the last call, waiting at most ``max_wait``
+        seconds for the first (0: only what is there now). Truncated
+        update sets (vCenter's page of maxObjectUpdates) are read to the
+        end."""
+        found = []
+        options = PC.WaitOptions(maxWaitSeconds=max_wait)
+        while True:
+            update = self._collector.WaitForUpdatesEx(self._version, options)
+            if update is None:
+                return found
+            self._version = update.version
+            for filter_update in update.filterSet:
+                found.extend(filter_update.objectSet)
+            if not update.truncated:
+                return found
+            options = PC.WaitOptions(maxWaitSeconds=0)
+
+
+class PropertyWatch(Collector):
+    """A context manager watching ``paths`` of ``obj`` (of ``obj_type``).
+
+    ``values`` holds the latest value of each path. Entering reads the
+    current values; each ``wait`` only sees changes, so a watch opened
+    before a call to vCenter sees every change it causes.
+    """
+
+    def __init__(self, session, obj, obj_type, paths):
+        super().__init__(session, PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=obj, skip=False)],
+            propSet=[PC.PropertySpec(type=obj_type, pathSet=list(paths))]))
+        self.values = {}
+
+    def __enter__(self):
+        self.open()
+        try:
+            self._update(1)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
     def _update(self, max_wait):
-        """One WaitForUpdatesEx; returns the changes as [(path, value)]."""
-        update = self._collector.WaitForUpdatesEx(
-            self._version, PC.WaitOptions(maxWaitSeconds=max(1, max_wait)))
+        """One wait; returns the changes as [(path, value)]."""
+        max_wait = max(1, min(max_wait, MAX_WAIT_SECONDS))
+        try:
+            updates = self.updates(max_wait)
+        except COLLECTOR_LOST as e:
+            # A task or lease outlives the session: watch it again.
+            LOG.info('Property collector lost (%s); watching again',
+                     type(e).__name__)
+            self.close()
+            self.open()
+            updates = self.updates(max_wait)
         changes = []
-        if update is None:
-            return changes
-        self._version = update.version
-        for filter_update in update.filterSet:
-            for obj in filter_update.objectSet:
-                for change in obj.changeSet or ():
-                    self.values[change.name] = change.val
-                    changes.append((change.name, change.val))
+        for obj in updates:
+            for change in obj.changeSet or ():
+                self.values[change.name] = change.val
+                changes.append((change.name, change.val))
         return changes
 
     def wait(self, until, timeout, every=None, tick=None):
         """Wait until ``until(path, value)`` holds for a change (or for a
-        current value, on the first wait), at most ``timeout`` seconds.
+        current value), at most ``timeout`` seconds.
 
         ``tick()`` runs every ``every`` seconds while waiting (a shutdown
         request repeated, say). Returns True if the condition was met.
