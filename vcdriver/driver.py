@@ -373,6 +373,10 @@ class VMwareVCDriver(driver.ComputeDriver):
                 destroy_secrets=True):
         """Nothing lives outside vCenter for an instance: destroy did it."""
 
+    def cache_image(self, context, image_id):
+        return lifecycle.cache_image(self._session, context,
+                                     list(self._clusters.values()), image_id)
+
     def manage_image_cache(self, context, all_instances):
         clusters = list(self._clusters.values())
         lifecycle.manage_image_cache(

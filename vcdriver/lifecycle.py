@@ -5,6 +5,8 @@ found, and removed, by uuid alone; images come from the datastore's shared
 image cache (images/cache.py).
 """
 
+import time
+
 from nova import exception as nova_exception
 from nova.virt import driver as virt_driver
 from oslo_log import log as logging
@@ -30,6 +32,7 @@ from vcdriver.images import datastore_copy
 from vcdriver.images import disk
 from vcdriver.images import glance
 from vcdriver.vsphere import files
+from vcdriver.vsphere import watch
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -139,6 +142,30 @@ def _unavailable(cluster, fault):
             getattr(fault, 'msg', None) or fault))
 
 
+def cache_image(session, context, clusters, image_id):
+    """Nova's image pre-caching (aggregate image cache requests): the
+    image into the cache of the datastore each cluster would spawn on,
+    as a first spawn would fill it. True if any of them fetched it."""
+    image = glance.get(context, image_id)
+    plan = disk.check_acceptable(image)
+    fetched = False
+    for state in cluster_mod.read_state(session, clusters):
+        cluster = state.cluster
+        datastore = choose_datastore(state, 2 * image.size)
+        cache = image_cache.DatastoreCache(session, cluster, datastore.name)
+        if cache.lookup(image.id) is not None:
+            continue  # cached already (datastores shared by clusters)
+
+        def fetch(path, cluster=cluster):
+            return _fetch_image(session, context, cluster, image, plan, path)
+
+        cache.ensure(image, fetch, disk.cache_file_name(image))
+        LOG.info('Image %s pre-cached on datastore %s for cluster %s',
+                 image.id, datastore.name, cluster.name)
+        fetched = True
+    return fetched
+
+
 def _disks_from_cache(session, context, cluster, image, plan, folder,
                       instance, root_bytes):
     """([root vm.Disk], ISO path or None), the image cached first."""
@@ -188,20 +215,40 @@ def _fetch_image(session, context, cluster, image, plan, path):
 def _clean_failed_spawn(session, cluster, created, instance,
                         boot_volumes=()):
     """Destroy the VM, volumes taken off first; then its folder, which may
-    hold unattached disks."""
+    hold unattached disks. vCenter away (restarting) is waited for: Nova
+    forgets a failed build's host, so nothing would remove them later."""
+    give_up = time.monotonic() + watch.VCENTER_RETURN_SECONDS
+    while True:
+        try:
+            _remove_failed_spawn(session, cluster, created, instance,
+                                 boot_volumes)
+            return
+        except watch.VCENTER_AWAY as e:
+            if time.monotonic() < give_up:
+                LOG.warning('vCenter unreachable (%s) while removing a '
+                            'failed spawn; trying again', e,
+                            instance=instance)
+                time.sleep(watch.RECONNECT_DELAY)
+                continue
+            LOG.exception('Could not remove the remains of a failed spawn',
+                          instance=instance)
+            return
+        except Exception:
+            LOG.exception('Could not remove the remains of a failed spawn',
+                          instance=instance)
+            return
+
+
+def _remove_failed_spawn(session, cluster, created, instance, boot_volumes):
     ds_name, folder = vm.files_location(session, created)
     LOG.warning('Spawn failed; removing the VM and [%s] %s', ds_name, folder,
                 instance=instance)
-    try:
-        volumes.detach_all(session, cluster.datacenter_ref, created,
-                           boot_volumes, instance)
-        vm.destroy(session, created)
-        if ds_name and folder:
-            files.delete(session, cluster.datacenter_ref,
-                         ds_obj.DatastorePath(ds_name, folder))
-    except Exception:
-        LOG.exception('Could not remove the remains of a failed spawn in '
-                      '[%s] %s', ds_name, folder, instance=instance)
+    volumes.detach_all(session, cluster.datacenter_ref, created,
+                       boot_volumes, instance)
+    vm.destroy(session, created)
+    if ds_name and folder:
+        files.delete(session, cluster.datacenter_ref,
+                     ds_obj.DatastorePath(ds_name, folder))
 
 
 def destroy(session, cluster, instance, destroy_disks=True):

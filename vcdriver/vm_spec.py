@@ -27,12 +27,22 @@ VIF_MODELS = {
 DEFAULT_VIF_MODEL = 'vmxnet3'
 DEFAULT_GUEST_ID = 'otherGuest'
 _MAX_NAME = 80
+# vCenter keeps these escaped in names, and its limit counts the escapes.
+_NAME_ESCAPES = {'%': '%25', '/': '%2f', '\\': '%5c'}
 
 
 def vm_name(instance):
-    """``display name (uuid)``, as the in-tree driver names VMs."""
+    """``display name (uuid)``, as the in-tree driver names VMs; the
+    display name is cut so that the name, as vCenter stores it (``%``,
+    ``/`` and ``\\`` escaped), keeps within 80 characters."""
     suffix = ' (%s)' % instance.uuid
-    display = (instance.display_name or '')[:_MAX_NAME - len(suffix)]
+    room = _MAX_NAME - len(suffix)
+    display = ''
+    for char in instance.display_name or '':
+        room -= len(_NAME_ESCAPES.get(char, char))
+        if room < 0:
+            break
+        display += char
     return (display + suffix) if display else instance.uuid
 
 

@@ -122,6 +122,29 @@ def _attached(devices, disk_uuid, shadow_disk):
     return None
 
 
+class _OnInstance:
+    """A vmdk volume as attached to an instance: its shadow VM and disk
+    (None when Cinder's side is gone), the instance's devices and power
+    state, and the volume's device among them."""
+
+    def __init__(self, session, vm_ref, data):
+        self.volume_id = data['volume_id']
+        try:
+            self.shadow, self.shadow_disk = _shadow_disk(session, data)
+        except exception.VolumeBackingNotFound:
+            self.shadow = self.shadow_disk = None
+        self.devices, self.power, disk_uuid = _instance_props(
+            session, vm_ref, self.volume_id)
+        self.device = _attached(self.devices, disk_uuid, self.shadow_disk)
+        if self.device is None:
+            raise nova_exception.DiskNotFound(
+                location='volume %s on the instance' % self.volume_id)
+
+    def check_hotplug(self, action):
+        _check_hotplug(_bus_of(self.devices, self.device), self.power,
+                       self.volume_id, action)
+
+
 def instance_bus(devices):
     """The bus of the instance's root disk (its first disk); without
     disks (an ISO boot without root disk), the bus spawn added a
@@ -192,19 +215,11 @@ def _detach_vmdk(session, datacenter, vm_ref, connection_info, instance):
     """Take the volume's disk off the instance, keeping the file; then,
     should the file have moved with the instance, give it back to the
     shadow VM."""
-    data = _data(connection_info)
-    volume_id = data['volume_id']
-    try:
-        shadow, shadow_disk = _shadow_disk(session, data)
-    except exception.VolumeBackingNotFound:
-        # Cinder's side is gone; still free the instance of the disk.
-        shadow = shadow_disk = None
-    devices, power, disk_uuid = _instance_props(session, vm_ref, volume_id)
-    device = _attached(devices, disk_uuid, shadow_disk)
-    if device is None:
-        raise nova_exception.DiskNotFound(
-            location='volume %s on the instance' % volume_id)
-    _check_hotplug(_bus_of(devices, device), power, volume_id, 'detached')
+    # Cinder's side may be gone: the instance is still freed of the disk.
+    attached = _OnInstance(session, vm_ref, _data(connection_info))
+    attached.check_hotplug('detached')
+    volume_id, device = attached.volume_id, attached.device
+    shadow, shadow_disk = attached.shadow, attached.shadow_disk
     spec = vim.vm.ConfigSpec(
         # Without fileOperation: 'destroy' would delete Cinder's file.
         deviceChange=[vm_spec.remove(device)],
@@ -327,17 +342,11 @@ def _swap_vmdk(session, datacenter, vm_ref, old, new, instance, resize_to):
     volume's earlier content (Cinder's empty new volume) is not restored.
     """
     old_id, new_id = old['volume_id'], new['volume_id']
-    try:
-        old_shadow, old_shadow_disk = _shadow_disk(session, old)
-    except exception.VolumeBackingNotFound:
-        old_shadow = old_shadow_disk = None  # the instance's disk is all
     _new_shadow, new_disk = _shadow_disk(session, new)
-    devices, power, disk_uuid = _instance_props(session, vm_ref, old_id)
-    device = _attached(devices, disk_uuid, old_shadow_disk)
-    if device is None:
-        raise nova_exception.DiskNotFound(
-            location='volume %s on the instance' % old_id)
-    _check_hotplug(_bus_of(devices, device), power, old_id, 'swapped')
+    attached = _OnInstance(session, vm_ref, old)
+    attached.check_hotplug('swapped')
+    devices, device = attached.devices, attached.device
+    old_shadow, old_shadow_disk = attached.shadow, attached.shadow_disk
     new_path = new_disk.backing.fileName
     if new_path == device.backing.fileName:
         raise nova_exception.InvalidVolume(
@@ -451,23 +460,14 @@ def extend(session, vm_ref, connection_info, instance, requested_size):
     """
     if connection_info.get('driver_volume_type') == 'iscsi':
         return _extend_iscsi(session, vm_ref, connection_info, instance)
-    data = _data(connection_info)
-    volume_id = data['volume_id']
-    try:
-        _shadow, shadow_disk = _shadow_disk(session, data)
-    except exception.VolumeBackingNotFound:
-        shadow_disk = None
-    devices, power, disk_uuid = _instance_props(session, vm_ref, volume_id)
-    device = _attached(devices, disk_uuid, shadow_disk)
-    if device is None:
-        raise nova_exception.DiskNotFound(
-            location='volume %s on the instance' % volume_id)
+    attached = _OnInstance(session, vm_ref, _data(connection_info))
+    volume_id, device = attached.volume_id, attached.device
     new_kb = -(-requested_size // units.Ki)
     if device.capacityInKB >= new_kb:
         LOG.info('Volume %s has %s KB already (%s KB asked)', volume_id,
                  device.capacityInKB, new_kb, instance=instance)
         return
-    _check_hotplug(_bus_of(devices, device), power, volume_id, 'extended')
+    attached.check_hotplug('extended')
     old_kb = device.capacityInKB
     device.capacityInKB = new_kb
     device.capacityInBytes = new_kb * units.Ki

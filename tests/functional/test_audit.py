@@ -60,23 +60,11 @@ def write(root, path, data=b'x'):
         f.write(data if isinstance(data, bytes) else json.dumps(data).encode())
 
 
-class TestAudit(nova_harness.VcdriverTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.sim = vcsim_harness.Vcsim(clusters=1, hosts_per_cluster=2, nfs=1)
-        cls.sim.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
-        super().tearDownClass()
+class TestAudit(nova_harness.OwnVcsimTestCase):
+    vcsim_args = dict(clusters=1, hosts_per_cluster=2, nfs=1)
 
     def setUp(self):
-        self.vcsim = self.sim
         super().setUp()
-        self.si = vcsim_harness.connect(self.sim)
         self.root = self.sim.datastores['nfs0']
         self.debris = []
         self.addCleanup(self.remove_debris)

@@ -67,6 +67,37 @@ class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
         self._delete_server(server)
 
 
+class TestImagePrecache(nova_harness.VcdriverTestCase):
+    clusters = ('DC0_C0', 'DC0_C1')
+
+    def test_aggregate_precache_fills_the_cache_once(self):
+        image = self.upload_flat_vmdk('precache', size=8 * 1024 * 1024)
+        aggregate = self.api.post_aggregate(
+            {'aggregate': {'name': 'vc-precache'}})
+        self.api.add_host_to_aggregate(aggregate['id'], self.compute_host)
+        self.vcsim.reset_stats()
+        # Nova's API (2.81): the conductor asks each compute service of
+        # the aggregate to cache the images.
+        self.api.api_post('/os-aggregates/%s/images' % aggregate['id'],
+                          {'cache': [{'id': image['id']}]},
+                          check_response_status=[202])
+        # Both clusters share nfs0: one download serves both.
+        self.assertEqual(1, flat_puts(self.vcsim.stats(), image['id']))
+        entry = os.path.join(self.vcsim.datastores['nfs0'],
+                             'vcdriver_image_cache', image['id'])
+        self.assertTrue(os.path.isdir(entry))
+        # Asked again: nothing crosses the wire.
+        self.vcsim.reset_stats()
+        self.api.api_post('/os-aggregates/%s/images' % aggregate['id'],
+                          {'cache': [{'id': image['id']}]},
+                          check_response_status=[202])
+        self.assertEqual(0, flat_puts(self.vcsim.stats(), image['id']))
+        # The first boot takes it from the cache.
+        server = self.boot(image['id'])
+        self.assertEqual(0, flat_puts(self.vcsim.stats(), image['id']))
+        self._delete_server(server)
+
+
 class TestDatastoreCache(nova_harness.VcdriverTestCase):
     """The cache's locking and ageing, driven directly on vcsim."""
 

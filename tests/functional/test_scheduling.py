@@ -13,29 +13,10 @@ from tests.harness import vcsim as vcsim_harness
 GB_MB = 1024
 
 
-class _ClassicCluster(nova_harness.VcdriverTestCase):
+class _ClassicCluster(nova_harness.OwnVcsimTestCase):
     clusters = ('DC0_C0',)
-
-    launcher_args = ()
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.sim = vcsim_harness.Vcsim(clusters=1, hosts_per_cluster=3, nfs=1,
-                                      host_memory_mb=12 * GB_MB,
-                                      host_cpu_cores=8,
-                                      extra_args=cls.launcher_args)
-        cls.sim.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
-        super().tearDownClass()
-
-    def setUp(self):
-        self.vcsim = self.sim
-        super().setUp()
-        self.si = vcsim_harness.connect(self.sim)
+    vcsim_args = dict(clusters=1, hosts_per_cluster=3, nfs=1,
+                      host_memory_mb=12 * GB_MB, host_cpu_cores=8)
 
     def _cluster(self):
         view = self.si.content.viewManager.CreateContainerView(
@@ -118,7 +99,8 @@ class TestClassicCase(_ClassicCluster):
 
 class TestHAAdmissionPercent(_ClassicCluster):
     """HA keeps 25 % of CPU and 50 % of memory for failover."""
-    launcher_args = ('-ha-admission', 'percent:25:50')
+    vcsim_args = dict(_ClassicCluster.vcsim_args,
+                      extra_args=('-ha-admission', 'percent:25:50'))
 
     def test_failover_capacity_is_reserved(self):
         self._run_periodics()
@@ -133,7 +115,8 @@ class TestHAAdmissionPercent(_ClassicCluster):
 
 class TestHAFailoverHost(_ClassicCluster):
     """HA keeps one host of the three spare."""
-    launcher_args = ('-ha-admission', 'failover-hosts:1')
+    vcsim_args = dict(_ClassicCluster.vcsim_args,
+                      extra_args=('-ha-admission', 'failover-hosts:1'))
 
     def test_spare_host_is_not_offered(self):
         self._run_periodics()

@@ -512,6 +512,21 @@ class Glance(object):
         Returns the image as Glance reports it after the upload (a dict with
         id, size, checksum, os_hash_algo, os_hash_value, status, ...).
         """
+        from glanceclient import exc as glance_exc
+
+        # glance-api on sqlite answers 500 now and then when the machine
+        # is loaded (its database locked): a fresh image, up to 3 times.
+        for attempt in (1, 2, 3):
+            try:
+                return self._upload_once(data, name, disk_format,
+                                         container_format, properties)
+            except glance_exc.HTTPInternalServerError:
+                if attempt == 3:
+                    raise
+                time.sleep(attempt)
+
+    def _upload_once(self, data, name, disk_format, container_format,
+                     properties):
         gc = self.client()
         image = gc.images.create(
             name=name,

@@ -173,3 +173,30 @@ class VcdriverTestCase(test.TestCase,
         stored.update({'binding:vif_type': vif_type,
                        'binding:vif_details': dict(vif_details)})
         return dict(stored)
+
+
+class OwnVcsimTestCase(VcdriverTestCase):
+    """A class of tests on a vCenter of its own (``vcsim_args`` for
+    tests.harness.vcsim.Vcsim), for tests whose VMs, faults or leftovers
+    must not meet other tests'. ``self.si`` is a pyVmomi connection to it.
+    """
+
+    vcsim_args = {}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from tests.harness import vcsim as vcsim_harness
+        cls.sim = vcsim_harness.Vcsim(**cls.vcsim_args)
+        cls.sim.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+        super().tearDownClass()
+
+    def setUp(self):
+        from tests.harness import vcsim as vcsim_harness
+        self.vcsim = self.sim
+        super().setUp()
+        self.si = vcsim_harness.connect(self.sim)

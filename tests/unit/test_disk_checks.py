@@ -193,3 +193,32 @@ def test_linked_clone_from_config_or_image(flags, conf_value, prop, linked):
     flags.config(use_linked_clone=conf_value, group='vmware')
     props = {'vmware_linked_clone': prop} if prop else {}
     assert disk.check_acceptable(image(**props)).linked_clone is linked
+
+
+# --- room on the datastore (write_image_disk, before writing) ---------------
+
+def _with_datastore(monkeypatch, free):
+    import types
+
+    from vcdriver import capacity
+    ds = capacity.Datastore(ref=None, name='nfs0', type='NFS',
+                            accessible=True, maintenance_mode='normal',
+                            capacity=2 * free, free_space=free)
+    monkeypatch.setattr(disk.cluster_mod, 'read_state',
+                        lambda session, clusters: [
+                            types.SimpleNamespace(datastores=[ds])])
+
+
+def test_refuses_a_virtual_size_the_datastore_cannot_hold(monkeypatch):
+    _with_datastore(monkeypatch, free=10 * 1024 ** 3)
+    with pytest.raises(nova_exception.ImageUnacceptable) as err:
+        disk._check_room(None, None, image(), 'nfs0', 1 << 60)
+    message = str(err.value)
+    assert IMAGE_ID in message
+    assert 'virtual size (%d bytes)' % (1 << 60) in message
+    assert 'datastore nfs0' in message
+
+
+def test_takes_a_virtual_size_that_fits(monkeypatch):
+    _with_datastore(monkeypatch, free=10 * 1024 ** 3)
+    disk._check_room(None, None, image(), 'nfs0', 10 * 1024 ** 3)

@@ -17,12 +17,14 @@ if __package__ in (None, ''):   # python tools/bench/__main__.py
 from tools.bench import image_transfer  # noqa: E402
 from tools.bench import inventory_refresh  # noqa: E402
 from tools.bench import report  # noqa: E402
+from tools.bench import soak  # noqa: E402
 
 # Section name -> module with add_arguments(parser) and run(args) ->
 # (figures, text).
 SECTIONS = {
     image_transfer.NAME: image_transfer,
     inventory_refresh.NAME: inventory_refresh,
+    soak.NAME: soak,
 }
 
 

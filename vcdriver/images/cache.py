@@ -158,8 +158,7 @@ class DatastoreCache:
                        self.entry_folder(image.id))
         except BaseException:
             try:
-                files.delete(self.session, self.cluster.datacenter_ref,
-                             partial)
+                self._remove_partial(partial, file_name)
             except Exception:
                 LOG.exception('Could not remove the partial download %s',
                               partial)
@@ -167,6 +166,24 @@ class DatastoreCache:
         self.touch(image.id)
         LOG.info('Image %s cached on datastore %s', image.id, self.datastore)
         return self.lookup(image.id)
+
+    def _remove_partial(self, partial, file_name):
+        """Remove a failed fill's folder. An upload into it broken off
+        before the datastore's server got to it still runs there later,
+        and the server makes the folders a PUT needs: so look again a
+        moment later, and remove what came back."""
+        dc = self.cluster.datacenter_ref
+        files.delete(self.session, dc, partial)
+        target = partial.join(
+            file_name[:-len('.vmdk')] + '-flat.vmdk'
+            if file_name.endswith('.vmdk') else file_name)
+        for delay in (0.5, 1, 2):
+            time.sleep(delay)
+            if datastore_http.exists(self.session, self.cluster.datacenter,
+                                     self.datastore, target.rel_path):
+                LOG.info('A broken-off upload recreated %s; removing it '
+                         'again', partial)
+                files.delete(self.session, dc, partial)
 
     # -- ageing --------------------------------------------------------------
 
@@ -246,7 +263,18 @@ class _Lock:
                 self.cache.session, self.cache.cluster.datacenter_ref,
                 self.folder):
             return False
-        self._beat()
+        try:
+            self._beat()
+        except BaseException:
+            # Without its owner file the folder would hold every waiter
+            # for image_cache_lock_stale_seconds: remove it.
+            try:
+                files.delete(self.cache.session,
+                             self.cache.cluster.datacenter_ref, self.folder)
+            except Exception:
+                LOG.warning('Could not remove the lock %s', self.folder,
+                            exc_info=True)
+            raise
         interval = CONF.vcdriver.image_cache_lock_stale_seconds / 3.0
         self._stop.clear()
         self._heartbeat = threading.Thread(

@@ -13,6 +13,7 @@ from nova import exception as nova_exception
 from oslo_log import log as logging
 from oslo_utils import strutils
 
+from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import exception
 from vcdriver import vm_spec
@@ -135,6 +136,22 @@ def cache_file_name(image):
                       else 'vmdk')
 
 
+def _check_room(session, cluster, image, datastore_name, virtual_size):
+    """Refuse, before writing anything, a disk the datastore cannot hold:
+    its flat extent is written in full, whatever its header claims."""
+    state = cluster_mod.read_state(session, [cluster])[0]
+    for datastore in state.datastores:
+        if datastore.name == datastore_name and (
+                virtual_size > datastore.free_space):
+            raise nova_exception.ImageUnacceptable(
+                image_id=image.id,
+                reason='its virtual size (%d bytes) is more than datastore '
+                       '%s has free (%d bytes); a header claiming it is '
+                       'wrong, or the image too large to use'
+                       % (virtual_size, datastore_name,
+                          datastore.free_space))
+
+
 def write_image_disk(session, context, cluster, image, disk_path,
                      plan=None):
     """Create ``disk_path`` holding the image, verified against Glance's
@@ -158,6 +175,12 @@ def write_image_disk(session, context, cluster, image, disk_path,
         raise _unacceptable(image, e) from e
     LOG.info('Image %s: %s, %d bytes, virtual size %d', image.id,
              flat.source_format, image.size, flat.virtual_size)
+    try:
+        _check_room(session, cluster, image, disk_path.datastore,
+                    flat.virtual_size)
+    except BaseException:
+        source.close()
+        raise
     if plan.iso:
         target = disk_path.rel_path
     else:
@@ -185,7 +208,8 @@ def write_image_disk(session, context, cluster, image, disk_path,
             raise _unacceptable(image, e.__cause__) from e
         raise exception.ImageTransferFailed(
             image_id=image.id,
-            reason='reading it from Glance failed: %s' % e) from e
+            reason='the download from Glance broke off after %d of %d '
+                   'bytes: %s' % (source.size, image.size, e)) from e
     except BaseException:
         writer.abort()
         raise

@@ -171,7 +171,21 @@ class Session:
         """Log in on the SOAP stub (pyVmomi's own login method reads
         currentSession first, which some endpoints refuse before login)."""
         content = vim.ServiceInstance('ServiceInstance', soap).content
-        content.sessionManager.Login(self.username, self._password)
+        try:
+            content.sessionManager.Login(self.username, self._password)
+        except vim.fault.InvalidLogin:
+            # After a session expiry, calls in flight each see
+            # NotAuthenticated: the first one logs in again, the later
+            # ones then send Login on its live session cookie, which
+            # vCenter refuses. Logged in is logged in.
+            try:
+                current = content.sessionManager.currentSession
+            except Exception:
+                current = None
+            if current is None:
+                raise
+            LOG.debug('Already logged in again to %s', self.url)
+            return
         LOG.debug('Logged in to %s as %s', self.url, self.username)
 
     def connect(self):

@@ -6,6 +6,7 @@ value changes, nothing polls. The collector is private, not the session's
 shared one, so threads waiting at once never take each other's updates.
 """
 
+import http.client
 import time
 
 from oslo_log import log as logging
@@ -24,6 +25,13 @@ MAX_WAIT_SECONDS = 60
 COLLECTOR_LOST = (vmodl.fault.ManagedObjectNotFound,
                   vim.fault.NotAuthenticated, vmodl.fault.RequestCanceled,
                   vmodl.query.InvalidCollectorVersion)
+
+# vCenter went away (restarting, a network cut) after pyVmomi's own
+# retries: a wait tries again for this long, as what it waits for goes on
+# (a task in vCenter, a guest's power state), then gives up with the error.
+VCENTER_AWAY = (OSError, http.client.HTTPException)
+VCENTER_RETURN_SECONDS = 300
+RECONNECT_DELAY = 1.0
 
 
 class Collector:
@@ -116,15 +124,32 @@ class PropertyWatch(Collector):
             # A task or lease outlives the session: watch it again.
             LOG.info('Property collector lost (%s); watching again',
                      type(e).__name__)
-            self.close()
-            self.open()
-            updates = self.updates(max_wait)
+            updates = self._watch_again(max_wait)
+        except VCENTER_AWAY as e:
+            LOG.warning('vCenter unreachable while waiting (%s); waiting up '
+                        'to %d s for it to come back', e,
+                        VCENTER_RETURN_SECONDS)
+            updates = self._watch_again(max_wait)
         changes = []
         for obj in updates:
             for change in obj.changeSet or ():
                 self.values[change.name] = change.val
                 changes.append((change.name, change.val))
         return changes
+
+    def _watch_again(self, max_wait):
+        """A new collector (vCenter has forgotten the old one), opened
+        once vCenter answers again; its first updates."""
+        give_up = time.monotonic() + VCENTER_RETURN_SECONDS
+        while True:
+            self.close()
+            try:
+                self.open()
+                return self.updates(max_wait)
+            except VCENTER_AWAY:
+                if time.monotonic() >= give_up:
+                    raise
+                time.sleep(RECONNECT_DELAY)
 
     def wait(self, until, timeout, every=None, tick=None):
         """Wait until ``until(path, value)`` holds for a change (or for a

@@ -1,0 +1,134 @@
+"""The soak bench's pure pieces: statistics, checkpoints, figure names,
+the table, arguments, the README's list.
+
+No Nova and nothing timed (the bench is tox -e bench).
+"""
+
+import os
+import re
+
+import pytest
+
+from tools.bench import soak
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def test_percentile_is_nearest_rank():
+    assert soak.percentile([], 50) is None
+    assert soak.percentile([7], 99) == 7
+    values = list(range(1, 101))          # 1..100
+    assert soak.percentile(values, 50) == 50
+    assert soak.percentile(values, 99) == 99
+    assert soak.percentile(values, 100) == 100
+    assert soak.percentile([5, 1, 3], 50) == 3   # unsorted input
+
+
+def test_slope():
+    assert soak.slope([]) is None
+    assert soak.slope([(0, 1.0), (0, 2.0)]) is None
+    assert soak.slope([(0, 1.0), (100, 3.0)]) == pytest.approx(0.02)
+    flat = [(x, 120.0) for x in range(0, 501, 50)]
+    assert soak.slope(flat) == pytest.approx(0.0)
+    noisy = [(0, 10.0), (1, 12.0), (2, 14.0), (3, 16.0), (4, None)]
+    assert soak.slope(noisy) == pytest.approx(2.0)
+
+
+def test_checkpoint_marks():
+    assert soak.checkpoint_marks(0) == []
+    assert soak.checkpoint_marks(500) == list(range(50, 501, 50))
+    assert soak.checkpoint_marks(20) == list(range(2, 21, 2))
+    assert soak.checkpoint_marks(5) == [1, 2, 3, 4, 5]
+    assert soak.checkpoint_marks(1) == [1]
+
+
+def _result(cycles=100):
+    points = [{'label': 'start', 'cycle': 0, 'rss_mib': 200.0,
+               'threads': 12, 'os_threads': 9, 'greenthreads': 30,
+               'sockets': 6, 'fds': 20}]
+    for i, c in enumerate(soak.checkpoint_marks(cycles)[:-1]):
+        points.append({'label': '%d %%' % ((i + 1) * 10), 'cycle': c,
+                       'rss_mib': 200.0 + c / 100.0, 'threads': 12,
+                       'os_threads': 9, 'greenthreads': 31, 'sockets': 6,
+                       'fds': 20})
+    points.append({'label': 'end', 'cycle': cycles,
+                   'rss_mib': 200.0 + cycles / 100.0, 'threads': 12,
+                   'os_threads': 9, 'greenthreads': 30, 'sockets': 7,
+                   'fds': 21})
+    return {'cycles': cycles, 'errors': 1, 'concurrency': 4,
+            'seconds': 120.0, 'mode': 'eventlet',
+            'spawn_ms': [float(x) for x in range(1, cycles + 1)],
+            'delete_ms': [10.0] * cycles, 'checkpoints': points}
+
+
+def test_figures_are_exactly_the_names():
+    figs = soak.figures(_result())
+    assert set(figs) == {soak.figure_name(m) for m in soak.FIGURES}
+    assert all(n.startswith('soak.') for n in figs)
+    assert figs['soak.cycles'] == 100
+    assert figs['soak.cycles_per_min'] == pytest.approx(50.0)
+    assert figs['soak.spawn_p50_ms'] == 50.0
+    assert figs['soak.spawn_p99_ms'] == 99.0
+    assert figs['soak.delete_p50_ms'] == 10.0
+    assert figs['soak.rss_start_mib'] == 200.0
+    assert figs['soak.rss_end_mib'] == 201.0
+    assert figs['soak.rss_max_mib'] == 201.0
+    assert figs['soak.rss_slope_mib_per_100'] == pytest.approx(1.0)
+    assert figs['soak.threads_start'] == figs['soak.threads_end'] == 12
+    assert (figs['soak.sockets_start'], figs['soak.sockets_end']) == (6, 7)
+    assert figs['soak.greenthreads_end'] == 30
+    from tools.bench import report
+    report.check_figures(figs)
+
+
+def test_no_greenthreads_without_eventlet():
+    r = _result()
+    for p in r['checkpoints']:
+        p['greenthreads'] = None
+    figs = soak.figures(r)
+    assert 'soak.greenthreads_start' not in figs
+    assert 'soak.greenthreads_end' not in figs
+    assert 'soak.threads_end' in figs
+
+
+def test_table():
+    r = _result(20)
+    figs = soak.figures(r)
+    text = soak.format_results(figs, r, notes=['', 'a note'])
+    assert 'Soak (issue 6): 20 boot/delete cycles' in text
+    assert 'spawn p99 ms' in text and 'cycles/min' in text
+    lines = text.splitlines()
+    rows = [ln for ln in lines if re.match(r'(start|end|\d+ %)\s', ln)]
+    assert [r.split()[0] for r in rows] == (
+        ['start'] + [str(p) for p in range(10, 100, 10)] + ['end'])
+    assert 'RSS least-squares slope: 1.00 MiB per 100 cycles' in text
+    assert lines[-1] == 'a note'
+
+
+def test_sample_reads_this_process():
+    s = soak.sample('start', 0)
+    assert s['rss_mib'] > 1
+    assert s['threads'] >= 1 and s['os_threads'] >= 1
+    assert s['fds'] >= 3 and 0 <= s['sockets'] <= s['fds']
+
+
+def test_arguments():
+    from tools.bench import __main__ as bench_main
+    p = bench_main.parser()
+    args = p.parse_args(['--section', 'soak', '--soak-cycles', '20',
+                         '--soak-concurrency', '2'])
+    assert (args.soak_cycles, args.soak_concurrency) == (20, 2)
+    defaults = p.parse_args([])
+    assert defaults.soak_cycles == soak.DEFAULT_CYCLES == 500
+    assert defaults.soak_concurrency == soak.DEFAULT_CONCURRENCY
+
+
+def test_readme_lists_the_figure_names():
+    with open(os.path.join(REPO, 'README.md')) as f:
+        text = f.read()
+    listed = set()
+    for name in re.findall(r'`(soak\.[^`]+)`', text):
+        # `soak.threads_start`/`_end` style pairs are written out in full.
+        listed.add(name)
+    assert listed == {soak.figure_name(m) for m in soak.FIGURES}
