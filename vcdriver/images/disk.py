@@ -152,6 +152,13 @@ def _check_room(session, cluster, image, datastore_name, virtual_size):
                           datastore.free_space))
 
 
+def _broken_off(image, source, error):
+    return exception.ImageTransferFailed(
+        image_id=image.id,
+        reason='the download from Glance broke off after %d of %d bytes: '
+               '%s' % (source.size, image.size, error))
+
+
 def write_image_disk(session, context, cluster, image, disk_path,
                      plan=None):
     """Create ``disk_path`` holding the image, verified against Glance's
@@ -173,6 +180,11 @@ def write_image_disk(session, context, cluster, image, disk_path,
     except formats.ImageFormatError as e:
         source.close()
         raise _unacceptable(image, e) from e
+    except Exception as e:
+        # Glance's stream broke while the header was read: the same
+        # failure as later in the copy (no other host would do better).
+        source.close()
+        raise _broken_off(image, source, e) from e
     LOG.info('Image %s: %s, %d bytes, virtual size %d', image.id,
              flat.source_format, image.size, flat.virtual_size)
     try:
@@ -206,10 +218,7 @@ def write_image_disk(session, context, cluster, image, disk_path,
         writer.abort()
         if isinstance(e.__cause__, formats.ImageFormatError):
             raise _unacceptable(image, e.__cause__) from e
-        raise exception.ImageTransferFailed(
-            image_id=image.id,
-            reason='the download from Glance broke off after %d of %d '
-                   'bytes: %s' % (source.size, image.size, e)) from e
+        raise _broken_off(image, source, e) from e
     except BaseException:
         writer.abort()
         raise
