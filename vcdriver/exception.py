@@ -76,6 +76,13 @@ class DatastoreHTTPError(VCenterError):
     msg_fmt = 'Datastore HTTP %(method)s %(path)s failed: %(reason)s'
 
 
+class DatastoreFull(nova_exception.ComputeResourcesUnavailable):
+    """The datastore ran out of room during an upload (HTTP 507): Nova
+    should try elsewhere, as when vCenter refuses a VM for NoDiskSpace."""
+    msg_fmt = ('The datastore filled up while %(path)s was written: '
+               '%(reason)s')
+
+
 class NoFreeDiskSlot(VCenterError):
     msg_fmt = ('The VM has no free %(bus)s slot left for another disk or '
                'CD-ROM (hw_disk_bus: IDE takes four devices in all).')

@@ -9,7 +9,6 @@ Each test ends with the final state asserted and the leak audit clean.
 import os
 import re
 import tarfile
-import uuid
 
 import fixtures
 from nova.image import glance as nova_glance
@@ -23,7 +22,6 @@ from tests.harness import vcsim as vcsim_harness
 from tests.unit import formats_fixtures as ff
 
 from vcdriver import conf as vc_conf
-from vcdriver import driver as vc_driver
 
 MiB = 1024 * 1024
 EiB = 1 << 60
@@ -321,16 +319,7 @@ class TestOutOfRoomReschedules(_ImageFaults):
 
     def setUp(self):
         super().setUp()
-        # One process, two services: each needs its own node uuid.
-        self.useFixture(fixtures.MockPatch(
-            'vcdriver.driver.VMwareVCDriver._node_uuid',
-            lambda _self, cluster: str(uuid.uuid5(
-                vc_driver.NODE_UUID_NAMESPACE, cluster.nodename))))
-        self.compute = self.start_service('compute', host=self.compute_host)
-        self.computes[self.compute_host] = self.compute
-        self.flags(cluster_name='DC0_C1', group='vmware')
-        self.compute2 = self.start_service('compute', host=SECOND)
-        self.computes[SECOND] = self.compute2
+        self.compute, self.compute2 = self.start_computes(self.CLUSTERS)
         self.image = self.upload_flat_vmdk('room')
 
     def _build_hosts(self, server):
@@ -347,7 +336,8 @@ class TestOutOfRoomReschedules(_ImageFaults):
                         key=lambda e: e['start_time'])
         return [e['host'] for e in events]
 
-    def _boot_rescheduled(self, *words):
+    def _boot_rescheduled(self, *words,
+                          exception='ComputeResourcesUnavailable'):
         before = self.datastore_files()
         server = self.boot(self.image['id'])
         first, last = self._build_hosts(server)
@@ -360,8 +350,7 @@ class TestOutOfRoomReschedules(_ImageFaults):
                          [n['publisher_id'] for n in errors])
         fault = errors[0]['payload']['nova_object.data']['fault'][
             'nova_object.data']
-        self.assertEqual('ComputeResourcesUnavailable',
-                         fault['exception'])
+        self.assertEqual(exception, fault['exception'])
         message = fault['exception_message']
         for word in words:
             self.assertIn(word, message)
@@ -398,3 +387,18 @@ class TestOutOfRoomReschedules(_ImageFaults):
                                'InsufficientResourcesFault',
                                'not enough memory for the VM')
         self.assertEqual(1, self.vcsim.faults()[0]['hits'])
+
+    def test_datastore_full_during_the_image_upload(self):
+        # The datastore answers 507 after 1 MiB of the 4 MiB image and
+        # reads no more (thin disks of other VMs grew meanwhile).
+        self.vcsim.inject(kind='http_error', http_method='PUT',
+                          path='-flat.vmdk', status=507,
+                          cut_after_bytes=1024 * 1024, times=1)
+        # DatastoreFull is a ComputeResourcesUnavailable: Nova reschedules.
+        self._boot_rescheduled('The datastore filled up while',
+                               '-flat.vmdk was written', 'HTTP 507',
+                               exception='DatastoreFull')
+        self.assertEqual(1, self.vcsim.faults()[0]['hits'])
+        # No partial download became (or stayed as) a cache entry.
+        self.assertEqual([], [f for f in self.datastore_files()
+                              if '.partial-' in f or '.lock' in f])

@@ -14,14 +14,11 @@ MigrationNotReady on RelocateVM_Task), which leaves the VM where it was,
 as vCenter does.
 """
 
-import uuid
 
-import fixtures
 
 from tests.functional import vm_view
 from tests.harness import nova as nova_harness
 
-from vcdriver import driver as vc_driver
 
 
 class TestLiveMigration(nova_harness.VcdriverTestCase):
@@ -30,15 +27,8 @@ class TestLiveMigration(nova_harness.VcdriverTestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.MockPatch(
-            'vcdriver.driver.VMwareVCDriver._node_uuid',
-            lambda _self, cluster: str(uuid.uuid5(
-                vc_driver.NODE_UUID_NAMESPACE, cluster.nodename))))
-        self.compute = self.start_service('compute', host='compute-c0')
-        self.computes['compute-c0'] = self.compute
-        self.flags(cluster_name='DC0_C1', group='vmware')
-        self.compute1 = self.start_service('compute', host='compute-c1')
-        self.computes['compute-c1'] = self.compute1
+        self.compute, self.compute1 = self.start_computes(
+            {'compute-c0': 'DC0_C0', 'compute-c1': 'DC0_C1'})
         self.c0 = self.compute.manager.driver.get_available_nodes()[0]
         self.c1 = self.compute1.manager.driver.get_available_nodes()[0]
         self.image = self.upload_flat_vmdk('live')

@@ -56,6 +56,16 @@ class TestVolumes(nova_harness.VcdriverTestCase):
                        if c.name == self.clusters[0])
         return dc, cluster
 
+    def write_volume(self, disk, data):
+        """Write through the datastore as the guest would."""
+        ds, _, rel = disk.backing.fileName[1:].partition('] ')
+        request = urllib.request.Request(
+            self.vcsim.datastore_url(
+                ds, rel[:-len('.vmdk')] + '-flat.vmdk'),
+            data=data, method='PUT')
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
     def make_volume(self, data):
         """A volume as Cinder's VMDK driver keeps it: a shadow VM with one
         disk in its own folder; ``data`` is written into the disk's flat
@@ -178,13 +188,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         self.assertEqual(path, self.shadow_disk_path(shadow))
 
         # The guest writes: bytes land in the disk the server has.
-        ds, _, rel = disk.backing.fileName[1:].partition('] ')
-        request = urllib.request.Request(
-            self.vcsim.datastore_url(
-                ds, rel[:-len('.vmdk')] + '-flat.vmdk'),
-            data=data, method='PUT')
-        with urllib.request.urlopen(request, timeout=30):
-            pass
+        self.write_volume(disk, data)
 
         # Detached: the device goes, the file and the shadow's disk stay.
         self.detach(first, volume_id)
@@ -400,15 +404,6 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         'migrating', Cinder asks Nova to swap it for the new one."""
         self.cinder_reports(old_id, migration_status='migrating')
         self.api.put_server_volume(server['id'], old_id, new_id)
-
-    def write_volume(self, disk, data):
-        ds, _, rel = disk.backing.fileName[1:].partition('] ')
-        request = urllib.request.Request(
-            self.vcsim.datastore_url(
-                ds, rel[:-len('.vmdk')] + '-flat.vmdk'),
-            data=data, method='PUT')
-        with urllib.request.urlopen(request, timeout=30):
-            pass
 
     def test_swap_puts_the_data_on_the_new_volume_at_the_same_unit(self):
         data = bytes(range(255, -1, -1)) * (VOLUME_BYTES // 256)

@@ -102,6 +102,29 @@ class VcdriverTestCase(test.TestCase,
     def driver(self):
         return self.compute.manager.driver
 
+    def start_computes(self, cluster_by_host):
+        """One compute service per host, each serving its one cluster,
+        in this process; returns them in the order given.
+
+        The driver keeps the host's own node uuid (a file Nova writes per
+        host) for ``[vmware] cluster_name``; services sharing a process
+        would share that file, so here every node uuid is derived from the
+        cluster, as the driver does for its other clusters.
+        """
+        import uuid
+
+        from vcdriver import driver as vc_driver
+        self.useFixture(fixtures.MockPatch(
+            'vcdriver.driver.VMwareVCDriver._node_uuid',
+            lambda _self, cluster: str(uuid.uuid5(
+                vc_driver.NODE_UUID_NAMESPACE, cluster.nodename))))
+        started = []
+        for host, cluster in cluster_by_host.items():
+            self.flags(cluster_name=cluster, group='vmware')
+            self.computes[host] = self.start_service('compute', host=host)
+            started.append(self.computes[host])
+        return started
+
     def upload_flat_vmdk(self, name, size=4 * 1024 * 1024, **props):
         """A flat VMDK extent (whole sectors, recognisable bytes)."""
         data = (b'vcdriver-test-disk-' * (size // 19 + 1))[:size]

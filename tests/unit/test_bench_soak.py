@@ -46,17 +46,24 @@ def test_checkpoint_marks():
 def _result(cycles=100):
     points = [{'label': 'start', 'cycle': 0, 'rss_mib': 200.0,
                'threads': 12, 'os_threads': 9, 'greenthreads': 30,
-               'sockets': 6, 'fds': 20}]
+               'sockets': 6, 'fds': 20, 'objects': 5000, 'blocks': 9000,
+               'malloc_used_mib': 50.0, 'malloc_free_mib': 5.0,
+               'rss_trimmed_mib': 190.0}]
     for i, c in enumerate(soak.checkpoint_marks(cycles)[:-1]):
         points.append({'label': '%d %%' % ((i + 1) * 10), 'cycle': c,
                        'rss_mib': 200.0 + c / 100.0, 'threads': 12,
                        'os_threads': 9, 'greenthreads': 31, 'sockets': 6,
-                       'fds': 20})
+                       'fds': 20, 'objects': 5100, 'blocks': 9100,
+                       'malloc_used_mib': 50.0, 'malloc_free_mib': 6.0,
+                       'rss_trimmed_mib': 190.0})
     points.append({'label': 'end', 'cycle': cycles,
                    'rss_mib': 200.0 + cycles / 100.0, 'threads': 12,
                    'os_threads': 9, 'greenthreads': 30, 'sockets': 7,
-                   'fds': 21})
+                   'fds': 21, 'objects': 5010, 'blocks': 9020,
+                   'malloc_used_mib': 50.0, 'malloc_free_mib': 7.0,
+                   'rss_trimmed_mib': 190.0})
     return {'cycles': cycles, 'errors': 1, 'concurrency': 4,
+            'warmup': 50, 'purged_rows': 1234,
             'seconds': 120.0, 'mode': 'eventlet',
             'spawn_ms': [float(x) for x in range(1, cycles + 1)],
             'delete_ms': [10.0] * cycles, 'checkpoints': points}
@@ -78,6 +85,15 @@ def test_figures_are_exactly_the_names():
     assert figs['soak.threads_start'] == figs['soak.threads_end'] == 12
     assert (figs['soak.sockets_start'], figs['soak.sockets_end']) == (6, 7)
     assert figs['soak.greenthreads_end'] == 30
+    assert (figs['soak.objects_start'], figs['soak.objects_end']) == (
+        5000, 5010)
+    assert (figs['soak.blocks_start'], figs['soak.blocks_end']) == (
+        9000, 9020)
+    assert (figs['soak.warmup'], figs['soak.purged_rows']) == (50, 1234)
+    assert figs['soak.malloc_used_slope_mib_per_100'] == pytest.approx(0)
+    assert figs['soak.rss_trimmed_slope_mib_per_100'] == pytest.approx(0)
+    assert (figs['soak.malloc_free_start_mib'],
+            figs['soak.malloc_free_end_mib']) == (5.0, 7.0)
     from tools.bench import report
     report.check_figures(figs)
 
@@ -103,6 +119,12 @@ def test_table():
     assert [r.split()[0] for r in rows] == (
         ['start'] + [str(p) for p in range(10, 100, 10)] + ['end'])
     assert 'RSS least-squares slope: 1.00 MiB per 100 cycles' in text
+    assert '50 warm-up cycles before the start figures' in text
+    assert '1234 rows of deleted servers purged' in text
+    assert rows[0].split()[-5:] == ['5000', '9000', '50.0', '5.0', '190.0']
+    assert ('malloc in use: 0.00 MiB per 100 cycles; RSS once the '
+            'allocator has handed back its free memory (malloc_trim): '
+            '0.00 MiB per 100 cycles') in text
     assert lines[-1] == 'a note'
 
 
@@ -111,17 +133,22 @@ def test_sample_reads_this_process():
     assert s['rss_mib'] > 1
     assert s['threads'] >= 1 and s['os_threads'] >= 1
     assert s['fds'] >= 3 and 0 <= s['sockets'] <= s['fds']
+    assert s['objects'] > 1000 and s['blocks'] > s['objects'] / 10
+    assert 0 < s['malloc_used_mib'] and 0 <= s['malloc_free_mib']
+    assert 0 < s['rss_trimmed_mib'] <= s['rss_mib'] + 1
 
 
 def test_arguments():
     from tools.bench import __main__ as bench_main
     p = bench_main.parser()
     args = p.parse_args(['--section', 'soak', '--soak-cycles', '20',
-                         '--soak-concurrency', '2'])
+                         '--soak-concurrency', '2', '--soak-warmup', '3'])
     assert (args.soak_cycles, args.soak_concurrency) == (20, 2)
+    assert args.soak_warmup == 3
     defaults = p.parse_args([])
     assert defaults.soak_cycles == soak.DEFAULT_CYCLES == 500
     assert defaults.soak_concurrency == soak.DEFAULT_CONCURRENCY
+    assert defaults.soak_warmup == soak.DEFAULT_WARMUP == 50
 
 
 def test_readme_lists_the_figure_names():

@@ -12,6 +12,7 @@ from pyVmomi import vmodl
 from tests.unit import fake_vim
 from vcdriver import exception
 from vcdriver.vsphere import session as session_mod
+from vcdriver.vsphere import watch
 
 PC = vmodl.query.PropertyCollector
 
@@ -220,3 +221,61 @@ def test_wait_for_task_times_out():
     assert 'task-7' in str(err.value)
     assert 'task_timeout' in str(err.value)
     assert stub.names()[-1] == 'DestroyPropertyCollector'
+
+
+def test_waits_end_well_before_the_socket_gives_up():
+    # A wait vCenter ends on time must never read as a dead connection:
+    # pyVmomi would resend the same wait up to api_retry_count times.
+    session, task, stub = task_session([None, None, {'info.state':
+                                                     'success'}])
+    session.wait_for_task(task)
+    waits = [c[2][1].maxWaitSeconds for c in stub.calls
+             if c[0] == 'WaitForUpdatesEx']
+    assert waits and max(waits) <= watch.MAX_WAIT_SECONDS
+    assert watch.MAX_WAIT_SECONDS * 1.5 <= session_mod.SOAP_TIMEOUT_SECONDS
+
+
+# --- login ------------------------------------------------------------------
+
+class LoginStub:
+    """A SOAP stub answering Login and currentSession only."""
+
+    def __init__(self, login_fault=None, current=None):
+        self.login_fault = login_fault
+        self.current = current
+        self.logins = 0
+
+    def InvokeAccessor(self, mo, info):
+        if info.name == 'content':
+            return vim.ServiceInstanceContent(
+                sessionManager=vim.SessionManager('SessionManager', self))
+        assert info.name == 'currentSession'
+        return self.current
+
+    def InvokeMethod(self, mo, info, args):
+        assert info.wsdlName == 'Login'
+        self.logins += 1
+        if self.login_fault is not None:
+            raise self.login_fault
+        return vim.UserSession(key='k', userName=args[0])
+
+
+def test_login():
+    soap = LoginStub()
+    make()._login(soap)
+    assert soap.logins == 1
+
+
+def test_login_refused_on_a_live_session_counts_as_logged_in():
+    # After a session expiry, the first thread logs in again; the others
+    # then send Login on its new cookie, which vCenter refuses.
+    soap = LoginStub(login_fault=vim.fault.InvalidLogin(),
+                     current=vim.UserSession(key='k', userName='admin'))
+    make()._login(soap)
+    assert soap.logins == 1
+
+
+def test_login_refused_without_a_session_is_raised():
+    soap = LoginStub(login_fault=vim.fault.InvalidLogin(), current=None)
+    with pytest.raises(vim.fault.InvalidLogin):
+        make()._login(soap)

@@ -44,9 +44,7 @@ import urllib.parse
 from tools.bench import measure
 from tools.bench import netns
 from tools.bench import report
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tools.bench import worker
 
 NAME = 'image_transfer'
 CASES = ('raw', 'intree', 'ours')
@@ -71,7 +69,6 @@ TARGET_RSS_SIZE_GIB = 4
 
 PATTERN_BLOCK = 16 << 20         # random block repeated: incompressible
 BENCH_FOLDER = 'vcdriver-bench'
-RESULT_MARK = 'BENCH-RESULT '
 WORKER_TIMEOUT = 1800
 
 MiB = 1 << 20
@@ -369,17 +366,11 @@ WORKERS = {'raw': _worker_raw, 'intree': _worker_intree,
 
 
 def worker_main(spec_json):
-    import logging
-    logging.basicConfig(
-        stream=sys.stderr, format='%(asctime)s %(name)s: %(message)s',
-        level=logging.INFO if os.environ.get('VCDRIVER_BENCH_VERBOSE')
-        else logging.WARNING)
+    worker.setup_logging()
     spec = json.loads(spec_json)
     result = WORKERS[spec['case']](spec)
     result.update(measure.rates(spec['size'], result))
-    sys.stdout.write(RESULT_MARK + json.dumps(result) + '\n')
-    sys.stdout.flush()
-    return 0
+    return worker.emit(result)
 
 
 # -- the orchestrator -------------------------------------------------------
@@ -556,31 +547,13 @@ class Bench:
         """One transfer in a fresh process; verified; returns its rates."""
         spec = self._spec(link, size, case, conf)
         self._clean_folder()
-        argv = [sys.executable, '-m', 'tools.bench.image_transfer',
-                'worker', json.dumps(spec)]
-        if link == 'tbf':
-            argv = self.link.client_prefix() + argv
-        env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join(
-            [REPO_ROOT] + [p for p in env.get('PYTHONPATH', '').split(
-                os.pathsep) if p])
-        log_path = os.path.join(self.workdir, 'worker.log')
-        with open(log_path, 'w') as log:
-            proc = subprocess.run(argv, cwd=REPO_ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=log,
-                                  text=True, timeout=WORKER_TIMEOUT)
-        with open(log_path, errors='replace') as f:
-            errors = f.read()
-        if os.environ.get('VCDRIVER_BENCH_VERBOSE'):
-            self.log('%s', errors.rstrip())
-        lines = [ln for ln in proc.stdout.splitlines()
-                 if ln.startswith(RESULT_MARK)]
-        if proc.returncode or not lines:
-            raise RuntimeError('%s %s %s failed (exit %d):\n%s%s'
-                               % (link, size_label(size), case,
-                                  proc.returncode, proc.stdout[-2000:],
-                                  errors[-4000:]))
-        result = json.loads(lines[-1][len(RESULT_MARK):])
+        # The tbf case runs in the client's network namespace.
+        result = worker.run(
+            NAME, spec, self.log, WORKER_TIMEOUT,
+            what='%s %s %s' % (link, size_label(size), case),
+            prefix=self.link.client_prefix() if link == 'tbf' else (),
+            log_path=os.path.join(self.workdir, 'worker.log'),
+            stdout_tail=2000)
         self._verify(spec)
         self._clean_folder()
         return result
@@ -739,12 +712,7 @@ def add_arguments(parser):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ['worker'] and len(argv) == 2:
-        return worker_main(argv[1])
-    print('usage: python -m tools.bench.image_transfer worker SPEC_JSON '
-          '(run by python -m tools.bench)', file=sys.stderr)
-    return 2
+    return worker.main(argv, worker_main, NAME)
 
 
 if __name__ == '__main__':

@@ -51,15 +51,12 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 import urllib.request
 
 from tools.bench import report
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tools.bench import worker
 
 NAME = 'inventory_refresh'
 
@@ -76,7 +73,6 @@ HOST_MEMORY_MB = 1024 * 1024         # every host: 1 TiB, 64 cores
 HOST_CPU_CORES = 64
 START_TIMEOUT = 900
 WORKER_TIMEOUT = 3600
-RESULT_MARK = 'REFRESH-RESULT '
 
 MODES = ('paged', 'unpaged', 'cold', 'instances', 'one_node')
 MODE_TITLES = {
@@ -459,16 +455,9 @@ WORKERS = {'ours': worker_ours, 'intree': worker_intree}
 
 
 def worker_main(spec_json):
-    import logging
-    logging.basicConfig(
-        stream=sys.stderr, format='%(asctime)s %(name)s: %(message)s',
-        level=logging.INFO if os.environ.get('VCDRIVER_BENCH_VERBOSE')
-        else logging.WARNING)
+    worker.setup_logging()
     spec = json.loads(spec_json)
-    result = WORKERS[spec['worker']](spec)
-    sys.stdout.write(RESULT_MARK + json.dumps(result) + '\n')
-    sys.stdout.flush()
-    return 0
+    return worker.emit(WORKERS[spec['worker']](spec))
 
 
 # -- the orchestrator ---------------------------------------------------------
@@ -478,24 +467,8 @@ def _say(fmt, *args):
 
 
 def _run_worker(spec, log):
-    argv = [sys.executable, '-m', 'tools.bench.inventory_refresh',
-            'worker', json.dumps(spec)]
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO_ROOT] + [p for p in env.get('PYTHONPATH', '').split(
-            os.pathsep) if p])
-    proc = subprocess.run(argv, cwd=REPO_ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=WORKER_TIMEOUT)
-    if os.environ.get('VCDRIVER_BENCH_VERBOSE') and proc.stderr:
-        log('%s', proc.stderr.rstrip())
-    lines = [ln for ln in proc.stdout.splitlines()
-             if ln.startswith(RESULT_MARK)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError('%s worker failed (exit %d):\n%s'
-                           % (spec['worker'], proc.returncode,
-                              proc.stderr[-4000:]))
-    return json.loads(lines[-1][len(RESULT_MARK):])
+    return worker.run(NAME, spec, log, WORKER_TIMEOUT,
+                      what='%s worker' % spec['worker'])
 
 
 def run_scenario(s, repeat, modes, intree, log=_say):
@@ -784,12 +757,7 @@ def add_arguments(parser):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ['worker'] and len(argv) == 2:
-        return worker_main(argv[1])
-    print('usage: python -m tools.bench.inventory_refresh worker SPEC_JSON '
-          '(run by python -m tools.bench)', file=sys.stderr)
-    return 2
+    return worker.main(argv, worker_main, NAME)
 
 
 if __name__ == '__main__':

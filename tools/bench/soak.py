@@ -22,14 +22,30 @@ every 10 % of the cycles, end), ``threads_start``/``threads_end``
 (``Threads`` of /proc/self/status), ``sockets_start``/``sockets_end``
 (socket fds in /proc/self/fd), ``greenthreads_start``/
 ``greenthreads_end`` (live greenlets, eventlet only), ``fds_start``/
-``fds_end``.
+``fds_end``, ``objects_start``/``objects_end``, ``blocks_start``/
+``blocks_end``, ``warmup`` (cycles before the start figures) and
+``purged_rows`` (database rows dropped at the checkpoints).
 
-One untimed warm-up cycle comes before the start figures (it fills the
-datastore image cache and imports what the first spawn imports). At each
-checkpoint, before RSS is read, the worker drops what only the test
-harness accumulates (its captured log and fake notifications) and runs
-the garbage collector: what grows after that is Nova's (its in-memory
-sqlite databases keep soft-deleted rows) or the driver's. With
+``--soak-warmup`` untimed cycles (default 50, run as the others are)
+come before the start figures: they fill the datastore image cache,
+import what the first spawn imports and fill the pools and caches that
+are bounded (connection pools, SQLAlchemy's statement cache), so that
+the start figure is a process at work, not one just started. At each
+checkpoint, before anything is read, the worker drops what only the
+in-process set-up accumulates and runs the garbage collector:
+
+- the harness's captured log and fake notifications;
+- the rows of servers deleted more than ``PURGE_AFTER`` seconds ago from
+  Nova's in-memory sqlite databases (soft-deleted rows and the rows that
+  name those instances), as ``nova-manage db archive_deleted_rows
+  --purge`` does in production, where those rows live in a database
+  server, not in the compute's memory;
+- Nova's ``nova.objects.ec2`` memo (one entry per server, kept a week),
+  which lives in nova-api in production.
+
+What grows after that is the driver's (or the rest of nova-compute's).
+``objects`` (live objects the garbage collector tracks) and ``blocks``
+(``sys.getallocatedblocks``) show the Python heap beside RSS. With
 ``VCDRIVER_SOAK_TRACE=1`` the worker also reports which object types
 grew most between start and end.
 """
@@ -37,19 +53,17 @@ grew most between start and end.
 import json
 import math
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 from tools.bench import report
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tools.bench import worker
 
 NAME = 'soak'
 DEFAULT_CYCLES = 500
 DEFAULT_CONCURRENCY = 4
+DEFAULT_WARMUP = 50
+PURGE_AFTER = 30.0               # seconds a deleted server's rows stay
 CHECKPOINTS = 10                 # every 10 % of the cycles
 CLUSTERS = 2
 HOSTS_PER_CLUSTER = 3
@@ -59,7 +73,6 @@ IMAGE_SIZE = 2 * 1024 * 1024
 CYCLE_TIMEOUT = 300.0            # one boot or one delete, seconds
 POLL = 0.05
 WORKER_TIMEOUT = 4 * 3600
-RESULT_MARK = 'SOAK-RESULT '
 MiB = 1024 * 1024
 
 FIGURES = (
@@ -68,7 +81,12 @@ FIGURES = (
     'rss_start_mib', 'rss_end_mib', 'rss_max_mib', 'rss_slope_mib_per_100',
     'threads_start', 'threads_end', 'os_threads_start', 'os_threads_end',
     'sockets_start', 'sockets_end', 'fds_start', 'fds_end',
-    'greenthreads_start', 'greenthreads_end',
+    'greenthreads_start', 'greenthreads_end', 'objects_start',
+    'objects_end', 'blocks_start', 'blocks_end', 'warmup', 'purged_rows',
+    'rss_trimmed_start_mib', 'rss_trimmed_end_mib',
+    'rss_trimmed_slope_mib_per_100', 'malloc_used_start_mib',
+    'malloc_used_end_mib', 'malloc_used_slope_mib_per_100',
+    'malloc_free_start_mib', 'malloc_free_end_mib',
 )
 
 
@@ -117,6 +135,8 @@ def figures(result):
     start, end = points[0], points[-1]
     out = {
         'cycles': result['cycles'],
+        'warmup': result.get('warmup'),
+        'purged_rows': result.get('purged_rows'),
         'errors': result['errors'],
         'concurrency': result['concurrency'],
         'seconds': result['seconds'],
@@ -130,10 +150,16 @@ def figures(result):
         'rss_end_mib': end['rss_mib'],
         'rss_max_mib': max(p['rss_mib'] for p in points),
     }
-    fit = slope([(p['cycle'], p['rss_mib']) for p in points])
-    if fit is not None:
-        out['rss_slope_mib_per_100'] = fit * 100.0
-    for key in ('threads', 'os_threads', 'sockets', 'fds', 'greenthreads'):
+    for key in ('rss', 'rss_trimmed', 'malloc_used'):
+        fit = slope([(p['cycle'], p.get(key + '_mib')) for p in points])
+        if fit is not None:
+            out[key + '_slope_mib_per_100'] = fit * 100.0
+    for key in ('rss_trimmed', 'malloc_used', 'malloc_free'):
+        if start.get(key + '_mib') is not None:
+            out[key + '_start_mib'] = start[key + '_mib']
+            out[key + '_end_mib'] = end[key + '_mib']
+    for key in ('threads', 'os_threads', 'sockets', 'fds', 'greenthreads',
+                'objects', 'blocks'):
         if start.get(key) is not None:
             out[key + '_start'] = start[key]
         if end.get(key) is not None:
@@ -154,9 +180,11 @@ def format_results(figs, result, notes=()):
         return figs.get(figure_name(metric))
 
     lines = ['Soak (issue 6): %s boot/delete cycles through real Nova, %s '
-             'in flight, %s; one compute, %d clusters of vcsim'
+             'in flight, %s; one compute, %d clusters of vcsim; %s warm-up '
+             'cycles before the start figures'
              % (_int(f('cycles')), _int(f('concurrency')),
-                result.get('mode', 'eventlet'), CLUSTERS), '']
+                result.get('mode', 'eventlet'), CLUSTERS,
+                _int(f('warmup'))), '']
     lines.append(report.format_table(
         ['cycles', 'errors', 'seconds', 'cycles/min', 'spawn p50 ms',
          'spawn p99 ms', 'delete p50 ms', 'delete p99 ms'],
@@ -170,18 +198,33 @@ def format_results(figs, result, notes=()):
         rows.append([p['label'], _int(p['cycle']), _fmt(p['rss_mib']),
                      _int(p.get('threads')), _int(p.get('os_threads')),
                      _int(p.get('greenthreads')), _int(p.get('sockets')),
-                     _int(p.get('fds'))])
+                     _int(p.get('fds')), _int(p.get('objects')),
+                     _int(p.get('blocks')), _fmt(p.get('malloc_used_mib')),
+                     _fmt(p.get('malloc_free_mib')),
+                     _fmt(p.get('rss_trimmed_mib'))])
     lines.append('the worker process (Nova and the driver) at each '
                  'checkpoint:')
     lines.append(report.format_table(
         ['checkpoint', 'cycles', 'RSS MiB', 'threads', 'OS threads',
-         'greenthreads', 'sockets', 'fds'], rows, align='l' + 'r' * 7))
+         'greenthreads', 'sockets', 'fds', 'objects', 'blocks',
+         'malloc used', 'malloc free', 'RSS trimmed'], rows,
+        align='l' + 'r' * 12))
     lines.append('')
     lines.append('RSS least-squares slope: %s MiB per 100 cycles (start '
                  '%s, end %s, max %s MiB)'
                  % (_fmt(f('rss_slope_mib_per_100'), 2),
                     _fmt(f('rss_start_mib')), _fmt(f('rss_end_mib')),
                     _fmt(f('rss_max_mib'))))
+    if f('malloc_used_slope_mib_per_100') is not None:
+        lines.append('malloc in use: %s MiB per 100 cycles; RSS once the '
+                     'allocator has handed back its free memory '
+                     '(malloc_trim): %s MiB per 100 cycles'
+                     % (_fmt(f('malloc_used_slope_mib_per_100'), 2),
+                        _fmt(f('rss_trimmed_slope_mib_per_100'), 2)))
+    if f('purged_rows') is not None:
+        lines.append('%s rows of deleted servers purged from Nova\'s '
+                     'in-memory databases at the checkpoints'
+                     % _int(f('purged_rows')))
     lines.extend(notes)
     return '\n'.join(lines).rstrip()
 
@@ -227,14 +270,42 @@ def _greenthreads():
 
 def sample(label, cycle):
     """The process's figures now."""
+    import gc
     import threading
     out = {'label': label, 'cycle': cycle,
+           'objects': len(gc.get_objects()),
+           'blocks': sys.getallocatedblocks(),
            'rss_mib': _proc_status_int('VmRSS') / 1024.0,
            'threads': threading.active_count(),
            'os_threads': _proc_status_int('Threads'),
            'greenthreads': _greenthreads()}
     out.update(_fds())
+    out.update(_malloc())
     return out
+
+
+def _malloc():
+    """glibc's heap: what is in use, what it holds free, and RSS once
+    the free part is handed back (malloc_trim). RSS can grow while the
+    Python heap and the C heap in use stay flat: free memory the
+    allocator keeps in fragments; these tell the two apart."""
+    import ctypes
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks',
+            'fsmblks', 'uordblks', 'fordblks', 'keepcost')]
+
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+        libc.mallinfo2.restype = Mallinfo2
+    except (OSError, AttributeError):
+        return {}   # not glibc 2.33+
+    info = libc.mallinfo2()
+    libc.malloc_trim(0)
+    return {'malloc_used_mib': (info.uordblks + info.hblkhd) / MiB,
+            'malloc_free_mib': info.fordblks / MiB,
+            'rss_trimmed_mib': _proc_status_int('VmRSS') / 1024.0}
 
 
 def _type_counts():
@@ -281,17 +352,70 @@ def _make_case(spec):
 
 
 def _housekeeping(case):
-    """Drop what only the harness accumulates; collect garbage.
-
-    Nova's soft-deleted rows stay: archiving them (``nova-manage db
-    archive_deleted_rows``' functions) reflects every table into new
-    SQLAlchemy metadata on each call, which grows the process by more
-    than the rows take.
-    """
+    """Drop what only the in-process set-up accumulates (module
+    docstring); collect garbage. Returns the database rows purged."""
     import gc
+
+    from nova.objects import ec2
     case.stdlog.logger.reset_output()
     case.notifier.reset()
+    ec2._CACHE = None
+    purged = _purge_deleted_servers(case)
     gc.collect()
+    return purged
+
+
+def _purge_deleted_servers(case):
+    """Delete the rows of servers deleted over ``PURGE_AFTER`` seconds
+    ago from every cell database and the API database, without reflecting
+    tables (Nova's archive code reflects every table on each call, which
+    grows the process by more than the rows take)."""
+    import datetime
+
+    from oslo_utils import timeutils
+
+    from nova import context as nova_context
+    from nova.db.api import api as api_db
+    from nova.db.api import models as api_models
+    from nova.db.main import api as main_db
+    from nova.db.main import models as main_models
+
+    cutoff = (timeutils.utcnow()
+              - datetime.timedelta(seconds=PURGE_AFTER))
+    ctxt = nova_context.get_admin_context()
+    gone, purged = [], 0
+    for cell in case.cell_mappings.values():
+        with nova_context.target_cell(ctxt, cell) as cctxt:
+            engine = main_db.get_engine(context=cctxt)
+            with engine.begin() as conn:
+                instances = main_models.Instance.__table__
+                uuids = [row[0] for row in conn.execute(
+                    instances.select().with_only_columns(instances.c.uuid)
+                    .where(instances.c.deleted != 0)
+                    .where(instances.c.deleted_at < cutoff))]
+                gone += uuids
+                purged += _purge(conn, main_models.BASE.metadata, uuids,
+                                 cutoff)
+    with api_db.get_engine().begin() as conn:
+        purged += _purge(conn, api_models.BASE.metadata, gone, cutoff)
+    return purged
+
+
+def _purge(conn, metadata, uuids, cutoff):
+    """Rows naming one of ``uuids``, and soft-deleted rows older than
+    ``cutoff``, from every table of ``metadata``; the count."""
+    purged = 0
+    for table in reversed(metadata.sorted_tables):
+        cols = table.c
+        if 'instance_uuid' in cols and uuids:
+            for i in range(0, len(uuids), 500):
+                purged += conn.execute(table.delete().where(
+                    cols.instance_uuid.in_(uuids[i:i + 500]))).rowcount
+        if 'deleted' in cols and 'deleted_at' in cols:
+            purged += conn.execute(table.delete().where(
+                cols.deleted != 0).where(
+                cols.deleted_at < cutoff)).rowcount
+    return purged
 
 
 def _wait(case, server_id, done, timeout):
@@ -326,17 +450,12 @@ def _cycle(case, image_id):
     return (t1 - t0) * 1000.0, (t2 - t1) * 1000.0, server['status']
 
 
-def _soak(case, spec):
+def _run_cycles(case, image_id, count, concurrency, on_done=None):
+    """``count`` cycles, ``concurrency`` at a time; ``on_done(n)`` after
+    the n-th. Returns (spawn ms, delete ms, errors); raises on the first
+    cycle that could not finish."""
     import threading
 
-    cycles = spec['cycles']
-    marks = checkpoint_marks(cycles)
-    image_id = spec['image_id']
-    _cycle(case, image_id)  # warm-up, untimed
-    _housekeeping(case)
-    trace = os.environ.get('VCDRIVER_SOAK_TRACE')
-    types_before = _type_counts() if trace else None
-    checkpoints = [sample('start', 0)]
     spawn_ms, delete_ms, failures = [], [], []
     lock = threading.Lock()
     state = {'started': 0, 'done': 0, 'errors': 0}
@@ -344,7 +463,7 @@ def _soak(case, spec):
     def one_worker():
         while True:
             with lock:
-                if state['started'] >= cycles or failures:
+                if state['started'] >= count or failures:
                     return
                 state['started'] += 1
             try:
@@ -359,35 +478,60 @@ def _soak(case, spec):
                 if status != 'ACTIVE':
                     state['errors'] += 1
                 done = state['done']
-            if done in marks and done != cycles:
-                _housekeeping(case)
-                checkpoints.append(sample('%d %%' % round(
-                    100.0 * done / cycles), done))
-                last = checkpoints[-1]
-                print('soak: %d/%d cycles, RSS %.1f MiB, %d threads, %s '
-                      'greenthreads, %d sockets'
-                      % (done, cycles, last['rss_mib'], last['threads'],
-                         last['greenthreads'], last['sockets']),
-                      file=sys.stderr, flush=True)
+            if on_done is not None:
+                on_done(done)
 
-    started = time.monotonic()
     workers = [threading.Thread(target=one_worker, name='soak-%d' % i)
-               for i in range(spec['concurrency'])]
+               for i in range(concurrency)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    seconds = time.monotonic() - started
     if failures:
         raise RuntimeError('soak stopped after %d cycles: %s'
                            % (state['done'], failures[0]))
-    _housekeeping(case)
-    checkpoints.append(sample('end', state['done']))
+    return spawn_ms, delete_ms, state['errors']
+
+
+def _soak(case, spec):
+    cycles = spec['cycles']
+    marks = checkpoint_marks(cycles)
+    image_id = spec['image_id']
+    warmup = max(1, spec.get('warmup', DEFAULT_WARMUP))
+    _run_cycles(case, image_id, warmup, spec['concurrency'])
+    purged = _housekeeping(case)
+    trace = os.environ.get('VCDRIVER_SOAK_TRACE')
+    types_before = _type_counts() if trace else None
+    checkpoints = [sample('start', 0)]
+
+    def checkpoint(done):
+        nonlocal purged
+        if done not in marks or done == cycles:
+            return
+        purged += _housekeeping(case)
+        checkpoints.append(sample('%d %%' % round(100.0 * done / cycles),
+                                  done))
+        last = checkpoints[-1]
+        print('soak: %d/%d cycles, RSS %.1f MiB, %d threads, %s '
+              'greenthreads, %d sockets, %d objects'
+              % (done, cycles, last['rss_mib'], last['threads'],
+                 last['greenthreads'], last['sockets'], last['objects']),
+              file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    spawn_ms, delete_ms, errors = _run_cycles(
+        case, image_id, cycles, spec['concurrency'], checkpoint)
+    seconds = time.monotonic() - started
+    # The last cycles' rows are purged once they are old enough.
+    time.sleep(PURGE_AFTER)
+    purged += _housekeeping(case)
+    checkpoints.append(sample('end', cycles))
     if trace:
         print('soak: objects grown: %s' % ', '.join(
             _growth(types_before, _type_counts())), file=sys.stderr,
             flush=True)
-    return {'cycles': state['done'], 'errors': state['errors'],
+    return {'cycles': cycles, 'errors': errors, 'warmup': warmup,
+            'purged_rows': purged,
             'concurrency': spec['concurrency'], 'seconds': seconds,
             'spawn_ms': spawn_ms, 'delete_ms': delete_ms,
             'checkpoints': checkpoints, 'mode': 'eventlet'}
@@ -402,9 +546,7 @@ def worker_main(spec_json):
         unittest.TestSuite([case_class('test_soak')]))
     if not outcome.wasSuccessful() or not case_class.result:
         return 1
-    sys.stdout.write(RESULT_MARK + json.dumps(case_class.result) + '\n')
-    sys.stdout.flush()
-    return 0
+    return worker.emit(case_class.result)
 
 
 # -- the orchestrator ---------------------------------------------------------
@@ -413,40 +555,20 @@ def _say(fmt, *args):
     print(fmt % args, file=sys.stderr, flush=True)
 
 
-def _run_worker(spec, log):
-    argv = [sys.executable, '-m', 'tools.bench.soak', 'worker',
-            json.dumps(spec)]
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [REPO_ROOT] + [p for p in env.get('PYTHONPATH', '').split(
-            os.pathsep) if p])
-    env['OS_NOVA_DISABLE_EVENTLET_PATCHING'] = 'false'
-    # The worker's log goes to a file (its progress lines can be followed
-    # there while it runs).
-    with tempfile.NamedTemporaryFile('w+', prefix='vcdriver-soak-',
-                                     suffix='.log', delete=False) as errf:
-        log('bench: %s: worker log %s', NAME, errf.name)
-        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=errf,
-                                text=True)
-        try:
-            out, _ = proc.communicate(timeout=WORKER_TIMEOUT)
-        except BaseException:
-            proc.kill()
-            proc.communicate()
-            raise
-        errf.seek(0)
-        err = errf.read()
-    os.unlink(errf.name)
+def _echo_progress(err, log):
+    """The worker's progress lines; all its log with VCDRIVER_BENCH_VERBOSE."""
     for line in err.splitlines():
-        if line.startswith('soak: ') or os.environ.get(
-                'VCDRIVER_BENCH_VERBOSE'):
+        if line.startswith('soak: ') or os.environ.get(worker.VERBOSE):
             log('bench: %s', line)
-    lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_MARK)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError('soak worker failed (exit %d):\n%s'
-                           % (proc.returncode, err[-6000:]))
-    return json.loads(lines[-1][len(RESULT_MARK):])
+
+
+def _run_worker(spec, log):
+    # Nova under eventlet; the worker's log goes to a file, where its
+    # progress lines can be followed while it runs.
+    return worker.run(NAME, spec, log, WORKER_TIMEOUT,
+                      env={'OS_NOVA_DISABLE_EVENTLET_PATCHING': 'false'},
+                      log_file_prefix='vcdriver-soak-', echo=_echo_progress,
+                      stderr_tail=6000)
 
 
 def run(args, log=_say):
@@ -454,9 +576,9 @@ def run(args, log=_say):
     from tests.harness import glance as glance_harness
     from tests.harness import vcsim as vcsim_harness
 
-    if args.soak_cycles < 1 or args.soak_concurrency < 1:
-        raise ValueError('--soak-cycles and --soak-concurrency must be '
-                         'at least 1')
+    if min(args.soak_cycles, args.soak_concurrency, args.soak_warmup) < 1:
+        raise ValueError('--soak-cycles, --soak-concurrency and '
+                         '--soak-warmup must be at least 1')
     started = time.monotonic()
     sim = vcsim_harness.Vcsim(clusters=CLUSTERS,
                               hosts_per_cluster=HOSTS_PER_CLUSTER, nfs=1,
@@ -469,6 +591,7 @@ def run(args, log=_say):
                               container_format='bare')
         spec = {'cycles': args.soak_cycles,
                 'concurrency': args.soak_concurrency,
+                'warmup': args.soak_warmup,
                 'image_id': image['id'], 'glance_url': glance.url,
                 'vcsim': {'url': sim.url, 'host': sim.host,
                           'port': sim.port, 'username': sim.username,
@@ -496,15 +619,13 @@ def add_arguments(parser):
                        default=DEFAULT_CONCURRENCY,
                        help='cycles in flight at once (default %d)'
                             % DEFAULT_CONCURRENCY)
+    group.add_argument('--soak-warmup', type=int, default=DEFAULT_WARMUP,
+                       help='untimed cycles before the start figures '
+                            '(default %d)' % DEFAULT_WARMUP)
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ['worker'] and len(argv) == 2:
-        return worker_main(argv[1])
-    print('usage: python -m tools.bench.soak worker SPEC_JSON (run by '
-          'python -m tools.bench)', file=sys.stderr)
-    return 2
+    return worker.main(argv, worker_main, NAME)
 
 
 if __name__ == '__main__':

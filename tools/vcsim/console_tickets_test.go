@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"testing"
 
-	"github.com/vmware/govmomi"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -14,21 +11,8 @@ import (
 
 func TestAcquireTicket(t *testing.T) {
 	ctx := context.Background()
-	cfg := parseFlags(flag.NewFlagSet("test", flag.ContinueOnError),
-		[]string{"-clusters", "1", "-hosts-per-cluster", "1", "-vms", "1", "-datastore-root", t.TempDir()})
-	inst, err := start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(inst.stop)
-	c, err := govmomi.NewClient(ctx, inst.server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(c.Client, true).VirtualMachine(ctx, "/DC0/vm/DC0_C0_RP0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := newTestVCenter(t)
+	c, vm := v.c, v.vm
 	var props mo.VirtualMachine
 	if err := vm.Properties(ctx, vm.Reference(), []string{"runtime.host", "config.files.vmPathName"}, &props); err != nil {
 		t.Fatal(err)

@@ -67,10 +67,12 @@ package main
 // http_error: a /folder/ request (matching "http_method" and "path" if
 // given) is answered with "status", or its connection is cut after
 // "cut_after_bytes" bytes (of the request body for a PUT, of the answer
-// for a GET):
+// for a GET); a PUT with both is answered with "status" after that many
+// bytes, the rest unread (a datastore that fills up mid-upload):
 //
 //	{"kind": "http_error", "http_method": "PUT", "status": 507}
 //	{"kind": "http_error", "http_method": "PUT", "cut_after_bytes": 65536}
+//	{"kind": "http_error", "http_method": "PUT", "status": 507, "cut_after_bytes": 65536}
 //
 // session_expiry: {"kind": "session_expiry"} invalidates every session at
 // once; each client's next call gets NotAuthenticated and it must log in
@@ -572,6 +574,10 @@ func (f *faults) serveFolder(next http.Handler, w http.ResponseWriter, r *http.R
 		resetConn(w)
 	case act.cut && r.Method == http.MethodGet:
 		next.ServeHTTP(&cutWriter{ResponseWriter: w, left: act.CutAfterBytes}, r)
+	case act.cut && act.Status != 0:
+		_, _ = io.CopyN(io.Discard, r.Body, act.CutAfterBytes)
+		w.Header().Set("Connection", "close")
+		http.Error(w, fmt.Sprintf("injected fault %d", act.ID), act.Status)
 	case act.cut:
 		_, _ = io.CopyN(io.Discard, r.Body, act.CutAfterBytes)
 		resetConn(w)
@@ -735,7 +741,7 @@ func decodeRule(body io.Reader) (*faultRule, error) {
 			return bad("needs a SOAP method, or http_method or path for /folder/")
 		}
 	case kindHTTPError:
-		if !rule.cut && (rule.Status < 400 || rule.Status > 599) {
+		if (!rule.cut || rule.Status != 0) && (rule.Status < 400 || rule.Status > 599) {
 			return bad("needs a status (400-599) or cut_after_bytes")
 		}
 		if rule.HTTPMethod != "" && rule.HTTPMethod != http.MethodPut && rule.HTTPMethod != http.MethodGet {

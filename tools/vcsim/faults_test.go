@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/find"
-	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/task"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -25,44 +22,17 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-type faultFixture struct {
-	inst *instance
-	c    *govmomi.Client
-	vm   *object.VirtualMachine
-	uuid string
-}
+type faultFixture struct{ *testVCenter }
 
 func newFaultFixture(t *testing.T) *faultFixture {
 	t.Helper()
-	ctx := context.Background()
-	cfg := parseFlags(flag.NewFlagSet("test", flag.ContinueOnError),
-		[]string{"-clusters", "1", "-hosts-per-cluster", "1", "-vms", "1", "-datastore-root", t.TempDir()})
-	inst, err := start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(inst.stop)
-	fx := &faultFixture{inst: inst}
-	fx.login(t)
-	fx.vm, err = find.NewFinder(fx.c.Client, true).VirtualMachine(ctx, "/DC0/vm/DC0_C0_RP0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var props mo.VirtualMachine
-	if err := fx.vm.Properties(ctx, fx.vm.Reference(), []string{"config.instanceUuid"}, &props); err != nil {
-		t.Fatal(err)
-	}
-	fx.uuid = props.Config.InstanceUuid
-	return fx
+	return &faultFixture{newTestVCenter(t)}
 }
 
+// login replaces the client, as a rule may have ended its session.
 func (fx *faultFixture) login(t *testing.T) {
 	t.Helper()
-	c, err := govmomi.NewClient(context.Background(), fx.inst.server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx.c = c
+	fx.c = newTestClient(t, fx.inst)
 }
 
 func (fx *faultFixture) url(path string) string {
@@ -359,6 +329,11 @@ func TestFaultFolderHTTPErrorsAndCuts(t *testing.T) {
 	fx.inject(t, `{"kind": "http_error", "http_method": "PUT", "cut_after_bytes": 1000}`)
 	if err := fx.put("a.bin", data); err == nil {
 		t.Fatal("cut upload succeeded")
+	}
+	// Full mid-upload: 507 after 1000 bytes, the rest unread.
+	fx.inject(t, `{"kind": "http_error", "http_method": "PUT", "status": 507, "cut_after_bytes": 1000}`)
+	if err := fx.put("a.bin", data); err == nil || !strings.Contains(err.Error(), "507") {
+		t.Fatalf("want 507 mid-upload, got %v", err)
 	}
 	if err := fx.put("a.bin", data); err != nil {
 		t.Fatalf("upload after the faults: %v", err)

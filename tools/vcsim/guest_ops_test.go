@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/vmware/govmomi"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -18,27 +15,8 @@ import (
 
 func newGuestFixture(t *testing.T) (*instance, *object.VirtualMachine, string) {
 	t.Helper()
-	ctx := context.Background()
-	cfg := parseFlags(flag.NewFlagSet("test", flag.ContinueOnError),
-		[]string{"-clusters", "1", "-hosts-per-cluster", "1", "-vms", "1", "-guest-tools", "-datastore-root", t.TempDir()})
-	inst, err := start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(inst.stop)
-	c, err := govmomi.NewClient(ctx, inst.server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(c.Client, true).VirtualMachine(ctx, "/DC0/vm/DC0_C0_RP0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var props mo.VirtualMachine
-	if err := vm.Properties(ctx, vm.Reference(), []string{"config.instanceUuid"}, &props); err != nil {
-		t.Fatal(err)
-	}
-	return inst, vm, props.Config.InstanceUuid
+	v := newTestVCenter(t, "-guest-tools")
+	return v.inst, v.vm, v.uuid
 }
 
 func guestProps(t *testing.T, vm *object.VirtualMachine) mo.VirtualMachine {

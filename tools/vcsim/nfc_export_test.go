@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmware/govmomi"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/nfc"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/methods"
@@ -25,32 +22,15 @@ import (
 // exportFixture is a launcher with one VM whose disk (1 GiB device) has a
 // 2 MiB extent holding data at its start and in its last 4 KiB.
 type exportFixture struct {
-	inst *instance
-	c    *govmomi.Client
-	vm   *object.VirtualMachine
+	*testVCenter
 	dir  string // the VM's folder on this machine
 	want []byte // the disk's content
 }
 
 func newExportFixture(t *testing.T) *exportFixture {
 	t.Helper()
-	ctx := context.Background()
-	cfg := parseFlags(flag.NewFlagSet("test", flag.ContinueOnError),
-		[]string{"-clusters", "1", "-hosts-per-cluster", "1", "-vms", "1", "-datastore-root", t.TempDir()})
-	inst, err := start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(inst.stop)
-	c, err := govmomi.NewClient(ctx, inst.server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(c.Client, true).VirtualMachine(ctx, "/DC0/vm/DC0_C0_RP0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &exportFixture{inst: inst, c: c, vm: vm, dir: filepath.Join(inst.info.Datastores["nfs0"], "DC0_C0_RP0_VM0")}
+	v := newTestVCenter(t)
+	f := &exportFixture{testVCenter: v, dir: filepath.Join(v.inst.info.Datastores["nfs0"], "DC0_C0_RP0_VM0")}
 
 	// The disk as vCenter writes one: a descriptor naming a flat extent.
 	capacity := 2 << 20

@@ -157,8 +157,11 @@ class DatastoreCache:
             files.move(self.session, self.cluster.datacenter_ref, partial,
                        self.entry_folder(image.id))
         except BaseException:
+            # The upload was aborted (FileWriter.abort waits for the
+            # server to let go of it): this removal is final.
             try:
-                self._remove_partial(partial, file_name)
+                files.delete(self.session, self.cluster.datacenter_ref,
+                             partial)
             except Exception:
                 LOG.exception('Could not remove the partial download %s',
                               partial)
@@ -166,24 +169,6 @@ class DatastoreCache:
         self.touch(image.id)
         LOG.info('Image %s cached on datastore %s', image.id, self.datastore)
         return self.lookup(image.id)
-
-    def _remove_partial(self, partial, file_name):
-        """Remove a failed fill's folder. An upload into it broken off
-        before the datastore's server got to it still runs there later,
-        and the server makes the folders a PUT needs: so look again a
-        moment later, and remove what came back."""
-        dc = self.cluster.datacenter_ref
-        files.delete(self.session, dc, partial)
-        target = partial.join(
-            file_name[:-len('.vmdk')] + '-flat.vmdk'
-            if file_name.endswith('.vmdk') else file_name)
-        for delay in (0.5, 1, 2):
-            time.sleep(delay)
-            if datastore_http.exists(self.session, self.cluster.datacenter,
-                                     self.datastore, target.rel_path):
-                LOG.info('A broken-off upload recreated %s; removing it '
-                         'again', partial)
-                files.delete(self.session, dc, partial)
 
     # -- ageing --------------------------------------------------------------
 

@@ -7,6 +7,7 @@ urllib3 2.x behaviour (NFC transfers are reported to hang with it).
 """
 
 import http.client
+import socket
 import urllib.parse
 
 from oslo_log import log as logging
@@ -14,6 +15,11 @@ from oslo_log import log as logging
 from vcdriver import exception
 
 LOG = logging.getLogger(__name__)
+
+# How long an aborted upload waits for the server to let go of it, and a
+# failed one for the server's answer.
+ABORT_WAIT_SECONDS = 10.0
+EARLY_ANSWER_SECONDS = 5.0
 
 
 def folder_url_path(datacenter, datastore, path):
@@ -58,7 +64,17 @@ class FileWriter:
             else:
                 self._conn.send(data)
         except OSError as e:
-            self.abort()
+            # A server that gives up on an upload (a datastore full, 507)
+            # answers, then closes: its answer says more than EPIPE.
+            try:
+                self._conn.sock.settimeout(EARLY_ANSWER_SECONDS)
+                response = self._conn.getresponse()
+                body = response.read(4096)
+            except (OSError, AttributeError, http.client.HTTPException):
+                response = None
+            self._conn.close()
+            if response is not None:
+                self._raise_for(response, body)
             raise exception.DatastoreHTTPError(method='PUT', path=self.path,
                                                reason=e)
 
@@ -74,13 +90,32 @@ class FileWriter:
         finally:
             self._conn.close()
         if response.status not in (200, 201):
-            raise exception.DatastoreHTTPError(
-                method='PUT', path=self.path,
-                reason='HTTP %s %s %s' % (response.status, response.reason,
-                                          body[:200]))
+            self._raise_for(response, body)
+
+    def _raise_for(self, response, body):
+        reason = 'HTTP %s %s %s' % (response.status, response.reason,
+                                    body[:200])
+        if response.status == 507:
+            raise exception.DatastoreFull(path=self.path, reason=reason)
+        raise exception.DatastoreHTTPError(method='PUT', path=self.path,
+                                           reason=reason)
 
     def abort(self):
-        self._conn.close()
+        """Break the upload off and wait until the server is done with
+        it (it answers or closes once it sees the body end early), so a
+        cleanup after this is final: nothing the server still writes can
+        recreate a removed file or folder."""
+        sock = self._conn.sock
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(ABORT_WAIT_SECONDS)
+                while sock.recv(65536):
+                    pass
+        except OSError:
+            pass  # reset or gone: the server is done with it too
+        finally:
+            self._conn.close()
 
 
 def _connection(session, timeout):

@@ -34,6 +34,10 @@ TRANSIENT_FAULTS = (
 
 _TASK_DONE = (vim.TaskInfo.State.success, vim.TaskInfo.State.error)
 
+# A SOAP answer that takes longer means the connection is dead (a
+# vCenter gone without a reset): pyVmomi reconnects and sends again.
+SOAP_TIMEOUT_SECONDS = 60
+
 
 _PROPERTY_READS = ('RetrieveProperties', 'RetrievePropertiesEx',
                    'ContinueRetrievePropertiesEx')
@@ -165,7 +169,7 @@ class Session:
         return SoapAdapter.SoapStubAdapter(
             host=self.host, port=port, path='/sdk', version=version,
             poolSize=self._pool_size, sslContext=ctx,
-            httpConnectionTimeout=60)
+            httpConnectionTimeout=SOAP_TIMEOUT_SECONDS)
 
     def _login(self, soap):
         """Log in on the SOAP stub (pyVmomi's own login method reads

@@ -17,7 +17,10 @@ LOG = logging.getLogger(__name__)
 PC = vmodl.query.PropertyCollector
 
 # vCenter holds a wait at most this long; a longer one is made of several.
-MAX_WAIT_SECONDS = 60
+# Well under the SOAP socket timeout (session.SOAP_TIMEOUT_SECONDS): a
+# wait that vCenter ends on time must never look like a dead connection
+# (pyVmomi would send the same wait again, up to api_retry_count times).
+MAX_WAIT_SECONDS = 30
 
 # The collector is gone with the session that made it (expired, vCenter
 # restarted): the caller opens a new one, which starts from the current

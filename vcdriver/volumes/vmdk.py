@@ -1,4 +1,4 @@
-"""Cinder volumes on instances: Cinder's ``vmdk`` connection type.
+"""Cinder's ``vmdk`` connection type: volumes as shadow-VM disks.
 
 Cinder's VMDK driver keeps each volume as a "shadow" VM of its own, named
 after the volume, with the volume's id as its instanceUuid and one disk:
@@ -16,11 +16,6 @@ Swapping (Cinder's volume migration) copies the old volume's disk into
 the new volume's file and attaches that at the old one's slot; extending
 grows the attached disk through the instance's reconfigure (see
 ``swap`` and ``extend``).
-
-The ``iscsi`` type: the target goes on the software iSCSI adapter of the
-VM's host as a static target, the adapter is rescanned, and the LUN is
-attached as a physical-mode raw device mapping (as in-tree); the LUN's
-uuid is recorded under the same key.
 """
 
 from nova import exception as nova_exception
@@ -34,32 +29,17 @@ from pyVmomi import vmodl
 from vcdriver import exception
 from vcdriver import vm
 from vcdriver import vm_spec
+from vcdriver.volumes.devices import DISK
+from vcdriver.volumes.devices import bus_of
+from vcdriver.volumes.devices import check_hotplug
+from vcdriver.volumes.devices import connection_data
+from vcdriver.volumes.devices import instance_props
+from vcdriver.volumes.devices import instance_bus
+from vcdriver.volumes.devices import VOLUME_KEY
 from vcdriver.vsphere import files
 from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
-
-VOLUME_KEY = 'volume-%s'
-SUPPORTED_TYPES = ('vmdk', 'iscsi')
-# Volume disks go on the bus of the instance's root disk, where the guest
-# has drivers; in this order of preference when it has no disk.
-_CONTROLLER_BUSES = (
-    (vim.vm.device.VirtualSCSIController, 'scsi'),
-    (vim.vm.device.VirtualAHCIController, 'sata'),
-    (vim.vm.device.VirtualIDEController, 'ide'),
-)
-_DISK = vim.vm.device.VirtualDisk
-
-
-def _data(connection_info):
-    kind = connection_info.get('driver_volume_type')
-    if kind not in SUPPORTED_TYPES:
-        raise nova_exception.VolumeDriverNotFound(driver_type=kind)
-    data = connection_info['data']
-    if not data.get('volume_id'):
-        raise nova_exception.InvalidVolume(
-            reason='%s connection info without volume_id' % kind)
-    return data
 
 
 def _shadow_disk(session, data):
@@ -91,26 +71,13 @@ def _first_disk(session, shadow):
     except vmodl.fault.ManagedObjectNotFound:
         return None
     devices = found.get(shadow, {}).get('config.hardware.device') or ()
-    disks = [d for d in devices if isinstance(d, _DISK)]
+    disks = [d for d in devices if isinstance(d, DISK)]
     return (shadow, min(disks, key=lambda d: d.key)) if disks else None
-
-
-def _instance_props(session, vm_ref, volume_id):
-    """(devices, power state, the volume's recorded disk uuid), one read."""
-    key = 'config.extraConfig["%s"]' % (VOLUME_KEY % volume_id)
-    p = props.properties(session, [vm_ref], vim.VirtualMachine,
-                         ['config.hardware.device', 'runtime.powerState',
-                          key]).get(vm_ref, {})
-    option = p.get(key)
-    return (p.get('config.hardware.device') or [],
-            p.get('runtime.powerState'),
-            getattr(option, 'value', option) or None)
-
 
 def _attached(devices, disk_uuid, shadow_disk):
     """The instance's device of a volume: by the disk uuid recorded at
     attach, else by the shadow disk's file."""
-    disks = [d for d in devices if isinstance(d, _DISK)]
+    disks = [d for d in devices if isinstance(d, DISK)]
     if disk_uuid:
         for d in disks:
             if getattr(d.backing, 'uuid', None) == disk_uuid:
@@ -133,7 +100,7 @@ class _OnInstance:
             self.shadow, self.shadow_disk = _shadow_disk(session, data)
         except exception.VolumeBackingNotFound:
             self.shadow = self.shadow_disk = None
-        self.devices, self.power, disk_uuid = _instance_props(
+        self.devices, self.power, disk_uuid = instance_props(
             session, vm_ref, self.volume_id)
         self.device = _attached(self.devices, disk_uuid, self.shadow_disk)
         if self.device is None:
@@ -141,64 +108,23 @@ class _OnInstance:
                 location='volume %s on the instance' % self.volume_id)
 
     def check_hotplug(self, action):
-        _check_hotplug(_bus_of(self.devices, self.device), self.power,
+        check_hotplug(bus_of(self.devices, self.device), self.power,
                        self.volume_id, action)
 
 
-def instance_bus(devices):
-    """The bus of the instance's root disk (its first disk); without
-    disks (an ISO boot without root disk), the bus spawn added a
-    controller for, IDE being every VM's."""
-    disks = [d for d in devices if isinstance(d, _DISK)]
-    if disks:
-        bus = _bus_of(devices, min(disks, key=lambda d: d.key))
-        if bus:
-            return bus
-    for cls, bus in _CONTROLLER_BUSES:
-        if any(isinstance(d, cls) for d in devices):
-            return bus
-    return 'ide'
-
-
-def _bus_of(devices, device):
-    controller = next((d for d in devices if d.key == device.controllerKey),
-                      None)
-    return next((bus for cls, bus in _CONTROLLER_BUSES
-                 if isinstance(controller, cls)), None)
-
-
-def _check_hotplug(bus, power_state, volume_id, action):
-    if bus == 'ide' and power_state != 'poweredOff':
-        raise exception.VolumeHotplugUnsupported(volume_id=volume_id,
-                                                 action=action)
-
-
 def attach(session, vm_ref, connection_info, instance):
-    if connection_info.get('driver_volume_type') == 'iscsi':
-        return _attach_iscsi(session, vm_ref, connection_info, instance)
-    return _attach_vmdk(session, vm_ref, connection_info, instance)
-
-
-def detach(session, datacenter, vm_ref, connection_info, instance):
-    if connection_info.get('driver_volume_type') == 'iscsi':
-        return _detach_iscsi(session, vm_ref, connection_info, instance)
-    return _detach_vmdk(session, datacenter, vm_ref, connection_info,
-                        instance)
-
-
-def _attach_vmdk(session, vm_ref, connection_info, instance):
     """Add the volume's disk to the instance on a free slot of its root
     disk's bus, and record the disk's uuid, in one reconfigure."""
-    data = _data(connection_info)
+    data = connection_data(connection_info)
     volume_id = data['volume_id']
     _shadow, shadow_disk = _shadow_disk(session, data)
-    devices, power, disk_uuid = _instance_props(session, vm_ref, volume_id)
+    devices, power, disk_uuid = instance_props(session, vm_ref, volume_id)
     if _attached(devices, disk_uuid, shadow_disk) is not None:
         LOG.info('Volume %s is attached already', volume_id,
                  instance=instance)
         return
     bus = instance_bus(devices)
-    _check_hotplug(bus, power, volume_id, 'attached')
+    check_hotplug(bus, power, volume_id, 'attached')
     controller_key, unit = vm._next_slot(vm._free_slots(devices, bus), bus)
     spec = vim.vm.ConfigSpec(
         deviceChange=[vm_spec.volume_disk(
@@ -211,12 +137,12 @@ def _attach_vmdk(session, vm_ref, connection_info, instance):
              shadow_disk.backing.fileName, bus, unit, instance=instance)
 
 
-def _detach_vmdk(session, datacenter, vm_ref, connection_info, instance):
+def detach(session, datacenter, vm_ref, connection_info, instance):
     """Take the volume's disk off the instance, keeping the file; then,
     should the file have moved with the instance, give it back to the
     shadow VM."""
     # Cinder's side may be gone: the instance is still freed of the disk.
-    attached = _OnInstance(session, vm_ref, _data(connection_info))
+    attached = _OnInstance(session, vm_ref, connection_data(connection_info))
     attached.check_hotplug('detached')
     volume_id, device = attached.volume_id, attached.device
     shadow, shadow_disk = attached.shadow, attached.shadow_disk
@@ -267,23 +193,6 @@ def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
 
 # --- swap and extend ---------------------------------------------------------
 
-_ISCSI_SWAP = (
-    'iSCSI volumes cannot be swapped on vCenter: they are raw device '
-    'mappings of whole LUNs, and vSphere has no call copying one LUN onto '
-    'another (Cinder moves an iSCSI volume itself while it is detached)')
-
-
-def swap(session, datacenter, vm_ref, old_connection_info,
-         new_connection_info, instance, resize_to):
-    """Replace an attached volume by another, keeping its data (Cinder's
-    volume migration and retype call it; Nova refuses it otherwise)."""
-    old, new = _data(old_connection_info), _data(new_connection_info)
-    if 'iscsi' in (old_connection_info['driver_volume_type'],
-                   new_connection_info['driver_volume_type']):
-        raise NotImplementedError(_ISCSI_SWAP)
-    return _swap_vmdk(session, datacenter, vm_ref, old, new, instance,
-                      resize_to)
-
 
 def _swap_paths(new_path):
     """(staging, aside) names next to the new volume's disk: its copy
@@ -315,7 +224,7 @@ def _adapter_type(devices, device):
     return vm_spec.vmdk_adapter_type(name)
 
 
-def _swap_vmdk(session, datacenter, vm_ref, old, new, instance, resize_to):
+def swap(session, datacenter, vm_ref, old, new, instance, resize_to):
     """The old volume's data onto the new volume's disk, that disk at the
     old one's slot, and the old disk back with its shadow, untouched.
 
@@ -448,19 +357,12 @@ def _delete_quietly(session, datacenter, path, instance):
                     instance=instance)
 
 
-def extend(session, vm_ref, connection_info, instance, requested_size):
-    """Grow an attached volume's disk to ``requested_size`` bytes (Cinder
-    has extended the volume and Nova passes the event on).
-
-    ``vmdk``: an edit of the instance's disk device with the new capacity,
-    which is how vSphere grows a disk, attached and running (no IDE
-    hot-extend). ``iscsi``: the LUN grew on the array; the VM's host's
-    adapter is rescanned so ESXi sees its size, which a physical raw
-    device mapping passes through to the guest.
-    """
-    if connection_info.get('driver_volume_type') == 'iscsi':
-        return _extend_iscsi(session, vm_ref, connection_info, instance)
-    attached = _OnInstance(session, vm_ref, _data(connection_info))
+def extend(session, vm_ref, connection_info, instance,
+                 requested_size):
+    """An edit of the instance's disk device with the new capacity, which
+    is how vSphere grows a disk, attached and running (no IDE
+    hot-extend)."""
+    attached = _OnInstance(session, vm_ref, connection_data(connection_info))
     volume_id, device = attached.volume_id, attached.device
     new_kb = -(-requested_size // units.Ki)
     if device.capacityInKB >= new_kb:
@@ -477,192 +379,3 @@ def extend(session, vm_ref, connection_info, instance, requested_size):
             device=device)])))
     LOG.info('Extended volume %s (%s) from %s KB to %s KB', volume_id,
              device.backing.fileName, old_kb, new_kb, instance=instance)
-
-
-# --- iSCSI ------------------------------------------------------------------
-
-_HOST_STORAGE = ['name', 'configManager.storageSystem',
-                 'config.storageDevice.hostBusAdapter',
-                 'config.storageDevice.scsiTopology',
-                 'config.storageDevice.scsiLun']
-
-
-def _software_hba(host_props):
-    return next((h for h in host_props.get(
-        'config.storageDevice.hostBusAdapter') or ()
-        if isinstance(h, vim.host.InternetScsiHba)), None)
-
-
-def _find_lun(host_props, hba, data):
-    """The host's ScsiDisk of the target's LUN, from its SCSI topology."""
-    portal, iqn = data['target_portal'], data['target_iqn']
-    wanted = int(data.get('target_lun') or 0)
-    topology = host_props.get('config.storageDevice.scsiTopology')
-    key = None
-    for adapter in getattr(topology, 'adapter', None) or ():
-        if adapter.adapter != hba.key:
-            continue
-        for target in adapter.target or ():
-            transport = target.transport
-            if (isinstance(transport, vim.host.InternetScsiTargetTransport)
-                    and transport.iScsiName == iqn
-                    and portal in (transport.address or ())):
-                key = next((lun.scsiLun for lun in target.lun or ()
-                            if lun.lun == wanted), None)
-    return next((lun for lun in host_props.get(
-        'config.storageDevice.scsiLun') or () if lun.key == key), None)
-
-
-def _iscsi_lun(session, vm_ref, data):
-    """The LUN on the VM's host; the target is added to the host's
-    software adapter and the adapter rescanned only when it is missing."""
-    host = props.properties(session, [vm_ref], vim.VirtualMachine,
-                            ['runtime.host']).get(vm_ref, {}).get(
-                                'runtime.host')
-    host_props = props.properties(session, [host], vim.HostSystem,
-                                  _HOST_STORAGE).get(host, {})
-    hba = _software_hba(host_props)
-    missing = dict(host=host_props.get('name', host), lun=data.get(
-        'target_lun'), iqn=data['target_iqn'], portal=data['target_portal'])
-    if hba is None:
-        raise exception.ISCSITargetNotFound(
-            reason=' (it has no software iSCSI adapter)', **missing)
-    lun = _find_lun(host_props, hba, data)
-    if lun is not None:
-        return lun
-    storage = host_props['configManager.storageSystem']
-    address, _, port = data['target_portal'].rpartition(':')
-    target = vim.host.InternetScsiHba.StaticTarget(
-        address=address, port=int(port or 3260),
-        iScsiName=data['target_iqn'])
-    if not any((t.address, t.port, t.iScsiName) ==
-               (target.address, target.port, target.iScsiName)
-               for t in hba.configuredStaticTarget or ()):
-        storage.AddInternetScsiStaticTargets(iScsiHbaDevice=hba.device,
-                                             targets=[target])
-    storage.RescanHba(hbaDevice=hba.device)
-    host_props = props.properties(session, [host], vim.HostSystem,
-                                  _HOST_STORAGE).get(host, {})
-    lun = _find_lun(host_props, hba, data)
-    if lun is None:
-        raise exception.ISCSITargetNotFound(reason='', **missing)
-    return lun
-
-
-def _rdm_of(devices, lun_uuid):
-    return next((d for d in devices if isinstance(d, _DISK) and isinstance(
-        d.backing, _DISK.RawDiskMappingVer1BackingInfo) and
-        d.backing.lunUuid == lun_uuid), None)
-
-
-def _attach_iscsi(session, vm_ref, connection_info, instance):
-    data = _data(connection_info)
-    volume_id = data['volume_id']
-    lun = _iscsi_lun(session, vm_ref, data)
-    devices, power, _uuid = _instance_props(session, vm_ref, volume_id)
-    if _rdm_of(devices, lun.uuid) is not None:
-        LOG.info('Volume %s is attached already', volume_id,
-                 instance=instance)
-        return
-    bus = instance_bus(devices)
-    if bus != 'scsi':
-        raise exception.ISCSIVolumeNeedsSCSI(volume_id=volume_id, bus=bus)
-    controller_key, unit = vm._next_slot(vm._free_slots(devices, bus), bus)
-    capacity_kb = lun.capacity.block * lun.capacity.blockSize // 1024
-    spec = vim.vm.ConfigSpec(
-        deviceChange=[vm_spec.rdm_disk(-300, controller_key, unit,
-                                       lun.deviceName, lun.uuid,
-                                       capacity_kb)],
-        extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: lun.uuid}))
-    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
-    LOG.info('Attached iSCSI volume %s (%s) on unit %s', volume_id,
-             lun.deviceName, unit, instance=instance)
-
-
-def _detach_iscsi(session, vm_ref, connection_info, instance):
-    """Remove the mapping and its mapping file; the LUN is Cinder's and
-    the static target stays (other LUNs of it may be in use)."""
-    data = _data(connection_info)
-    volume_id = data['volume_id']
-    devices, _power, lun_uuid = _instance_props(session, vm_ref, volume_id)
-    device = _rdm_of(devices, lun_uuid) if lun_uuid else None
-    if device is None:
-        raise nova_exception.DiskNotFound(
-            location='iSCSI volume %s on the instance' % volume_id)
-    spec = vim.vm.ConfigSpec(
-        deviceChange=[vm_spec.remove(device, destroy_file=True)],
-        extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: ''}))
-    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
-    LOG.info('Detached iSCSI volume %s (%s)', volume_id,
-             device.backing.deviceName, instance=instance)
-
-
-def _extend_iscsi(session, vm_ref, connection_info, instance):
-    """Rescan the adapter of the VM's host, so ESXi reads the LUN's new
-    size; the physical mapping shows the guest the LUN as it is."""
-    data = _data(connection_info)
-    volume_id = data['volume_id']
-    devices, _power, lun_uuid = _instance_props(session, vm_ref, volume_id)
-    if not lun_uuid or _rdm_of(devices, lun_uuid) is None:
-        raise nova_exception.DiskNotFound(
-            location='iSCSI volume %s on the instance' % volume_id)
-    host = props.properties(session, [vm_ref], vim.VirtualMachine,
-                            ['runtime.host']).get(vm_ref, {}).get(
-                                'runtime.host')
-    host_props = props.properties(session, [host], vim.HostSystem,
-                                  _HOST_STORAGE).get(host, {})
-    hba = _software_hba(host_props)
-    if hba is None:
-        raise exception.ISCSITargetNotFound(
-            host=host_props.get('name', host), lun=data.get('target_lun'),
-            iqn=data['target_iqn'], portal=data['target_portal'],
-            reason=' (it has no software iSCSI adapter)')
-    host_props['configManager.storageSystem'].RescanHba(
-        hbaDevice=hba.device)
-    lun = _find_lun(props.properties(session, [host], vim.HostSystem,
-                                     _HOST_STORAGE).get(host, {}), hba, data)
-    LOG.info('Rescanned %s for iSCSI volume %s: the LUN has %s bytes',
-             hba.device, volume_id, lun and (
-                 lun.capacity.block * lun.capacity.blockSize),
-             instance=instance)
-
-
-def detach_all(session, datacenter, vm_ref, mappings, instance):
-    """Before the VM is destroyed: vCenter's Destroy_Task deletes every
-    disk a VM has, and the volumes' disks are Cinder's. Powered off first,
-    as IDE disks cannot be unplugged from a running VM."""
-    if not mappings:
-        return
-    vm.power_off(session, vm_ref)
-    for mapping in mappings:
-        connection_info = mapping.get('connection_info') or {}
-        try:
-            detach(session, datacenter, vm_ref, connection_info, instance)
-        except (nova_exception.DiskNotFound,
-                nova_exception.VolumeDriverNotFound) as e:
-            LOG.warning('Volume at %s not detached before destroy: %s',
-                        mapping.get('mount_device'), e, instance=instance)
-
-
-def connector(session, vm_ref, host_ip):
-    """What Cinder needs to export a volume to this instance: vCenter's
-    address, the VM (Cinder's VMDK driver places the volume near it) and
-    the iSCSI initiator name of the VM's host, if it has one."""
-    found = {'ip': host_ip, 'host': host_ip}
-    if vm_ref is None:
-        return found
-    found['instance'] = vm_ref._moId
-    host = props.properties(session, [vm_ref], vim.VirtualMachine,
-                            ['runtime.host']).get(vm_ref, {}).get(
-                                'runtime.host')
-    if host is None:
-        return found
-    hbas = props.properties(
-        session, [host], vim.HostSystem,
-        ['config.storageDevice.hostBusAdapter']).get(host, {}).get(
-            'config.storageDevice.hostBusAdapter') or ()
-    iqn = next((h.iScsiName for h in hbas
-                if isinstance(h, vim.host.InternetScsiHba)), None)
-    if iqn:
-        found['initiator'] = iqn
-    return found
