@@ -46,6 +46,12 @@ class TaskTimeout(VCenterError):
     msg_fmt = ('vCenter task %(task)s did not finish within %(timeout)s s '
                '([vcdriver] task_timeout).')
 
+    def __init__(self, message=None, task_ref=None, **kwargs):
+        # The vim.Task itself: a caller may have to follow it further (a
+        # VM made after the wait gave up is nobody's).
+        self.task_ref = task_ref
+        super().__init__(message, **kwargs)
+
 
 class NoUsableDatastore(nova_exception.ComputeResourcesUnavailable):
     """Nova tries another host."""

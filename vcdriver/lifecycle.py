@@ -5,6 +5,7 @@ found, and removed, by uuid alone; images come from the datastore's shared
 image cache (images/cache.py).
 """
 
+import threading
 import time
 
 from nova import exception as nova_exception
@@ -42,6 +43,10 @@ CONF = conf.CONF
 # try another host, as when the fit check refuses.
 RESOURCE_FAULTS = (vim.fault.InsufficientResourcesFault,
                    vim.fault.NoDiskSpace)
+
+# How much longer a CreateVM_Task the build gave up on ([vcdriver]
+# task_timeout) is followed, to remove the VM it makes late.
+LATE_CREATE_SECONDS = 3600
 
 
 def check_fit(state, flavor):
@@ -105,6 +110,9 @@ def spawn(session, context, cluster, instance, image_id,
         created = vm.create(session, cluster, spec)
     except RESOURCE_FAULTS as e:
         raise _unavailable(cluster, e) from e
+    except exception.TaskTimeout as e:
+        _remove_when_created(session, cluster, e.task_ref, instance)
+        raise
     try:
         ds_name, folder = vm.files_location(session, created)
         folder = ds_obj.DatastorePath(ds_name, folder)
@@ -237,6 +245,40 @@ def _clean_failed_spawn(session, cluster, created, instance,
             LOG.exception('Could not remove the remains of a failed spawn',
                           instance=instance)
             return
+
+
+def _remove_when_created(session, cluster, task, instance):
+    """The build gives up on a CreateVM_Task still running, and Nova
+    cleans up after it at once; a VM the task makes later is nobody's.
+    A thread follows the task and destroys what it makes, by the VM's
+    moref: never by the instance's uuid, which a rescheduled build of the
+    instance may hold by then.
+
+    The task is not cancelled: vCenter's CreateVM is not cancelable, and
+    vcsim marks a cancelled task failed yet still makes the VM."""
+    def follow():
+        try:
+            created = session.wait_for_task(task,
+                                            timeout=LATE_CREATE_SECONDS)
+        except exception.TaskTimeout:
+            LOG.error('CreateVM task %s is still running %d s after the '
+                      'build gave up on it; if it makes a VM, "vcdriver '
+                      'audit" lists it', task._moId, LATE_CREATE_SECONDS,
+                      instance=instance)
+            return
+        except Exception as e:
+            LOG.info('CreateVM task %s, given up on by the build, ended '
+                     'without a VM: %s', task._moId, e, instance=instance)
+            return
+        LOG.warning('CreateVM task %s made VM %s after the build had given '
+                    'up on it; removing it', task._moId, created._moId,
+                    instance=instance)
+        _clean_failed_spawn(session, cluster, created, instance)
+
+    LOG.warning('Still following CreateVM task %s to remove the VM it may '
+                'make', task._moId, instance=instance)
+    threading.Thread(target=follow, daemon=True,
+                     name='late-create-%s' % instance.uuid).start()
 
 
 def _remove_failed_spawn(session, cluster, created, instance, boot_volumes):

@@ -306,3 +306,45 @@ class TestDestroys(_OwnVcenter):
 
     def test_destroy_while_the_vm_powers_on(self):
         self._destroy_during_spawn('PowerOnVM_Task')
+
+
+class TestCreateOutlivesTheWait(_OwnVcenter):
+    """CreateVM_Task still running at ``[vcdriver] task_timeout``: the
+    build fails and Nova cleans up at once; the VM the task makes later
+    must not be left behind."""
+
+    def configure(self):
+        super().configure()
+        self.flags(task_timeout=2, group='vcdriver')
+
+    def test_vm_made_after_the_build_gave_up_is_removed(self):
+        image = self.upload_flat_vmdk('late-create')
+        hang = self.sim.inject(kind='task_hang', method='CreateVM_Task',
+                               seconds=5)
+        uuid = self.create_server(image['id'])['id']
+        server = self._wait_deleted_or_error(uuid)
+        self.assertEqual('ERROR', server['status'])
+        self.assertEqual(1, self._hits(hang))
+        self.assertIn('did not finish within 2 s', self.stdlog.logger.output)
+
+        # The task ends 5 s after it began, makes the VM, and the driver
+        # removes it with its folder.
+        deadline = time.monotonic() + 60
+        while 'after the build had given up on it; removing it' not in \
+                self.stdlog.logger.output:
+            if time.monotonic() > deadline:
+                self.fail('the late VM was never removed')
+            time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while self._vm(uuid) is not None:
+            if time.monotonic() > deadline:
+                self.fail('the late VM is still in vCenter')
+            time.sleep(0.2)
+        self._assert_gone_from_vcenter(uuid)
+        audit_helpers.assert_clean(self)
+
+        self._delete_server(server)
+        self.assertIsNone(self._server_or_none(uuid))
+        # The same image boots once vCenter answers in time again.
+        self._boot_and_delete(image['id'])
+        audit_helpers.assert_clean(self)

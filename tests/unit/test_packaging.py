@@ -26,3 +26,16 @@ def test_every_package_is_in_the_wheel():
     assert 'nova.virt.vcdriver' in listed
     # Never nova's own namespace packages.
     assert not {'nova', 'nova.virt'} & listed
+
+
+def test_the_bench_env_has_what_the_soak_imports():
+    """The soak runs Nova's functional harness (nova.test needs oslotest,
+    the placement fixture openstack-placement): the test extras."""
+    import configparser
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(os.path.join(REPO, 'tox.ini'))
+    extras = tox.get('testenv:bench', 'extras',
+                     fallback=tox.get('testenv', 'extras'))
+    assert 'test' in extras.split()
+    with open(os.path.join(REPO, 'tools', 'bench', 'soak.py')) as f:
+        assert 'from tests.harness import nova' in f.read()

@@ -220,7 +220,15 @@ def test_wait_for_task_times_out():
         session.wait_for_task(task)
     assert 'task-7' in str(err.value)
     assert 'task_timeout' in str(err.value)
+    # The task itself, for a caller that must follow it further.
+    assert err.value.task_ref is task
     assert stub.names()[-1] == 'DestroyPropertyCollector'
+
+
+def test_wait_for_task_with_a_timeout_of_its_own():
+    session, task, _ = task_session([None] * 100000, task_timeout=3600)
+    with pytest.raises(exception.TaskTimeout, match='within 0.05 s'):
+        session.wait_for_task(task, timeout=0.05)
 
 
 def test_waits_end_well_before_the_socket_gives_up():

@@ -41,6 +41,7 @@ import tempfile
 import time
 import urllib.parse
 
+from tools.bench import arg_types
 from tools.bench import measure
 from tools.bench import netns
 from tools.bench import report
@@ -656,13 +657,7 @@ def _size_list(text):
     return [int(s) if s == int(s) else s for s in sizes]
 
 
-def _links(text):
-    links = [x.strip() for x in text.split(',') if x.strip()]
-    for link in links:
-        if link not in LINKS:
-            raise argparse.ArgumentTypeError(
-                'unknown link %s (use %s)' % (link, ', '.join(LINKS)))
-    return links
+_links = arg_types.choice_list('link', LINKS)
 
 
 def _byte_sizes(text):

@@ -55,6 +55,7 @@ import sys
 import time
 import urllib.request
 
+from tools.bench import arg_types
 from tools.bench import report
 from tools.bench import worker
 
@@ -713,13 +714,7 @@ def _int_list(text):
     return values
 
 
-def _modes(text):
-    modes = [x.strip() for x in text.split(',') if x.strip()]
-    for m in modes:
-        if m not in MODES:
-            raise argparse.ArgumentTypeError(
-                'unknown mode %s (use %s)' % (m, ', '.join(MODES)))
-    return modes
+_modes = arg_types.choice_list('mode', MODES)
 
 
 def add_arguments(parser):

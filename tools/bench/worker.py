@@ -64,7 +64,7 @@ def run(section, spec, log, timeout, what=None, prefix=(), env=None,
     adds to os.environ, PYTHONPATH starts with the repository. The
     worker's stderr goes to ``log_path`` (kept), or to a temporary
     ``log_file_prefix*.log`` named in the log, to be followed while the
-    worker runs and removed once it is done, or else to an unnamed
+    worker runs and removed once it has succeeded, or else to an unnamed
     temporary file; ``echo(err, log)`` then shows it. A failure (exit
     status, no result line) raises RuntimeError saying "``what`` failed"
     with the ends of stdout and stderr.
@@ -90,14 +90,16 @@ def run(section, spec, log, timeout, what=None, prefix=(), env=None,
                               text=True, timeout=timeout)
         errf.seek(0)
         err = errf.read()
-    if log_file_prefix and not log_path:
-        os.unlink(errf.name)
     echo(err, log)
     out = proc.stdout
     lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_MARK)]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError('%s failed (exit %d):\n%s%s'
+        kept = ('\n(whole log: %s)' % errf.name
+                if log_file_prefix and not log_path else '')
+        raise RuntimeError('%s failed (exit %d):\n%s%s%s'
                            % (what or section + ' worker', proc.returncode,
                               out[-stdout_tail:] if stdout_tail else '',
-                              err[-stderr_tail:]))
+                              err[-stderr_tail:], kept))
+    if log_file_prefix and not log_path:
+        os.unlink(errf.name)
     return json.loads(lines[-1][len(RESULT_MARK):])

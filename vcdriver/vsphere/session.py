@@ -257,8 +257,11 @@ class Session:
                 LOG.debug('Logout from %s failed', self.url, exc_info=True)
             self._si = self._content = None
 
-    def wait_for_task(self, task, on_progress=None):
-        """Wait for a task as vCenter reports its changes; its result."""
+    def wait_for_task(self, task, on_progress=None, timeout=None):
+        """Wait for a task as vCenter reports its changes; its result.
+        ``timeout`` defaults to ``[vcdriver] task_timeout``."""
+        timeout = self.task_timeout if timeout is None else timeout
+
         def done(path, value):
             if path == 'info.progress' and value is not None and on_progress:
                 on_progress(value)
@@ -267,9 +270,9 @@ class Session:
         with watch.PropertyWatch(self, task, vim.Task, [
                 'info.state', 'info.error', 'info.result',
                 'info.progress']) as task_watch:
-            if not task_watch.wait(done, self.task_timeout):
-                raise exception.TaskTimeout(task=task._moId,
-                                            timeout=self.task_timeout)
+            if not task_watch.wait(done, timeout):
+                raise exception.TaskTimeout(task=task._moId, timeout=timeout,
+                                            task_ref=task)
             info = task_watch.values
         if info['info.state'] == vim.TaskInfo.State.error:
             error = info.get('info.error')
