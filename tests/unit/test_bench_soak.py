@@ -159,3 +159,24 @@ def test_readme_lists_the_figure_names():
         # `soak.threads_start`/`_end` style pairs are written out in full.
         listed.add(name)
     assert listed == {soak.figure_name(m) for m in soak.FIGURES}
+
+
+def test_a_stalled_server_is_reported_with_every_stack(monkeypatch,
+                                                       capsys):
+    class Api:
+        def get_server(self, server_id):
+            return {'id': server_id, 'status': 'BUILD',
+                    'OS-EXT-STS:task_state': 'spawning',
+                    'OS-EXT-SRV-ATTR:host': 'compute-vc'}
+
+    class Case:
+        api = Api()
+
+    monkeypatch.setattr(soak, 'POLL', 0)
+    with pytest.raises(RuntimeError, match=r'server s1 still BUILD '
+                       r'\(task_state spawning, host compute-vc\) after 0 s'):
+        soak._wait(Case(), 's1', lambda s: False, 0)
+    err = capsys.readouterr().err
+    # This very thread is among the stacks, down to the dump itself.
+    assert '--- stack of' in err
+    assert 'test_a_stalled_server_is_reported_with_every_stack' in err

@@ -430,10 +430,33 @@ def _wait(case, server_id, done, timeout):
         if done(server):
             return server
         if time.monotonic() > deadline:
-            raise RuntimeError('server %s still %s after %.0f s'
+            # Where every thread and greenthread is, in the worker's log:
+            # enough to tell a lost message from a wait that never ends.
+            _dump_stacks()
+            where = server and ' (task_state %s, host %s)' % (
+                server.get('OS-EXT-STS:task_state'),
+                server.get('OS-EXT-SRV-ATTR:host'))
+            raise RuntimeError('server %s still %s%s after %.0f s'
                                % (server_id, server and server['status'],
-                                  timeout))
+                                  where or '', timeout))
         time.sleep(POLL)
+
+
+def _dump_stacks():
+    import gc
+    import traceback
+    frames = list(sys._current_frames().items())
+    try:
+        import greenlet
+        frames += [('greenlet %x' % id(o), o.gr_frame)
+                   for o in gc.get_objects()
+                   if isinstance(o, greenlet.greenlet) and o.gr_frame]
+    except ImportError:
+        pass
+    for name, frame in frames:
+        sys.stderr.write('--- stack of %s\n%s' % (
+            name, ''.join(traceback.format_stack(frame))))
+    sys.stderr.flush()
 
 
 def _cycle(case, image_id):

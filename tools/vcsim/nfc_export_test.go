@@ -14,7 +14,6 @@ import (
 	"github.com/vmware/govmomi/nfc"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/methods"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -157,7 +156,7 @@ func TestExportSnapshotServesTheDiskStreamOptimized(t *testing.T) {
 	}
 	snapshot := info.Result.(types.ManagedObjectReference)
 	// Searches over every object in the Map still work with ours in it.
-	uuid := f.vmInstanceUUID(t)
+	uuid := instanceUUID(t, f.vm)
 	if found, err := object.NewSearchIndex(f.c.Client).FindByUuid(ctx, nil, uuid, true, types.NewBool(true)); err != nil || found == nil {
 		t.Fatalf("FindByUuid(%s): %v %v", uuid, found, err)
 	}
@@ -265,12 +264,4 @@ func TestOverlayShowsParentsWhereTheChildIsZero(t *testing.T) {
 		!bytes.Equal(got[2*grainBytes:], grandparent[2*grainBytes:]) {
 		t.Fatal("overlay picked the wrong layers")
 	}
-}
-
-func (f *exportFixture) vmInstanceUUID(t *testing.T) string {
-	var vm mo.VirtualMachine
-	if err := f.vm.Properties(context.Background(), f.vm.Reference(), []string{"config.instanceUuid"}, &vm); err != nil {
-		t.Fatal(err)
-	}
-	return vm.Config.InstanceUuid
 }

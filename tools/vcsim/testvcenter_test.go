@@ -34,12 +34,18 @@ func newTestVCenter(t *testing.T, extraFlags ...string) *testVCenter {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.uuid = instanceUUID(t, v.vm)
+	return v
+}
+
+// instanceUUID is the VM's config.instanceUuid, the id vcdriver finds VMs by.
+func instanceUUID(t *testing.T, vm *object.VirtualMachine) string {
+	t.Helper()
 	var props mo.VirtualMachine
-	if err := v.vm.Properties(ctx, v.vm.Reference(), []string{"config.instanceUuid"}, &props); err != nil {
+	if err := vm.Properties(context.Background(), vm.Reference(), []string{"config.instanceUuid"}, &props); err != nil {
 		t.Fatal(err)
 	}
-	v.uuid = props.Config.InstanceUuid
-	return v
+	return props.Config.InstanceUuid
 }
 
 // newTestClient logs a new session in, e.g. after the old one expired.
