@@ -259,13 +259,19 @@ def _greenthreads():
         import eventlet.patcher
         if not eventlet.patcher.is_monkey_patched('thread'):
             return None
-        import gc
-
-        import greenlet
     except ImportError:
         return None
-    return sum(1 for o in gc.get_objects()
-               if isinstance(o, greenlet.greenlet) and not o.dead)
+    return len(_live_greenlets())
+
+
+def _live_greenlets():
+    try:
+        import greenlet
+    except ImportError:
+        return []
+    import gc
+    return [o for o in gc.get_objects()
+            if isinstance(o, greenlet.greenlet) and not o.dead]
 
 
 def sample(label, cycle):
@@ -443,16 +449,10 @@ def _wait(case, server_id, done, timeout):
 
 
 def _dump_stacks():
-    import gc
     import traceback
     frames = list(sys._current_frames().items())
-    try:
-        import greenlet
-        frames += [('greenlet %x' % id(o), o.gr_frame)
-                   for o in gc.get_objects()
-                   if isinstance(o, greenlet.greenlet) and o.gr_frame]
-    except ImportError:
-        pass
+    frames += [('greenlet %x' % id(g), g.gr_frame)
+               for g in _live_greenlets() if g.gr_frame]
     for name, frame in frames:
         sys.stderr.write('--- stack of %s\n%s' % (
             name, ''.join(traceback.format_stack(frame))))
