@@ -28,6 +28,7 @@ from vcdriver import cluster as cluster_mod
 from vcdriver import migration
 from vcdriver import vm as vm_mod
 from vcdriver.images import cache as image_cache
+from vcdriver.images import disk_import
 from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ def audit(session, clusters, instance_uuids, conf, states=None):
         owners = lock_owners(session, cluster, name, items, cache_folder)
         report.cache_debris += cache_debris(name, items, cache_folder,
                                             owners, now, stale)
+    report.cache_debris += import_shells(vms, listings.values(),
+                                         report.cache_debris, cache_folder)
     for uuid in sorted(nova - set(marked)):
         entry = {'uuid': uuid, 'folders': folders.get(uuid, []),
                  'vm_elsewhere': None}
@@ -307,6 +310,34 @@ def _lock_live(owner, lock_item, now, stale):
 
 def _age(now, when):
     return None if when is None else max(0, int(now - when))
+
+
+def import_shells(vm_props, listings, debris, cache_folder):
+    """The shell VMs of image imports (images/disk_import.py) whose fill
+    is not under way: its partial folder is debris, or gone."""
+    prefix = cache_folder + '/'
+    partials = {i.path[len(prefix):] for items in listings for i in items
+                if i.folder and i.path.startswith(prefix) and
+                '/' not in i.path[len(prefix):]}
+    dead = {d['path'].rpartition('/')[2] for d in debris
+            if d['kind'] == 'partial download'}
+    found = []
+    for vm, p in sorted(vm_props.items(), key=lambda kv: kv[0]._moId):
+        name = p.get('name') or ''
+        if not name.startswith(disk_import.SHELL_PREFIX):
+            continue
+        partial = name[len(disk_import.SHELL_PREFIX):]
+        if partial in partials and partial not in dead:
+            continue
+        path = p.get('config.files.vmPathName')
+        found.append({
+            'kind': 'import shell VM', 'datastore': split_path(path)[0],
+            'path': path,
+            'image_id': partial.partition('.partial-')[0],
+            'age_seconds': None,
+            'detail': 'VM %s (%s) made by an image download that died; '
+                      'remove it before its folder' % (name, vm._moId)})
+    return found
 
 
 def cache_debris(ds_name, items, cache_folder, owners, now, stale):

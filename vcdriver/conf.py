@@ -54,6 +54,60 @@ vcdriver_opts = [
                help='Chunks buffered between the Glance reader and the '
                     'datastore writer; memory used per transfer is about '
                     'this times image_transfer_chunk_size.'),
+    cfg.StrOpt('image_upload_method',
+               default='stream_optimized',
+               choices=[('stream_optimized',
+                         'the disk goes to ESX as a streamOptimized VMDK '
+                         'through an NFC import lease (ImportVApp): only '
+                         'grains holding data cross the link, deflated, '
+                         'and the cached disk is thin. Needs the '
+                         'nova-compute host to reach the ESX hosts on 443 '
+                         '(as the in-tree driver does for streamOptimized '
+                         'images).'),
+                        ('flat',
+                         'the whole flat extent, zeros included, with one '
+                         'PUT through vCenter\'s datastore /folder '
+                         'endpoint; the cached disk is as large as the '
+                         'virtual size. For sites where only vCenter is '
+                         'reachable.')],
+               help='How image disks are written into the datastore image '
+                    'cache. ISO images are always copied as they are '
+                    'through vCenter\'s datastore endpoint.'),
+    cfg.IntOpt('image_deflate_level',
+               default=1,
+               min=0,
+               max=9,
+               help='zlib level of the grains sent with image_upload_method '
+                    '= stream_optimized (0: stored, no compression; 9: '
+                    'smallest).'),
+    cfg.IntOpt('image_compress_threads',
+               default=2,
+               min=1,
+               help='Threads deflating grains for image_upload_method = '
+                    'stream_optimized, per image transfer (zlib runs '
+                    'outside the GIL, so native threads compress in '
+                    'parallel; under eventlet they take turns).'),
+    cfg.BoolOpt('image_pull',
+                default=False,
+                help='Have the ESX host pull streamOptimized VMDK images '
+                     '(disk_format=vmdk, vmware_disktype=streamOptimized, '
+                     'container_format bare) from Glance itself '
+                     '(HttpNfcLeasePullFromUrls, vSphere 6.7 and later): '
+                     'no image byte passes through nova-compute. The ESX '
+                     'hosts must reach Glance at image_pull_glance_url, '
+                     'and the request carries the user\'s Keystone token '
+                     '(X-Auth-Token). nova-compute never sees the bytes, '
+                     'so Glance\'s hash is not checked in this mode: ESX '
+                     'must have received exactly the bytes Glance '
+                     'records, making a disk of the virtual size Glance '
+                     'records, and ESX checks each grain as it decodes it. '
+                     'Any failure falls back to streaming the image '
+                     'through nova-compute (image_upload_method).'),
+    cfg.StrOpt('image_pull_glance_url',
+               help='Glance\'s endpoint as the ESX hosts reach it, e.g. '
+                    'https://glance.example.org:9292, for image_pull; '
+                    'default: the endpoint nova-compute uses ([glance] '
+                    'api_servers, else the service catalog).'),
     cfg.IntOpt('image_transfer_progress_interval',
                default=10,
                min=0,

@@ -29,9 +29,9 @@ from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver import volumes
 from vcdriver.images import cache as image_cache
-from vcdriver.images import datastore_copy
 from vcdriver.images import disk
 from vcdriver.images import glance
+from vcdriver.images import pipeline
 from vcdriver.vsphere import files
 from vcdriver.vsphere import watch
 
@@ -163,11 +163,8 @@ def cache_image(session, context, clusters, image_id):
         cache = image_cache.DatastoreCache(session, cluster, datastore.name)
         if cache.lookup(image.id) is not None:
             continue  # cached already (datastores shared by clusters)
-
-        def fetch(path, cluster=cluster):
-            return _fetch_image(session, context, cluster, image, plan, path)
-
-        cache.ensure(image, fetch, disk.cache_file_name(image))
+        pipeline.cached(session, context, cluster, image, plan,
+                        datastore.name)
         LOG.info('Image %s pre-cached on datastore %s for cluster %s',
                  image.id, datastore.name, cluster.name)
         fetched = True
@@ -177,14 +174,10 @@ def cache_image(session, context, clusters, image_id):
 def _disks_from_cache(session, context, cluster, image, plan, folder,
                       instance, root_bytes):
     """([root vm.Disk], ISO path or None), the image cached first."""
-    cache = image_cache.DatastoreCache(session, cluster, folder.datastore)
-
-    def fetch(path):
-        return _fetch_image(session, context, cluster, image, plan, path)
-
     root_path = folder.join('%s.vmdk' % instance.uuid)
     for attempt in (1, 2):
-        entry = cache.ensure(image, fetch, disk.cache_file_name(image))
+        entry = pipeline.cached(session, context, cluster, image, plan,
+                                folder.datastore)
         if plan.iso:
             root = ([vm.Disk(path=root_path, size_bytes=root_bytes,
                              create=True, thin=plan.disk_type == 'thin')]
@@ -203,21 +196,6 @@ def _disks_from_cache(session, context, cluster, image, plan, folder,
             # Aged out by another service between our look and the copy.
             LOG.info('Image %s left the cache meanwhile; caching it again',
                      image.id)
-
-
-def _fetch_image(session, context, cluster, image, plan, path):
-    """Write the image to ``path``: copied by vCenter when Glance keeps it
-    on a datastore of ours and it needs no converting, else streamed."""
-    source = datastore_copy.find_source(session, image)
-    if source is not None:
-        reason = datastore_copy.why_not_copyable(image, plan)
-        if reason is None:
-            return datastore_copy.copy_into(session, cluster, image, plan,
-                                            source, path)
-        LOG.info('Image %s is on datastore %s, but %s: streaming it from '
-                 'Glance', image.id, source.path.datastore, reason)
-    return disk.write_image_disk(session, context, cluster, image, path,
-                                 plan)
 
 
 def _clean_failed_spawn(session, cluster, created, instance,

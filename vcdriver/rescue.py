@@ -13,11 +13,10 @@ from oslo_log import log as logging
 from oslo_vmware.objects import datastore as ds_obj
 
 from vcdriver import instance_disks
-from vcdriver import lifecycle
 from vcdriver import vm as vm_mod
-from vcdriver.images import cache as image_cache
 from vcdriver.images import disk
 from vcdriver.images import glance
+from vcdriver.images import pipeline
 
 LOG = logging.getLogger(__name__)
 
@@ -50,11 +49,8 @@ def rescue(session, context, cluster, vm, instance, image_id):
             reason='a rescue disk is attached already')
     # The original root: the first disk in slot order.
     root_bus, root = disks[0] if disks else (plan.bus, None)
-    cache = image_cache.DatastoreCache(session, cluster, folder.datastore)
-    entry = cache.ensure(
-        image, lambda path: lifecycle._fetch_image(
-            session, context, cluster, image, plan, path),
-        disk.cache_file_name(image))
+    entry = pipeline.cached(session, context, cluster, image, plan,
+                            folder.datastore)
     path = folder.join(instance.uuid + SUFFIX)
     rescue_disk = instance_disks.root_disk(session, cluster, entry, plan,
                                            path, 0)

@@ -218,6 +218,11 @@ def files_location(session, vm):
     return ds, rel.strip().rpartition('/')[0]
 
 
+def unregister(session, vm):
+    """Take a VM out of the inventory, leaving its files."""
+    vm.UnregisterVM()
+
+
 def destroy(session, vm):
     """Power off and delete a VM with its files; gone already is fine."""
     try:

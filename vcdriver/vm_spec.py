@@ -26,6 +26,8 @@ VIF_MODELS = {
 }
 DEFAULT_VIF_MODEL = 'vmxnet3'
 DEFAULT_GUEST_ID = 'otherGuest'
+# The first of the two IDE controllers vCenter gives every new VM.
+IDE_CONTROLLER_KEY = 200
 _MAX_NAME = 80
 # vCenter keeps these escaped in names, and its limit counts the escapes.
 _NAME_ESCAPES = {'%': '%25', '/': '%2f', '\\': '%5c'}
@@ -145,6 +147,24 @@ def create_spec(instance, flavor, datastore_name, devices, guest_id=None):
         extraConfig=[vim.option.OptionValue(key=INSTANCE_UUID_KEY,
                                             value=instance.uuid)],
         deviceChange=devices)
+
+
+def import_spec(name, home, disk_path, size_bytes, adapter_type):
+    """ImportVApp's spec for a VM that exists only to take one disk: an
+    NFC import lease writes disks of VMs, never loose files. Its files
+    go in ``home``, its empty thin disk at ``disk_path``; it is never
+    powered on and is unregistered once the disk is in."""
+    if adapter_type == 'ide':
+        devices, controller_key = [], IDE_CONTROLLER_KEY
+    else:
+        devices, controller_key = [scsi_controller(adapter_type)], -100
+    devices.append(disk(-101, controller_key, 0, disk_path, size_bytes,
+                        create=True, thin=True))
+    return vim.vm.VmImportSpec(configSpec=vim.vm.ConfigSpec(
+        name=name, guestId=DEFAULT_GUEST_ID, numCPUs=1, memoryMB=4,
+        # A full .vmx path: vCenter then makes no folder of its own.
+        files=vim.vm.FileInfo(vmPathName='%s/%s.vmx' % (home, name)),
+        deviceChange=devices))
 
 
 def volume_disk(key, controller_key, unit_number, disk_path, capacity_kb,

@@ -33,8 +33,8 @@ class TestVsphereLocations(nova_harness.VcdriverTestCase):
     def _boot_without_upload(self, image):
         self.vcsim.reset_stats()
         server = self.boot(image['id'])
-        self.assertEqual(0, test_image_cache.flat_puts(self.vcsim.stats(),
-                                                       image['id']),
+        self.assertEqual(0, test_image_cache.image_uploads(self,
+                                                           image['id']),
                          'image bytes went through the compute node')
         return server
 

@@ -11,12 +11,10 @@ import re
 import tarfile
 
 import fixtures
-from nova.image import glance as nova_glance
 from nova.tests.functional.api import client
 
 from tests.functional import audit_helpers
 from tests.functional import vm_view
-from tests.harness import faulty_proxy
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 from tests.unit import formats_fixtures as ff
@@ -68,21 +66,8 @@ class _ImageFaults(nova_harness.VcdriverTestCase):
         return fault
 
 
-class TestGlanceStreamCut(_ImageFaults):
+class TestGlanceStreamCut(nova_harness.GlanceBehindProxy, _ImageFaults):
     """Nova's Glance endpoint is a FaultyProxy in front of the real one."""
-
-    def setUp(self):
-        # Before super().setUp(): configure() points Nova at the proxy.
-        self.proxy = faulty_proxy.FaultyProxy(self.glance.url).start()
-        self.addCleanup(self.proxy.stop)
-        super().setUp()
-        # The driver's image API keeps the endpoints it first used.
-        self.useFixture(fixtures.MonkeyPatch(
-            'vcdriver.images.glance._API', nova_glance.API()))
-
-    def configure(self):
-        super().configure()
-        self.flags(api_servers=[self.proxy.url], group='glance')
 
     def test_cut_at_half_fails_cleanly_then_boots(self):
         image = self.upload_flat_vmdk('cut', size=8 * MiB)
@@ -388,17 +373,31 @@ class TestOutOfRoomReschedules(_ImageFaults):
                                'not enough memory for the VM')
         self.assertEqual(1, self.vcsim.faults()[0]['hits'])
 
-    def test_datastore_full_during_the_image_upload(self):
+    def _datastore_full_during_the_upload(self, *words):
+        # DatastoreFull is a ComputeResourcesUnavailable: Nova reschedules.
+        self._boot_rescheduled('The datastore filled up while',
+                               'HTTP 507', *words,
+                               exception='DatastoreFull')
+        self.assertEqual(1, self.vcsim.faults()[0]['hits'])
+        # No partial download became (or stayed as) a cache entry, and
+        # no import shell VM stayed.
+        self.assertEqual([], [f for f in self.datastore_files()
+                              if '.partial-' in f or '.lock' in f])
+        self.assertEqual([], self.import_shells())
+
+    def test_datastore_full_during_the_image_import(self):
+        # ESX answers 507 after 16 KiB of the streamOptimized upload (the
+        # test image deflates to a few dozen KiB) and reads no more.
+        self.vcsim.inject(kind='http_error', target='nfc',
+                          http_method='POST', status=507,
+                          cut_after_bytes=16 * 1024, times=1)
+        self._datastore_full_during_the_upload('.vmdk was written')
+
+    def test_datastore_full_during_the_flat_upload(self):
         # The datastore answers 507 after 1 MiB of the 4 MiB image and
         # reads no more (thin disks of other VMs grew meanwhile).
+        self.flags(image_upload_method='flat', group='vcdriver')
         self.vcsim.inject(kind='http_error', http_method='PUT',
                           path='-flat.vmdk', status=507,
                           cut_after_bytes=1024 * 1024, times=1)
-        # DatastoreFull is a ComputeResourcesUnavailable: Nova reschedules.
-        self._boot_rescheduled('The datastore filled up while',
-                               '-flat.vmdk was written', 'HTTP 507',
-                               exception='DatastoreFull')
-        self.assertEqual(1, self.vcsim.faults()[0]['hits'])
-        # No partial download became (or stayed as) a cache entry.
-        self.assertEqual([], [f for f in self.datastore_files()
-                              if '.partial-' in f or '.lock' in f])
+        self._datastore_full_during_the_upload('-flat.vmdk was written')

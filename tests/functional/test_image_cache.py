@@ -7,13 +7,25 @@ import time
 
 from tests.functional import vm_view
 from tests.harness import nova as nova_harness
+from vcdriver import audit
+from vcdriver import conf
 from vcdriver.images import cache as image_cache
+from vcdriver.images import disk_import
 from vcdriver.images import glance as glance_image
+from vcdriver.vsphere import files
+
+CONF = conf.CONF
 
 
-def flat_puts(stats, image_id):
-    return sum(n for path, n in stats['folder_puts'].items()
+def image_uploads(case, image_id):
+    """How often the image's disk crossed the wire since the simulator's
+    last reset: flat PUTs of its extent, and import leases sent its
+    grains."""
+    flat = sum(n for path, n in case.vcsim.stats()['folder_puts'].items()
                if image_id in path and path.endswith('-flat.vmdk'))
+    return flat + sum(
+        1 for lease in case.import_leases() for f in lease['files']
+        if image_id in f['file'] and f['bytes_received'])
 
 
 class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
@@ -34,7 +46,7 @@ class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
         self.assertEqual(10, len(servers))
         servers = [self._wait_for_state_change(s, 'ACTIVE', max_retries=240)
                    for s in servers]
-        self.assertEqual(1, flat_puts(self.vcsim.stats(), image['id']),
+        self.assertEqual(1, image_uploads(self, image['id']),
                          'the image crossed the wire more than once')
         cache_root = os.path.join(self.vcsim.datastores['nfs0'],
                                   'vcdriver_image_cache')
@@ -51,7 +63,7 @@ class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
         # A later boot copies from the cache: no upload at all.
         self.vcsim.reset_stats()
         again = self.boot(image['id'])
-        self.assertEqual(0, flat_puts(self.vcsim.stats(), image['id']))
+        self.assertEqual(0, image_uploads(self, image['id']))
         self._delete_server(again)
 
     def test_cut_stream_leaves_no_entry(self):
@@ -82,7 +94,7 @@ class TestImagePrecache(nova_harness.VcdriverTestCase):
                           {'cache': [{'id': image['id']}]},
                           check_response_status=[202])
         # Both clusters share nfs0: one download serves both.
-        self.assertEqual(1, flat_puts(self.vcsim.stats(), image['id']))
+        self.assertEqual(1, image_uploads(self, image['id']))
         entry = os.path.join(self.vcsim.datastores['nfs0'],
                              'vcdriver_image_cache', image['id'])
         self.assertTrue(os.path.isdir(entry))
@@ -91,10 +103,10 @@ class TestImagePrecache(nova_harness.VcdriverTestCase):
         self.api.api_post('/os-aggregates/%s/images' % aggregate['id'],
                           {'cache': [{'id': image['id']}]},
                           check_response_status=[202])
-        self.assertEqual(0, flat_puts(self.vcsim.stats(), image['id']))
+        self.assertEqual(0, image_uploads(self, image['id']))
         # The first boot takes it from the cache.
         server = self.boot(image['id'])
-        self.assertEqual(0, flat_puts(self.vcsim.stats(), image['id']))
+        self.assertEqual(0, image_uploads(self, image['id']))
         self._delete_server(server)
 
 
@@ -163,6 +175,37 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
         self.assertEqual(1, len(calls))
         self.assertEqual(1024, entry.virtual_size)
         self.assertEqual([image.id], self._names(image.id))
+
+    def test_stale_lock_takeover_removes_the_dead_fills_import_shell(self):
+        # A service died mid-import: its lock, its partial folder and the
+        # shell VM its import lease made are left (vCenter would remove
+        # the shell only when the lease times out).
+        image = self._image('11111111-0000-4000-8000-000000000003')
+        os.makedirs(os.path.join(self.root, image.id + '.lock'))
+        with open(os.path.join(self.root, image.id + '.lock', 'owner'),
+                  'w') as f:
+            json.dump({'owner': 'dead-host pid 1', 'token': 'cafe',
+                       'heartbeat': self.session.current_time() - 60}, f)
+        partial = self.cache.root.join(image.id + '.partial-cafe')
+        files.make_directory(self.session, self.cluster.datacenter_ref,
+                             partial)
+        dead = disk_import.DiskImport(
+            self.session, self.cluster, None,
+            partial.join(image.id + '.vmdk'), 1024 * 1024, 'lsiLogic',
+            progress=lambda: 0)
+        shell = 'vcdriver-import-%s.partial-cafe' % image.id
+        self.assertEqual([shell], self.import_shells())
+        report = audit.audit(self.session, [self.cluster], [], CONF)
+        self.assertIn(shell, [d['detail'].split()[1]
+                              for d in report.cache_debris
+                              if d['kind'] == 'import shell VM'])
+        calls = []
+        entry = self.cache.ensure(image, self._fetch(calls))
+        self.assertEqual(1, len(calls))
+        self.assertEqual(1024, entry.virtual_size)
+        self.assertEqual([], self.import_shells())
+        self.assertEqual([image.id], self._names(image.id))
+        dead.lease.abort()
 
     def test_ageing_keeps_used_and_recent_entries(self):
         used, old, fresh = (self._image(

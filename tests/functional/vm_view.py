@@ -61,6 +61,13 @@ def root_disk_bytes(sim, instance_uuid, length):
         return f.read(length)
 
 
+def cache_extent(sim, image_id, datastore='nfs0'):
+    """The simulator's file of the flat extent of an image's cache entry
+    (``[ds] vcdriver_image_cache/<id>/<id>-flat.vmdk``)."""
+    return os.path.join(sim.datastores[datastore], 'vcdriver_image_cache',
+                        image_id, '%s-flat.vmdk' % image_id)
+
+
 def extra_config(sim, instance_uuid, key):
     """The value of one extraConfig key of the VM, or None."""
     vm = vm_of(sim, instance_uuid)

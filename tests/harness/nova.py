@@ -177,15 +177,41 @@ class VcdriverTestCase(test.TestCase,
         return si.content.searchIndex.FindByUuid(
             None, server['id'], vmSearch=True, instanceUuid=True)
 
-    def nfc_leases(self, vm=None):
-        """The simulator's export leases, oldest first, optionally of one
-        VM: [{lease, entity, state, error, bytes}] (tools/vcsim)."""
+    def _simulator_leases(self):
         import json
         import urllib.request
         url = self.vcsim.http_url('/vcdriver/nfc')
         with urllib.request.urlopen(url, timeout=10) as r:
-            leases = json.loads(r.read())['leases']
-        return [x for x in leases if vm is None or x['entity'] == vm._moId]
+            return json.loads(r.read())['leases']
+
+    def nfc_leases(self, vm=None):
+        """The simulator's export leases, oldest first, optionally of one
+        VM: [{lease, entity, state, error, bytes}] (tools/vcsim)."""
+        return [x for x in self._simulator_leases()
+                if x.get('kind', 'export') == 'export' and
+                (vm is None or x['entity'] == vm._moId)]
+
+    def import_leases(self):
+        """The simulator's ImportVApp leases, oldest first, with what they
+        were sent: [{lease, entity, state, bytes_received, ...}]."""
+        return [x for x in self._simulator_leases()
+                if x.get('kind') == 'import']
+
+    def import_shells(self):
+        """Names of the VMs an image import made that are still
+        registered."""
+        from pyVmomi import vim
+
+        from tests.harness import vcsim as vcsim_harness
+        from vcdriver.images import disk_import
+        content = vcsim_harness.connect(self.vcsim).content
+        view = content.viewManager.CreateContainerView(
+            content.rootFolder, [vim.VirtualMachine], True)
+        try:
+            return sorted(vm.name for vm in view.view
+                          if vm.name.startswith(disk_import.SHELL_PREFIX))
+        finally:
+            view.Destroy()
 
     def neutron_port(self, vif_type='ovs', **vif_details):
         """A port of the Neutron fixture bound as Neutron's VMware
@@ -196,6 +222,28 @@ class VcdriverTestCase(test.TestCase,
         stored.update({'binding:vif_type': vif_type,
                        'binding:vif_details': dict(vif_details)})
         return dict(stored)
+
+
+class GlanceBehindProxy:
+    """Mixed into a VcdriverTestCase: Nova's Glance endpoint is a
+    FaultyProxy (``self.proxy``) in front of the real Glance, which
+    counts and can break what crosses it."""
+
+    def setUp(self):
+        from nova.image import glance as nova_glance
+
+        from tests.harness import faulty_proxy
+        # Before the test case's setUp: configure() points Nova at it.
+        self.proxy = faulty_proxy.FaultyProxy(self.glance.url).start()
+        self.addCleanup(self.proxy.stop)
+        super().setUp()
+        # The driver's image API keeps the endpoints it first used.
+        self.useFixture(fixtures.MonkeyPatch(
+            'vcdriver.images.glance._API', nova_glance.API()))
+
+    def configure(self):
+        super().configure()
+        self.flags(api_servers=[self.proxy.url], group='glance')
 
 
 class OwnVcsimTestCase(VcdriverTestCase):

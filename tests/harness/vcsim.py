@@ -329,11 +329,11 @@ class Vcsim:
             return json.loads(r.read())
 
     def reset_stats(self):
-        req = urllib.request.Request(
-            self.http_url("/vcdriver/stats"), method="DELETE"
-        )
-        with urllib.request.urlopen(req, timeout=10):
-            pass
+        """Zero the counters and forget the NFC leases that ended."""
+        for path in ("/vcdriver/stats", "/vcdriver/nfc"):
+            req = urllib.request.Request(self.http_url(path), method="DELETE")
+            with urllib.request.urlopen(req, timeout=10):
+                pass
 
     def _faults_request(self, method, path="", rule=None):
         data = json.dumps(rule).encode() if rule is not None else None

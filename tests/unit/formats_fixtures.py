@@ -86,6 +86,38 @@ def read(path):
         return f.read()
 
 
+def file_pieces(path, block=MiB):
+    """A sparse file as the converters give a disk: bytes of its data
+    (at most ``block``, cut at multiples of it) and an int for each hole,
+    which is never read."""
+    with open(path, 'rb') as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+        at = 0
+        while at < size:
+            try:
+                data = os.lseek(fd, at, os.SEEK_DATA)
+            except OSError:         # ENXIO: only a hole is left
+                data = size
+            if data > at:
+                yield data - at
+            at = data
+            end = os.lseek(fd, at, os.SEEK_HOLE) if at < size else size
+            while at < end:
+                chunk = os.pread(fd, min(block - at % block, end - at), at)
+                yield chunk
+                at += len(chunk)
+
+
+def data_bytes(path, sector=512):
+    """A raw disk's data: the bytes of its sectors that are not all
+    zero."""
+    zero = bytes(sector)
+    return sum(sector for piece in file_pieces(path) if type(piece) is bytes
+               for i in range(0, len(piece), sector)
+               if piece[i:i + sector] != zero)
+
+
 def convert(raw_path, dst, fmt, *options):
     qemu_img('convert', '-f', 'raw', '-O', fmt, *options, raw_path, dst)
     return read(dst)
@@ -191,3 +223,20 @@ def stream_vmdk_by_hand(capacity, grains, grain_sectors=128):
         out += marker.ljust(-(-len(marker) // 512) * 512, b'\0')
     out += bytes(512)       # end-of-stream marker: all zero
     return bytes(out)
+
+
+def grain_markers(data):
+    """(byte offsets of a streamOptimized VMDK's grain markers, where its
+    stream ends: past an end-of-stream marker, or at the file's end)."""
+    at = struct.unpack_from('<Q', data, 64)[0] * 512
+    markers = []
+    while at < len(data):
+        lba, size = struct.unpack_from('<QI', data, at)
+        if size:
+            markers.append(at)
+            at += -(-(12 + size) // 512) * 512
+        elif struct.unpack_from('<I', data, at + 12)[0] == 0:
+            return markers, at + 512
+        else:
+            at += 512 + lba * 512
+    return markers, at

@@ -249,3 +249,23 @@ def test_read_uuids(tmp_path, monkeypatch):
     path.write_text('%s\nserver-1\n' % U1)
     with pytest.raises(ValueError, match='not instance uuids: server-1'):
         cli.read_uuids(str(path))
+
+
+def test_import_shells_of_dead_fills_are_debris():
+    def shell(moref, partial):
+        return vim.VirtualMachine(moref), {
+            'name': 'vcdriver-import-' + partial,
+            'config.files.vmPathName': '[nfs0] %s/import/x.vmx'
+                                       % c(partial)}
+    live, dead, gone = (shell('vm-1', 'a.partial-t1'),
+                        shell('vm-2', 'b.partial-t2'),
+                        shell('vm-3', 'd.partial-t3'))
+    other = (vim.VirtualMachine('vm-4'), {'name': 'web (uuid)'})
+    listing = [folder(c('a.partial-t1')), folder(c('b.partial-t2'))]
+    debris = [{'kind': 'partial download',
+               'path': '[nfs0] %s' % c('b.partial-t2')}]
+    found = audit.import_shells(dict([live, dead, gone, other]), [listing],
+                                debris, CACHE)
+    assert [(d['kind'], d['image_id'], d['datastore']) for d in found] == [
+        ('import shell VM', 'b', 'nfs0'), ('import shell VM', 'd', 'nfs0')]
+    assert 'vcdriver-import-b.partial-t2 (vm-2)' in found[0]['detail']

@@ -6,6 +6,7 @@ from nova import exception as nova_exception
 
 from vcdriver.images import disk
 from vcdriver.images import glance
+from vcdriver.images import pipeline
 
 IMAGE_ID = '5c3a3c7e-3a55-4f57-9d6b-3e2b0c7f1a11'
 
@@ -195,7 +196,7 @@ def test_linked_clone_from_config_or_image(flags, conf_value, prop, linked):
     assert disk.check_acceptable(image(**props)).linked_clone is linked
 
 
-# --- room on the datastore (write_image_disk, before writing) ---------------
+# --- room on the datastore (pipeline, before writing) ---------------
 
 def _with_datastore(monkeypatch, free):
     import types
@@ -204,15 +205,17 @@ def _with_datastore(monkeypatch, free):
     ds = capacity.Datastore(ref=None, name='nfs0', type='NFS',
                             accessible=True, maintenance_mode='normal',
                             capacity=2 * free, free_space=free)
-    monkeypatch.setattr(disk.cluster_mod, 'read_state',
+    monkeypatch.setattr(pipeline.cluster_mod, 'read_state',
                         lambda session, clusters: [
                             types.SimpleNamespace(datastores=[ds])])
 
 
-def test_refuses_a_virtual_size_the_datastore_cannot_hold(monkeypatch):
+@pytest.mark.parametrize('thin', [True, False])
+def test_refuses_a_virtual_size_the_datastore_cannot_hold(monkeypatch,
+                                                          thin):
     _with_datastore(monkeypatch, free=10 * 1024 ** 3)
     with pytest.raises(nova_exception.ImageUnacceptable) as err:
-        disk._check_room(None, None, image(), 'nfs0', 1 << 60)
+        pipeline._check_room(None, None, image(), 'nfs0', 1 << 60, thin=thin)
     message = str(err.value)
     assert IMAGE_ID in message
     assert 'virtual size (%d bytes)' % (1 << 60) in message
@@ -221,4 +224,22 @@ def test_refuses_a_virtual_size_the_datastore_cannot_hold(monkeypatch):
 
 def test_takes_a_virtual_size_that_fits(monkeypatch):
     _with_datastore(monkeypatch, free=10 * 1024 ** 3)
-    disk._check_room(None, None, image(), 'nfs0', 10 * 1024 ** 3)
+    for thin in (True, False):
+        pipeline._check_room(None, None, image(), 'nfs0', 10 * 1024 ** 3,
+                         thin=thin)
+
+
+def test_thin_disk_needs_room_for_its_data_only(monkeypatch):
+    # 15 GiB virtual on 10 GiB free (20 GiB in all): thin takes it, a
+    # flat extent does not; Glance's bytes must fit either way.
+    _with_datastore(monkeypatch, free=10 * 1024 ** 3)
+    pipeline._check_room(None, None, image(), 'nfs0', 15 * 1024 ** 3,
+                     thin=True)
+    with pytest.raises(nova_exception.ImageUnacceptable, match='has free'):
+        pipeline._check_room(None, None, image(), 'nfs0', 15 * 1024 ** 3,
+                         thin=False)
+    with pytest.raises(nova_exception.ImageUnacceptable) as err:
+        pipeline._check_room(None, None, image(size=11 * 1024 ** 3), 'nfs0',
+                         15 * 1024 ** 3, thin=True)
+    assert 'its %d bytes are more than datastore nfs0 has free' % (
+        11 * 1024 ** 3) in str(err.value)

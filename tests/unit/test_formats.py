@@ -5,6 +5,7 @@ not skip, without it.
 """
 
 import os
+import random
 import struct
 import tarfile
 import tracemalloc
@@ -294,14 +295,10 @@ def test_truncated(disk, name, disk_format, keep):
 
 
 def stream_end(data):
-    """Where the end-of-stream marker of a streamOptimized VMDK ends
-    (qemu writes its grain tables after it)."""
-    at = struct.unpack_from('<Q', data, 64)[0] * 512
-    while True:
-        lba, size = struct.unpack_from('<QI', data, at)
-        if not size and struct.unpack_from('<I', data, at + 12)[0] == 0:
-            return at + 512
-        at += -(-(12 + size) // 512) * 512 if size else 512 + lba * 512
+    """Where the grains of a streamOptimized VMDK end: past its
+    end-of-stream marker, or the file's end (qemu-img writes none; but it
+    pads a partial last grain with zero sectors, read as one)."""
+    return ff.grain_markers(data)[1]
 
 
 @pytest.mark.parametrize('name,disk_format', TRUNCATABLE[:5])
@@ -646,3 +643,143 @@ def test_missing_qemu_img_fails_not_skips(monkeypatch):
     with pytest.raises(pytest.fail.Exception,
                        match='apt-get install qemu-utils'):
         ff.qemu_img('--version')
+
+
+@pytest.fixture(scope='module')
+def qemu_stream(tmp_path_factory):
+    """qemu-img's streamOptimized VMDK of 8 MiB of random data: grain
+    tables in the head, no footer, no end-of-stream marker."""
+    d = tmp_path_factory.mktemp('qemu-stream')
+    raw = os.urandom(8 * MiB)
+    src = ff.write(d / 'r.raw', raw)
+    return ff.convert(src, d / 'r.vmdk', 'vmdk', '-o',
+                      'subformat=streamOptimized'), raw
+
+
+def test_qemu_stream_vmdk_without_end_of_stream(qemu_stream):
+    data, raw = qemu_stream
+    assert struct.unpack_from('<Q', data, 56)[0] != 2 ** 64 - 1
+    for in_chunk in (512, 4096, MiB + 3):
+        assert consume(data, 'vmdk', in_chunk=in_chunk,
+                       source_size=len(data)) == raw
+
+
+def test_qemu_stream_vmdk_truncated(qemu_stream):
+    """Without an end-of-stream marker, the grain tables in the head say
+    which grains must come: a cut that drops whole grains is caught."""
+    data, _ = qemu_stream
+    markers, end = ff.grain_markers(data)
+    assert len(markers) == 128 and end == len(data)
+    cuts = [len(data) - 100, markers[-1] + 12, markers[-1], markers[64],
+            markers[0], 65536, 20000]
+    for cut in cuts:
+        with pytest.raises(CorruptImage, match='truncated') as e:
+            consume(data[:cut], 'vmdk')
+        assert 'upload the whole file again' in str(e.value)
+    with pytest.raises(CorruptImage, match='grain 128 of the 128'):
+        consume(data[:markers[-1]], 'vmdk')
+    # A zero sector where the last grain was: an early end of stream.
+    early = data[:markers[-1]] + bytes(512)
+    with pytest.raises(CorruptImage, match='end-of-stream marker at byte '
+                       '%d after 127 grains' % markers[-1]):
+        consume(early, 'vmdk')
+
+
+def test_qemu_stream_vmdk_in_an_ova(qemu_stream):
+    data, raw = qemu_stream
+    archive = ff.ova([('a.ovf', ff.ovf('a.vmdk', len(raw))),
+                      ('a.vmdk', data), ('a.mf', b'')])
+    assert consume(archive, 'vmdk', 'ova') == raw
+    cut = ff.ova([('a.ovf', ff.ovf('a.vmdk', len(raw))),
+                  ('a.vmdk', data[:ff.grain_markers(data)[0][-1]])])
+    with pytest.raises(CorruptImage, match='grain 128 of the 128'):
+        consume(cut, 'vmdk', 'ova')
+
+
+def test_qemu_stream_vmdk_all_zero(tmp_path):
+    """An all-zero disk is only qemu's 64 KiB head."""
+    path = tmp_path / 'z.vmdk'
+    ff.qemu_img('create', '-f', 'vmdk', '-o', 'subformat=streamOptimized',
+                path, '4M')
+    data = ff.read(path)
+    assert len(data) == 65536
+    assert consume(data, 'vmdk', source_size=len(data)) == bytes(4 * MiB)
+    with pytest.raises(CorruptImage, match='truncated'):
+        consume(data[:30000], 'vmdk')
+
+
+def _flat_ova(tmp_path, extents_of, order=None):
+    """An OVA of a descriptor and its FLAT extents; the descriptor comes
+    from ``extents_of(tmp_path)`` -> (descriptor path, [extent paths])."""
+    descriptor, extents = extents_of(tmp_path)
+    members = [('disk.ovf', b'<x/>'),
+               (os.path.basename(descriptor), ff.read(descriptor))]
+    order = order or range(len(extents))
+    members += [(os.path.basename(extents[i]), ff.read(extents[i]))
+                for i in order]
+    members.append(('disk.mf', b'SHA256(disk.vmdk)= 00\n'))
+    return ff.ova(members), descriptor
+
+
+def _monolithic_flat(tmp_path):
+    raw = ff.write(tmp_path / 'src.raw', ff.source_disk())
+    out = tmp_path / 'disk.vmdk'
+    ff.qemu_img('convert', '-f', 'raw', '-O', 'vmdk', '-o',
+                'subformat=monolithicFlat', raw, out)
+    return str(out), [str(tmp_path / 'disk-flat.vmdk')]
+
+
+def _two_flat_extents(tmp_path):
+    """As twoGbMaxExtentFlat splits a disk, at a small size. qemu-img 7.2
+    misreads a descriptor whose first extent is not 2 GiB (it maps the
+    first extent twice), so the oracle is the format's own definition:
+    the extents, one after the other."""
+    rnd = random.Random(3)
+    one = ff.write(tmp_path / 'disk-f001.vmdk', rnd.randbytes(1536 * 512))
+    two = ff.write(tmp_path / 'disk-f002.vmdk',
+                   bytes(512 * 100) + rnd.randbytes(412 * 512))
+    text = ('# Disk DescriptorFile\nversion=1\nCID=12345678\n'
+            'parentCID=ffffffff\ncreateType="twoGbMaxExtentFlat"\n\n'
+            'RW 1536 FLAT "disk-f001.vmdk" 0\n'
+            'RW 512 FLAT "disk-f002.vmdk" 0\n\n'
+            'ddb.adapterType = "lsilogic"\n')
+    descriptor = ff.write(tmp_path / 'disk.vmdk', text.encode())
+    return str(descriptor), [str(one), str(two)]
+
+
+@pytest.mark.parametrize('extents_of', [_monolithic_flat,
+                                        _two_flat_extents])
+def test_ova_descriptor_with_flat_extents(tmp_path, extents_of):
+    archive, descriptor = _flat_ova(tmp_path, extents_of)
+    image, out = convert(archive, 'vmdk', 'ova')
+    assert image.source_format == 'raw'
+    if extents_of is _monolithic_flat:
+        assert out == ff.to_raw(descriptor, 'vmdk')
+    else:
+        assert out == b''.join(ff.read(tmp_path / name) for name in (
+            'disk-f001.vmdk', 'disk-f002.vmdk'))
+
+
+def test_ova_flat_extents_out_of_order(tmp_path):
+    archive, _ = _flat_ova(tmp_path, _two_flat_extents, order=[1, 0])
+    with pytest.raises(UnsupportedImage, match='needs its extent '
+                       'disk-f001.vmdk next in the archive'):
+        convert(archive, 'vmdk', 'ova')
+
+
+def test_ova_flat_extent_of_the_wrong_size(tmp_path):
+    descriptor, extents = _two_flat_extents(tmp_path)
+    with open(extents[1], 'ab') as f:
+        f.write(bytes(512))
+    archive, _ = _flat_ova(tmp_path, lambda _tmp: (descriptor, extents))
+    with pytest.raises(CorruptImage, match='its descriptor says 262144'):
+        convert(archive, 'vmdk', 'ova')
+
+
+def test_ova_descriptor_of_sparse_extents_is_refused(tmp_path):
+    text = (b'# Disk DescriptorFile\nversion=1\n'
+            b'RW 2048 SPARSE "disk-s001.vmdk"\n')
+    archive = ff.ova([('disk.ovf', b'<x/>'), ('disk.vmdk', text),
+                      ('disk-s001.vmdk', bytes(4096))])
+    with pytest.raises(UnsupportedImage, match='SPARSE extent'):
+        convert(archive, 'vmdk', 'ova')

@@ -18,6 +18,8 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	stats := newStats()
 	exports := newExports(srv.URL) // ExportVm, ExportSnapshot: nfc_export.go
 	exports.install(m)
+	imports := newImports(m) // ImportVApp uploads, PullFromUrls: nfc_import.go, nfc_pull.go
+	imports.install(m)
 	guests := newGuestOps() // guests that reboot, or ignore requests: guest_ops.go
 	guests.install(m)
 	iscsi := newISCSI() // software iSCSI adapters and targets: iscsi.go
@@ -34,6 +36,8 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 		soapRequestFixes,
 		stats.middleware,
 		exports.middleware,
+		imports.middleware,
+		nfcStats(exports, imports),
 		guests.middleware,
 		iscsi.middleware,
 		faults.middleware,

@@ -58,21 +58,48 @@ package main
 // delays matching SOAP calls ("method" absent: every call) by "ms".
 //
 // reset: the TCP connection is closed without an answer (RST), for a SOAP
-// method, or for datastore file transfers (/folder/) when "http_method"
-// ("PUT" or "GET") or "path" (a substring of the URL path) is given:
+// method, or for file transfers when "http_method", "path" or "target"
+// is given:
 //
 //	{"kind": "reset", "method": "PowerOffVM_Task"}
 //	{"kind": "reset", "http_method": "PUT", "path": "disk-0.vmdk"}
+//	{"kind": "reset", "target": "nfc", "http_method": "POST"}
 //
-// http_error: a /folder/ request (matching "http_method" and "path" if
+// http_error: a file transfer (matching "http_method" and "path" if
 // given) is answered with "status", or its connection is cut after
-// "cut_after_bytes" bytes (of the request body for a PUT, of the answer
-// for a GET); a PUT with both is answered with "status" after that many
-// bytes, the rest unread (a datastore that fills up mid-upload):
+// "cut_after_bytes" bytes (of the request body for a PUT or POST, of the
+// answer for a GET); a PUT or POST with both is answered with "status"
+// after that many bytes, the rest unread (a datastore that fills up
+// mid-upload). A status alone answers at once, the handler not run, the
+// body read and dropped:
 //
 //	{"kind": "http_error", "http_method": "PUT", "status": 507}
 //	{"kind": "http_error", "http_method": "PUT", "cut_after_bytes": 65536}
 //	{"kind": "http_error", "http_method": "PUT", "status": 507, "cut_after_bytes": 65536}
+//	{"kind": "http_error", "target": "nfc", "http_method": "POST", "status": 507}
+//	{"kind": "http_error", "path": "/nfc/", "http_method": "POST", "cut_after_bytes": 65536}
+//	{"kind": "http_error", "target": "nfc", "http_method": "GET", "cut_after_bytes": 1000}
+//
+// The transfers a reset or http_error rule is for are its "target":
+// "folder" (the default), datastore files (/folder/<path>?dsName=...,
+// PUT and GET), or "nfc", NFC lease URLs (/nfc/<lease>/<file>: uploads
+// into ImportVApp leases, PUT or POST; export leases, GET); a "path"
+// beginning with "/nfc/" implies "nfc". A rule never fires for the other
+// target's requests; "path" is a substring of the URL path either way
+// (the lease's id, a file name such as "disk-0.vmdk"). http_method is
+// PUT or GET for /folder/, PUT, POST or GET for /nfc/ (any case).
+//
+// Cuts differ by target. A /folder/ PUT never reaches the datastore: the
+// first "cut_after_bytes" bytes are read and dropped, then the connection
+// is reset (or "status" answered). An /nfc/ upload is handed to the lease
+// with its body cut: the first "cut_after_bytes" bytes, then a read error
+// ("connection cut after N bytes (injected fault <id>)", or "HTTP <status>
+// after N bytes ..."), as when the client's connection breaks; the upload
+// fails as such a one does (the file's state is error in GET
+// /vcdriver/nfc, its bytes_received N, the lease stays ready for Abort),
+// its answer is dropped and the connection reset (or "status" answered).
+// A body no longer than "cut_after_bytes" reaches the handler whole; its
+// answer is dropped all the same.
 //
 // session_expiry: {"kind": "session_expiry"} invalidates every session at
 // once; each client's next call gets NotAuthenticated and it must log in
@@ -80,7 +107,7 @@ package main
 //
 // restart: {"kind": "restart", "seconds": 5} (optional "status": 503)
 // makes vCenter go away for that long: open connections are closed, every
-// request (SOAP, /folder/, ...; not /vcdriver/) gets its connection reset
+// request (SOAP, /folder/, /nfc/, ...; not /vcdriver/) gets its connection reset
 // (or the status), every session is invalidated, then service resumes with
 // the same inventory. Clearing the rule ends it early.
 //
@@ -147,6 +174,7 @@ type faultRule struct {
 	DRSRule    string `json:"drs_rule,omitempty"`
 	HTTPMethod string `json:"http_method,omitempty"`
 	Path       string `json:"path,omitempty"`
+	Target     string `json:"target,omitempty"` // reset, http_error: folder or nfc
 	Times      int    `json:"times"`
 	Skip       int    `json:"skip,omitempty"`
 
@@ -183,12 +211,25 @@ func (r *faultRule) fire() bool {
 	return true
 }
 
-// folder tells whether a reset rule is for /folder/ transfers.
-func (r *faultRule) folder() bool {
-	return r.Kind == kindHTTPError || (r.Kind == kindReset && (r.HTTPMethod != "" || r.Path != ""))
+// Targets of the file transfer rules.
+const (
+	targetFolder = "folder" // datastore files, /folder/
+	targetNFC    = "nfc"    // NFC lease URLs, /nfc/
+)
+
+// transfer tells whether a rule is for file transfers (/folder/, /nfc/)
+// rather than SOAP calls.
+func (r *faultRule) transfer() bool {
+	return r.Kind == kindHTTPError ||
+		(r.Kind == kindReset && (r.HTTPMethod != "" || r.Path != "" || r.Target != ""))
 }
 
-func (r *faultRule) matchesFolder(req *http.Request) bool {
+// matchesTransfer tells whether a transfer rule is for this request to
+// target.
+func (r *faultRule) matchesTransfer(target string, req *http.Request) bool {
+	if r.Target != target {
+		return false
+	}
 	if r.HTTPMethod != "" && !strings.EqualFold(r.HTTPMethod, req.Method) {
 		return false
 	}
@@ -473,7 +514,11 @@ func (f *faults) middleware(next http.Handler) http.Handler {
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, folderPrefix) {
-			f.serveFolder(next, w, r)
+			f.serveTransfer(targetFolder, next, w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, nfcPathPrefix) {
+			f.serveTransfer(targetNFC, next, w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -512,7 +557,7 @@ func (f *faults) serveSOAP(next http.Handler, w http.ResponseWriter, r *http.Req
 			if rule.fire() {
 				delay += time.Duration(rule.MS) * time.Millisecond
 			}
-		case rule.Kind == kindReset && !rule.folder() && rule.Method == method:
+		case rule.Kind == kindReset && !rule.transfer() && rule.Method == method:
 			if !reset && rule.fire() {
 				reset = true
 			}
@@ -557,11 +602,13 @@ func responseFix(body []byte) []byte {
 	return typeMessageRE.ReplaceAll(body, []byte("$2$1$3"))
 }
 
-func (f *faults) serveFolder(next http.Handler, w http.ResponseWriter, r *http.Request) {
+// serveTransfer applies the first transfer rule of target that fires for
+// a /folder/ or /nfc/ request.
+func (f *faults) serveTransfer(target string, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	var act *faultRule
 	f.mu.Lock()
 	for _, rule := range f.rules {
-		if rule.folder() && rule.matchesFolder(r) && rule.fire() {
+		if rule.transfer() && rule.matchesTransfer(target, r) && rule.fire() {
 			act = rule
 			break
 		}
@@ -574,6 +621,8 @@ func (f *faults) serveFolder(next http.Handler, w http.ResponseWriter, r *http.R
 		resetConn(w)
 	case act.cut && r.Method == http.MethodGet:
 		next.ServeHTTP(&cutWriter{ResponseWriter: w, left: act.CutAfterBytes}, r)
+	case act.cut && target == targetNFC:
+		f.cutUpload(act, next, w, r)
 	case act.cut && act.Status != 0:
 		_, _ = io.CopyN(io.Discard, r.Body, act.CutAfterBytes)
 		w.Header().Set("Connection", "close")
@@ -585,6 +634,60 @@ func (f *faults) serveFolder(next http.Handler, w http.ResponseWriter, r *http.R
 		_, _ = io.Copy(io.Discard, r.Body)
 		http.Error(w, fmt.Sprintf("injected fault %d", act.ID), act.Status)
 	}
+}
+
+// cutUpload hands an upload to its handler with the body cut after the
+// rule's cut_after_bytes, drops the handler's answer, then resets the
+// connection or answers the rule's status (the rest of the body unread).
+func (f *faults) cutUpload(act *faultRule, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	why := fmt.Errorf("connection cut after %d bytes (injected fault %d)", act.CutAfterBytes, act.ID)
+	if act.Status != 0 {
+		why = fmt.Errorf("HTTP %d after %d bytes (injected fault %d)", act.Status, act.CutAfterBytes, act.ID)
+	}
+	r.Body = &cutBody{ReadCloser: r.Body, left: act.CutAfterBytes, err: why}
+	next.ServeHTTP(&mutedWriter{w: w, header: http.Header{}}, r)
+	if act.Status == 0 {
+		resetConn(w)
+		return
+	}
+	w.Header().Set("Connection", "close")
+	http.Error(w, fmt.Sprintf("injected fault %d", act.ID), act.Status)
+}
+
+// cutBody lets the first left bytes of a request body through, then fails
+// every read with err, as a body whose connection broke does.
+type cutBody struct {
+	io.ReadCloser
+	left int64
+	err  error
+}
+
+func (c *cutBody) Read(b []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, c.err
+	}
+	if int64(len(b)) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.ReadCloser.Read(b)
+	c.left -= int64(n)
+	return n, err
+}
+
+// mutedWriter takes a handler's answer and drops it. The handler can still
+// set the connection's read deadline (nfc_import.go stops a transfer so);
+// nothing else of the connection is reachable, so nothing goes out.
+type mutedWriter struct {
+	w      http.ResponseWriter
+	header http.Header
+}
+
+func (m *mutedWriter) Header() http.Header         { return m.header }
+func (m *mutedWriter) WriteHeader(int)             {}
+func (m *mutedWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func (m *mutedWriter) SetReadDeadline(t time.Time) error {
+	return http.NewResponseController(m.w).SetReadDeadline(t)
 }
 
 // cutWriter passes on the first left bytes of a response, then resets the
@@ -737,15 +840,29 @@ func decodeRule(body io.Reader) (*faultRule, error) {
 			return bad("needs ms > 0")
 		}
 	case kindReset:
-		if rule.Method == "" && !rule.folder() {
-			return bad("needs a SOAP method, or http_method or path for /folder/")
+		if rule.Method == "" && !rule.transfer() {
+			return bad("needs a SOAP method, or http_method, path or target for file transfers")
+		}
+		if rule.transfer() {
+			if err := transferTarget(rule); err != nil {
+				return bad("%v", err)
+			}
 		}
 	case kindHTTPError:
 		if (!rule.cut || rule.Status != 0) && (rule.Status < 400 || rule.Status > 599) {
 			return bad("needs a status (400-599) or cut_after_bytes")
 		}
-		if rule.HTTPMethod != "" && rule.HTTPMethod != http.MethodPut && rule.HTTPMethod != http.MethodGet {
-			return bad("http_method is PUT or GET")
+		if err := transferTarget(rule); err != nil {
+			return bad("%v", err)
+		}
+		switch rule.HTTPMethod {
+		case "", http.MethodPut, http.MethodGet:
+		case http.MethodPost:
+			if rule.Target != targetNFC {
+				return bad("http_method is PUT or GET for /folder/ (POST is for target nfc)")
+			}
+		default:
+			return bad("http_method is PUT or GET, or POST for target nfc")
 		}
 	case kindSessionExpiry:
 	case kindRestart:
@@ -759,6 +876,27 @@ func decodeRule(body io.Reader) (*faultRule, error) {
 		return nil, fmt.Errorf("unknown kind %q", rule.Kind)
 	}
 	return rule, nil
+}
+
+// transferTarget checks a transfer rule's target, filling it in (nfc for
+// a path under /nfc/, else folder), and upper-cases its http_method.
+func transferTarget(rule *faultRule) error {
+	rule.HTTPMethod = strings.ToUpper(rule.HTTPMethod)
+	switch rule.Target {
+	case "":
+		rule.Target = targetFolder
+		if strings.HasPrefix(rule.Path, nfcPathPrefix) {
+			rule.Target = targetNFC
+		}
+	case targetFolder, targetNFC:
+	default:
+		return fmt.Errorf("target is %q or %q", targetFolder, targetNFC)
+	}
+	if (rule.Target == targetFolder && strings.HasPrefix(rule.Path, nfcPathPrefix)) ||
+		(rule.Target == targetNFC && strings.HasPrefix(rule.Path, folderPrefix)) {
+		return fmt.Errorf("path %q is not under /%s/", rule.Path, rule.Target)
+	}
+	return nil
 }
 
 // add arms a rule; session_expiry and restart act at once.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,7 @@ type config struct {
 	vmWorkers       int
 
 	typedTraversal bool
+	apiVersion     string
 
 	hostMemoryMB int
 	hostCPUCores int
@@ -66,6 +68,7 @@ func parseFlags(fs *flag.FlagSet, args []string) *config {
 	fs.IntVar(&c.vms, "vms", 0, "pre-existing VMs per cluster and per standalone host (on nfs0, powered on)")
 	fs.IntVar(&c.vmWorkers, "vm-workers", 1, "create the -vms VMs with this many parallel workers (bulk_vms.go)")
 	fs.BoolVar(&c.typedTraversal, "typed-traversal", false, "follow PropertyCollector TraversalSpecs only from objects of their type, as vCenter does (typed_traversal.go)")
+	fs.StringVar(&c.apiVersion, "api-version", "", "vSphere API version to report (about.apiVersion, /sdk/vimServiceVersions.xml), e.g. 8.0.3.0; default vcsim's 6.5, with which pyVmomi refuses to send calls newer than 6.5 such as HttpNfcLeasePullFromUrls_Task (6.7)")
 	fs.IntVar(&c.hostMemoryMB, "host-memory-mb", 0, "memory of every host in MB (0 = simulator default, 4095 MB)")
 	fs.IntVar(&c.hostCPUCores, "host-cpu-cores", 0, "CPU cores (and threads) of every host (0 = simulator default, 2)")
 	fs.IntVar(&c.nfs, "nfs", 1, "number of shared NFS datastores nfs0..nfsN-1, mounted on every host")
@@ -108,6 +111,15 @@ func newModel(cfg *config) *simulator.Model {
 	// vcsim reports a per-machine constant about.instanceUuid; real vCenters
 	// (and so several simulators) each have their own.
 	m.ServiceContent.About.InstanceUuid = uuid.NewString()
+	if cfg.apiVersion != "" {
+		// Clients negotiate their API version from this (pyVmomi's
+		// SmartConnect, vcdriver's session); vcsim answers every version
+		// alike.
+		m.ServiceContent.About.ApiVersion = cfg.apiVersion
+		if parts := strings.Split(cfg.apiVersion, "."); len(parts) >= 3 {
+			m.ServiceContent.About.Version = strings.Join(parts[:3], ".")
+		}
+	}
 	return m
 }
 

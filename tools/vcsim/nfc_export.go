@@ -17,21 +17,20 @@ package main
 //     are served as their files.
 //   - A lease whose disk descriptor does not exist goes to state error with
 //     FileNotFound, as vCenter's does, instead of failing later on GET.
-//   - GET /vcdriver/nfc lists the leases made here with their outcome
-//     (ready, error, completed, aborted) and the bytes served, so tests can
-//     check that a client completed or aborted its lease.
+//   - GET /vcdriver/nfc (nfc_stats.go) lists the leases made here with
+//     their outcome (ready, error, completed, aborted) and the bytes served,
+//     so tests can check that a client completed or aborted its lease.
 //
 // The calls are routed here by the Registry's method Handler hook (see
 // exportService; no SOAP rewriting); the leases are vcsim's own HttpNfcLease objects in the
 // caller's session, so HttpNfcLeaseProgress, Complete and Abort, and the
 // PropertyCollector, work on them unchanged. The lease URL paths are the
-// ones vcsim uses (/nfc/<lease>/<file name>); URLs of other leases (e.g.
-// ImportVApp) fall through to vcsim's own NFC handler.
+// ones vcsim uses (/nfc/<lease>/<file name>); URLs of other leases fall
+// through (ImportVApp's to nfc_import.go).
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -41,7 +40,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,10 +53,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-const (
-	nfcPathPrefix = "/nfc/"
-	nfcStatsPath  = "/vcdriver/nfc"
-)
+const nfcPathPrefix = "/nfc/"
 
 // exports keeps the leases made by ExportVm and ExportSnapshot.
 type exports struct {
@@ -326,8 +321,6 @@ func adapterType(controller types.BaseVirtualDevice) string {
 func (x *exports) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.URL.Path == nfcStatsPath:
-			x.serveStats(w, r)
 		case strings.HasPrefix(r.URL.Path, nfcPathPrefix) && x.serveNFC(w, r):
 		default:
 			next.ServeHTTP(w, r)
@@ -548,43 +541,33 @@ func flatExtents(descriptor string) ([]flatExtent, int64, error) {
 	return extents, capacity, nil
 }
 
-// serveStats answers GET /vcdriver/nfc with the leases made here, oldest
-// first:
+// statsRows lists the export leases for GET /vcdriver/nfc (nfc_stats.go):
 //
-//	{"leases": [{"lease", "entity", "state", "error", "bytes"}, ...]}
-//
-// and DELETE /vcdriver/nfc forgets the finished ones.
-func (x *exports) serveStats(w http.ResponseWriter, r *http.Request) {
+//	{"lease", "kind": "export", "entity", "state", "error", "bytes"}
+func (x *exports) statsRows() []nfcStatsRow {
+	type row struct {
+		Lease  string `json:"lease"`
+		Kind   string `json:"kind"`
+		Entity string `json:"entity"`
+		State  string `json:"state"`
+		Error  string `json:"error,omitempty"`
+		Bytes  int64  `json:"bytes"`
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	switch r.Method {
-	case http.MethodGet:
-		type row struct {
-			Lease  string `json:"lease"`
-			Entity string `json:"entity"`
-			State  string `json:"state"`
-			Error  string `json:"error,omitempty"`
-			Bytes  int64  `json:"bytes"`
+	rows := make([]nfcStatsRow, 0, len(x.leases))
+	for _, l := range x.leases {
+		rows = append(rows, nfcStatsRow{l.created, row{l.ref.Value, "export", l.entity.Value, l.state, l.err, l.bytes}})
+	}
+	return rows
+}
+
+func (x *exports) forgetFinished() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for id, l := range x.leases {
+		if finished(l.state) {
+			delete(x.leases, id)
 		}
-		all := make([]*exportLease, 0, len(x.leases))
-		for _, l := range x.leases {
-			all = append(all, l)
-		}
-		sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
-		rows := make([]row, 0, len(all))
-		for _, l := range all {
-			rows = append(rows, row{l.ref.Value, l.entity.Value, l.state, l.err, l.bytes})
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"leases": rows})
-	case http.MethodDelete:
-		for id, l := range x.leases {
-			if l.state == "completed" || l.state == "aborted" || l.state == "error" {
-				delete(x.leases, id)
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
 }

@@ -79,7 +79,8 @@ func diskURL(t *testing.T, lease *nfc.Lease) string {
 	return urls[0]
 }
 
-func (f *exportFixture) get(t *testing.T, u string) (int, []byte) {
+// httpGet is a GET of u: status and body.
+func httpGet(t *testing.T, u string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {
@@ -132,7 +133,7 @@ func (f *exportFixture) leaseStates(t *testing.T) map[string]string {
 	var stats struct {
 		Leases []struct{ Lease, State string } `json:"leases"`
 	}
-	_, body := f.get(t, f.inst.server.URL.Scheme+"://"+f.inst.server.URL.Host+nfcStatsPath)
+	_, body := httpGet(t, f.inst.server.URL.Scheme+"://"+f.inst.server.URL.Host+nfcStatsPath)
 	if err := json.Unmarshal(body, &stats); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestExportSnapshotServesTheDiskStreamOptimized(t *testing.T) {
 	lease := nfc.NewLease(f.c.Client, res.Returnval)
 	u := diskURL(t, lease)
 
-	status, body := f.get(t, u)
+	status, body := httpGet(t, u)
 	if status != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", u, status, body)
 	}
@@ -182,7 +183,7 @@ func TestExportSnapshotServesTheDiskStreamOptimized(t *testing.T) {
 	if s := f.leaseStates(t)[res.Returnval.Value]; s != "completed" {
 		t.Fatalf("lease state %q after HttpNfcLeaseComplete", s)
 	}
-	if status, _ := f.get(t, u); status != http.StatusNotFound {
+	if status, _ := httpGet(t, u); status != http.StatusNotFound {
 		t.Fatalf("a completed lease still serves: %d", status)
 	}
 }
@@ -200,7 +201,7 @@ func TestExportVmNeedsAPoweredOffVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, body := f.get(t, diskURL(t, lease))
+	status, body := httpGet(t, diskURL(t, lease))
 	if status != http.StatusOK {
 		t.Fatalf("GET: %d %s", status, body)
 	}
@@ -240,7 +241,7 @@ func TestExportWithoutExtentIsZeros(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, body := f.get(t, diskURL(t, lease))
+	status, body := httpGet(t, diskURL(t, lease))
 	if status != http.StatusOK {
 		t.Fatalf("GET: %d %s", status, body)
 	}

@@ -9,7 +9,8 @@ In ``[<datastore>] <[vcdriver] image_cache_folder>/``::
     <image id>/image.json       what it is: virtual size, Glance hash
     <image id>/last-used        vCenter time of its last use
     <image id>.lock/owner       who fills the entry now, with a heartbeat
-    <image id>.partial-<token>/ a download in progress
+    <image id>.partial-<token>/ a download in progress (its import/
+                                holds the files of the import's shell VM)
 
 An entry appears only when a complete, verified partial folder is renamed
 to it, so a cut download never becomes an entry. The lock is a folder made
@@ -35,6 +36,7 @@ from pyVmomi import vim
 
 from vcdriver import conf
 from vcdriver import exception
+from vcdriver.images import disk_import
 from vcdriver.vsphere import datastore_http
 from vcdriver.vsphere import files
 
@@ -200,14 +202,19 @@ class DatastoreCache:
         finally:
             lock.release()
 
+    def _delete_partial(self, folder):
+        """A dead fill's folder, with the import shell VM it may have left
+        registered."""
+        disk_import.remove_shell(self.session, self.cluster, folder)
+        files.delete(self.session, self.cluster.datacenter_ref, folder)
+
     def remove_orphan_partial(self, name):
         """A partial folder whose lock is gone was left by a dead fill."""
         image_id, _, token = name.partition('.partial-')
         owner = _Lock(self, image_id).owner()
         if owner and owner.get('token') == token:
             return False
-        files.delete(self.session, self.cluster.datacenter_ref,
-                     self.root.join(name))
+        self._delete_partial(self.root.join(name))
         LOG.info('Removed %s left by an interrupted download on %s', name,
                  self.datastore)
         return True
@@ -312,6 +319,6 @@ class _Lock:
         files.delete(self.cache.session, dc, graveyard)
         if owner and owner.get('token'):
             image_id = self.folder.basename[:-len('.lock')]
-            files.delete(self.cache.session, dc, self.cache.root.join(
+            self.cache._delete_partial(self.cache.root.join(
                 '%s.partial-%s' % (image_id, owner['token'])))
         return True

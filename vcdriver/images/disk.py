@@ -1,29 +1,16 @@
-"""Image disks from Glance, written onto a datastore.
-
-Images in VMDK (flat, monolithicSparse, streamOptimized), qcow2 or raw,
-bare or in an OVA, become a flat disk: vCenter creates the disk, we stream
-the converted bytes into its ``-flat.vmdk`` extent and verify Glance's hash
-of the original bytes as they pass.
+"""What an image becomes: whether this driver boots it, and how its disks
+are made (DiskPlan), from Glance's record and properties alone, before
+any byte is read or written.
 """
 
 import dataclasses
-import hashlib
 
 from nova import exception as nova_exception
-from oslo_log import log as logging
 from oslo_utils import strutils
 
-from vcdriver import cluster as cluster_mod
 from vcdriver import conf
-from vcdriver import exception
 from vcdriver import vm_spec
-from vcdriver.images import formats
-from vcdriver.images import glance
-from vcdriver.images import transfer
-from vcdriver.vsphere import datastore_http
-from vcdriver.vsphere import files
 
-LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 DISK_FORMATS = ('vmdk', 'qcow2', 'raw', 'iso')
@@ -105,132 +92,7 @@ def check_acceptable(image):
         vif_model=vif_model)
 
 
-class _Hashing:
-    """The Glance stream, hashed and counted as the converter pulls it."""
-
-    def __init__(self, chunks, algo):
-        self._chunks = chunks
-        self.hasher = hashlib.new(algo)
-        self.size = 0
-
-    def __iter__(self):
-        for chunk in self._chunks:
-            self.hasher.update(chunk)
-            self.size += len(chunk)
-            yield chunk
-
-    def close(self):
-        close = getattr(self._chunks, 'close', None)
-        if close:
-            close()
-
-
-def _unacceptable(image, error):
-    return nova_exception.ImageUnacceptable(image_id=image.id,
-                                            reason=str(error))
-
-
 def cache_file_name(image):
     """The file an image is cached as: a disk, or an ISO kept as is."""
     return '%s.%s' % (image.id, 'iso' if image.disk_format == 'iso'
                       else 'vmdk')
-
-
-def _check_room(session, cluster, image, datastore_name, virtual_size):
-    """Refuse, before writing anything, a disk the datastore cannot hold:
-    its flat extent is written in full, whatever its header claims."""
-    state = cluster_mod.read_state(session, [cluster])[0]
-    for datastore in state.datastores:
-        if datastore.name == datastore_name and (
-                virtual_size > datastore.free_space):
-            raise nova_exception.ImageUnacceptable(
-                image_id=image.id,
-                reason='its virtual size (%d bytes) is more than datastore '
-                       '%s has free (%d bytes); a header claiming it is '
-                       'wrong, or the image too large to use'
-                       % (virtual_size, datastore_name,
-                          datastore.free_space))
-
-
-def _broken_off(image, source, error):
-    return exception.ImageTransferFailed(
-        image_id=image.id,
-        reason='the download from Glance broke off after %d of %d bytes: '
-               '%s' % (source.size, image.size, error))
-
-
-def write_image_disk(session, context, cluster, image, disk_path,
-                     plan=None):
-    """Create ``disk_path`` holding the image, verified against Glance's
-    hash; return its virtual size in bytes.
-
-    Whatever the image's format, the bytes are converted to a flat disk as
-    they stream (images/formats), an ISO kept as it is, and hashed as they
-    arrive, in the reader thread. On failure ``disk_path``'s folder may
-    hold partial files: the caller owns the folder and removes it.
-    """
-    plan = plan or check_acceptable(image)
-    source = _Hashing(glance.stream(context, image.id), image.hash_algo)
-    try:
-        flat = formats.open_flat(
-            source, image.disk_format, image.container_format,
-            vmware_disktype=image.properties.get('vmware_disktype'),
-            chunk_size=CONF.vcdriver.image_transfer_chunk_size,
-            source_size=image.size)
-    except formats.ImageFormatError as e:
-        source.close()
-        raise _unacceptable(image, e) from e
-    except Exception as e:
-        # Glance's stream broke while the header was read: the same
-        # failure as later in the copy (no other host would do better).
-        source.close()
-        raise _broken_off(image, source, e) from e
-    LOG.info('Image %s: %s, %d bytes, virtual size %d', image.id,
-             flat.source_format, image.size, flat.virtual_size)
-    try:
-        _check_room(session, cluster, image, disk_path.datastore,
-                    flat.virtual_size)
-    except BaseException:
-        source.close()
-        raise
-    if plan.iso:
-        target = disk_path.rel_path
-    else:
-        # The cache disk is thin: the flat upload replaces its extent.
-        files.create_virtual_disk(session, cluster.datacenter_ref,
-                                  disk_path, flat.virtual_size,
-                                  vm_spec.vmdk_adapter_type(plan.adapter),
-                                  'thin')
-        target = disk_path.rel_path[:-len('.vmdk')] + '-flat.vmdk'
-    writer = datastore_http.FileWriter(
-        session, cluster.datacenter, disk_path.datastore, target,
-        size=flat.virtual_size, timeout=CONF.vcdriver.http_timeout)
-    label = 'Image %s to %s' % (image.id, disk_path)
-    try:
-        result = transfer.copy(
-            flat, writer.write, label=label, hash_algo=None,
-            chunk_size=CONF.vcdriver.image_transfer_chunk_size,
-            depth=CONF.vcdriver.image_transfer_buffer_chunks,
-            expected_size=flat.virtual_size,
-            progress_interval=CONF.vcdriver.image_transfer_progress_interval)
-        writer.close()
-    except transfer.SourceError as e:
-        writer.abort()
-        if isinstance(e.__cause__, formats.ImageFormatError):
-            raise _unacceptable(image, e.__cause__) from e
-        raise _broken_off(image, source, e) from e
-    except BaseException:
-        writer.abort()
-        raise
-    if source.size != image.size:
-        raise exception.ImageTransferFailed(
-            image_id=image.id, reason='Glance sent %d bytes, its record '
-            'says %d' % (source.size, image.size))
-    digest = source.hasher.hexdigest()
-    if digest != image.hash_value:
-        raise exception.ImageChecksumMismatch(
-            image_id=image.id, algo=image.hash_algo, actual=digest,
-            expected=image.hash_value)
-    LOG.info('Image %s verified (%s) on %s, %.1f MiB/s', image.id,
-             image.hash_algo, disk_path, result.mib_per_s)
-    return flat.virtual_size

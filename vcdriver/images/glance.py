@@ -5,9 +5,12 @@ token handling and signature verification apply unchanged.
 """
 
 import dataclasses
+import hashlib
 
 from nova import exception as nova_exception
 from nova.image import glance
+
+from vcdriver import exception
 
 _API = glance.API()
 
@@ -69,6 +72,70 @@ def stream(context, image_id):
         raise nova_exception.ImageUnacceptable(
             image_id=image_id, reason='Glance holds no data for it')
     return chunks
+
+
+def virtual_size(context, image_id):
+    """The disk size Glance worked out from the image's header (Glance
+    23 and later), or None. Nova's image API leaves it out of its
+    records, so this asks Nova's Glance client for the raw record."""
+    service, image_id = glance.get_remote_image_service(context, image_id)
+    try:
+        record = service._client.call(context, 2, 'get', args=(image_id,))
+    except Exception:
+        glance._reraise_translated_image_exception(image_id)
+    return record.get('virtual_size')
+
+
+def data_url(context, image_id, endpoint=None):
+    """Where a client holding the user's token (X-Auth-Token) GETs the
+    image's bytes: ``endpoint`` or, by default, the Glance endpoint Nova
+    uses ([glance] api_servers or the catalog)."""
+    endpoint = endpoint or next(glance.get_api_servers(context))
+    return '%s/v2/images/%s/file' % (endpoint.rstrip('/'), image_id)
+
+
+class Download:
+    """An image's bytes from Glance, hashed and counted as the pipeline
+    pulls them (in the transfer's reader thread), then checked once
+    against Glance's record."""
+
+    def __init__(self, context, image):
+        self.image = image
+        self.hasher = hashlib.new(image.hash_algo)
+        self.size = 0
+        self._chunks = stream(context, image.id)
+
+    def __iter__(self):
+        for chunk in self._chunks:
+            self.hasher.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    def close(self):
+        close = getattr(self._chunks, 'close', None)
+        if close:
+            close()
+
+    def verify(self):
+        """Glance's size and hash of the bytes that passed."""
+        image = self.image
+        if self.size != image.size:
+            raise exception.ImageTransferFailed(
+                image_id=image.id, reason='Glance sent %d bytes, its '
+                'record says %d' % (self.size, image.size))
+        digest = self.hasher.hexdigest()
+        if digest != image.hash_value:
+            raise exception.ImageChecksumMismatch(
+                image_id=image.id, algo=image.hash_algo, actual=digest,
+                expected=image.hash_value)
+
+    def broken_off(self, error):
+        """The error of a download that ended early: no other host would
+        do better, so Nova should not reschedule."""
+        return exception.ImageTransferFailed(
+            image_id=self.image.id,
+            reason='the download from Glance broke off after %d of %d '
+                   'bytes: %s' % (self.size, self.image.size, error))
 
 
 class _ChunkFile:

@@ -28,23 +28,27 @@ def folder_url_path(datacenter, datastore, path):
     return '/folder/%s?%s' % (urllib.parse.quote(path), query)
 
 
-class FileWriter:
-    """A PUT of one datastore file, written chunk by chunk.
+class Upload:
+    """A streamed upload of one body, written chunk by chunk over its own
+    connection.
 
     With ``size`` the body has a Content-Length, otherwise it is chunked.
     ``close()`` reads the response and raises unless the upload was stored.
+    Errors name ``label`` and are ``error`` (a VCenterError taking
+    ``method``, ``path`` and ``reason``); a 507 is DatastoreFull.
     """
 
-    def __init__(self, session, datacenter, datastore, path, size=None,
-                 timeout=300):
-        self.path = '[%s] %s' % (datastore, path)
-        self._url = folder_url_path(datacenter, datastore, path)
+    error = exception.DatastoreHTTPError
+
+    def __init__(self, conn, method, url, label, headers, size=None):
+        self.path = label
+        self._method = method
         self._chunked = size is None
-        self._conn = _connection(session, timeout)
+        self._conn = conn
         try:
-            self._conn.putrequest('PUT', self._url, skip_accept_encoding=True)
-            self._conn.putheader('Cookie', session.cookie)
-            self._conn.putheader('Content-Type', 'application/octet-stream')
+            self._conn.putrequest(method, url, skip_accept_encoding=True)
+            for name, value in headers.items():
+                self._conn.putheader(name, value)
             if self._chunked:
                 self._conn.putheader('Transfer-Encoding', 'chunked')
             else:
@@ -52,10 +56,11 @@ class FileWriter:
             self._conn.endheaders()
         except OSError as e:
             self._conn.close()
-            raise exception.DatastoreHTTPError(method='PUT', path=self.path,
-                                               reason=e)
+            raise self.error(method=method, path=self.path, reason=e)
 
     def write(self, data):
+        if not data:
+            return  # an empty chunk would end a chunked body
         try:
             if self._chunked:
                 self._conn.send(b'%x\r\n' % len(data))
@@ -75,8 +80,7 @@ class FileWriter:
             self._conn.close()
             if response is not None:
                 self._raise_for(response, body)
-            raise exception.DatastoreHTTPError(method='PUT', path=self.path,
-                                               reason=e)
+            raise self.error(method=self._method, path=self.path, reason=e)
 
     def close(self):
         try:
@@ -85,8 +89,7 @@ class FileWriter:
             response = self._conn.getresponse()
             body = response.read(4096)
         except (OSError, http.client.HTTPException) as e:
-            raise exception.DatastoreHTTPError(method='PUT', path=self.path,
-                                               reason=e)
+            raise self.error(method=self._method, path=self.path, reason=e)
         finally:
             self._conn.close()
         if response.status not in (200, 201):
@@ -97,8 +100,7 @@ class FileWriter:
                                     body[:200])
         if response.status == 507:
             raise exception.DatastoreFull(path=self.path, reason=reason)
-        raise exception.DatastoreHTTPError(method='PUT', path=self.path,
-                                           reason=reason)
+        raise self.error(method=self._method, path=self.path, reason=reason)
 
     def abort(self):
         """Break the upload off and wait until the server is done with
@@ -116,6 +118,19 @@ class FileWriter:
             pass  # reset or gone: the server is done with it too
         finally:
             self._conn.close()
+
+
+class FileWriter(Upload):
+    """A PUT of one datastore file through vCenter's ``/folder``."""
+
+    def __init__(self, session, datacenter, datastore, path, size=None,
+                 timeout=300):
+        super().__init__(
+            _connection(session, timeout), 'PUT',
+            folder_url_path(datacenter, datastore, path),
+            '[%s] %s' % (datastore, path),
+            {'Cookie': session.cookie,
+             'Content-Type': 'application/octet-stream'}, size)
 
 
 def _connection(session, timeout):

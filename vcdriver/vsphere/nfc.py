@@ -1,13 +1,16 @@
-"""Export leases (HttpNfcLease): wait, keep alive, read device URLs, end.
+"""NFC leases (HttpNfcLease): wait, keep alive, move disks, end.
 
 vCenter hands out an export lease (ExportVm, VirtualMachineSnapshot.
-ExportSnapshot); once it is ``ready`` its ``info.deviceUrl`` entries are
-GET-able for as long as the lease lives. A lease dies when nothing reports
-progress on it for ``info.leaseTimeout`` seconds, so a transfer longer
-than that needs HttpNfcLeaseProgress at an interval. Disk URLs serve the
-disk as a streamOptimized VMDK, of a length nobody knows up front.
+ExportSnapshot) or an import lease (ResourcePool.ImportVApp); once it is
+``ready`` its ``info.deviceUrl`` entries are GET-able (export) or take a
+POST of a streamOptimized VMDK (import) for as long as the lease lives.
+A lease dies when nothing reports progress on it for ``info.leaseTimeout``
+seconds, so a transfer longer than that needs HttpNfcLeaseProgress at an
+interval. Disk URLs serve or take the disk as a streamOptimized VMDK, of
+a length nobody knows up front; an import lease can also have the ESX
+host pull each disk from a URL itself (HttpNfcLeasePullFromUrls_Task).
 
-Reads are on http.client, as datastore_http's writes are: one connection
+Transfers are on http.client, as datastore_http's are: one connection
 per stream, nothing pooled, no urllib3.
 """
 
@@ -21,6 +24,7 @@ from pyVmomi import vim
 from pyVmomi import vmodl
 
 from vcdriver import exception
+from vcdriver.vsphere import datastore_http
 from vcdriver.vsphere import watch
 
 LOG = logging.getLogger(__name__)
@@ -41,15 +45,32 @@ class NfcReadError(exception.VCenterError):
     msg_fmt = 'Reading %(url)s from the export lease failed: %(reason)s'
 
 
-def _wait_for_lease(session, lease):
+class ImportLeaseFailed(LeaseFailed):
+    msg_fmt = 'Import lease %(lease)s failed: %(reason)s'
+
+
+class ImportLeaseTimeout(LeaseTimeout):
+    msg_fmt = ('Import lease %(lease)s was not ready within %(timeout)s s '
+               '([vcdriver] task_timeout).')
+
+
+class NfcWriteError(exception.VCenterError):
+    msg_fmt = 'NFC upload %(method)s %(path)s failed: %(reason)s'
+
+# What an import lease's disk URL takes: ESX's name for a streamOptimized
+# VMDK body (govmomi and ovftool POST disks with it).
+STREAM_VMDK_TYPE = 'application/x-vnd.vmware-streamVmdk'
+
+
+def _wait_for_lease(session, lease, timeout_error):
     """Wait for ``state`` ready or error; return (state, error, info)."""
     with watch.PropertyWatch(session, lease, vim.HttpNfcLease,
                              ['state', 'error', 'info']) as lease_watch:
         if not lease_watch.wait(
                 lambda path, value: path == 'state' and value in _LEASE_DONE,
                 session.task_timeout):
-            raise LeaseTimeout(lease=lease._moId,
-                               timeout=session.task_timeout)
+            raise timeout_error(lease=lease._moId,
+                                timeout=session.task_timeout)
         values = lease_watch.values
     return values['state'], values.get('error'), values.get('info')
 
@@ -65,6 +86,10 @@ def _fault_text(fault):
 class Lease:
     """A ready export lease: its device URLs, progress, complete, abort."""
 
+    kind = 'Export'
+    failed = LeaseFailed
+    timed_out = LeaseTimeout
+
     def __init__(self, session, lease, info):
         self.session = session
         self.lease = lease
@@ -74,13 +99,14 @@ class Lease:
     def wait(cls, session, lease):
         """The lease once ready; LeaseFailed (lease aborted) if it errs."""
         try:
-            state, error, info = _wait_for_lease(session, lease)
+            state, error, info = _wait_for_lease(session, lease,
+                                                 cls.timed_out)
         except BaseException:
             _abort_quietly(lease)
             raise
         if state != vim.HttpNfcLease.State.ready:
             _abort_quietly(lease)
-            raise LeaseFailed(lease=lease._moId, reason=_fault_text(error))
+            raise cls.failed(lease=lease._moId, reason=_fault_text(error))
         return cls(session, lease, info)
 
     @property
@@ -98,7 +124,7 @@ class Lease:
 
     def complete(self):
         self.lease.HttpNfcLeaseComplete()
-        LOG.debug('Export lease %s completed', self.name)
+        LOG.debug('%s lease %s completed', self.kind, self.name)
 
     def abort(self):
         """End the lease as failed; never raises (it runs on error paths)."""
@@ -116,11 +142,11 @@ class Lease:
 def _abort_quietly(lease):
     try:
         lease.HttpNfcLeaseAbort()
-        LOG.debug('Export lease %s aborted', lease._moId)
+        LOG.debug('Lease %s aborted', lease._moId)
     except vmodl.fault.ManagedObjectNotFound:
         pass  # already gone: completed, aborted or timed out
     except Exception:
-        LOG.warning('Could not abort export lease %s', lease._moId,
+        LOG.warning('Could not abort lease %s', lease._moId,
                     exc_info=True)
 
 
@@ -156,13 +182,65 @@ class KeepAlive:
             try:
                 self._lease.progress(self._percent())
             except Exception as e:
-                LOG.warning('Progress report on export lease %s failed: %s',
+                LOG.warning('Progress report on lease %s failed: %s',
                             self._lease.name, e)
 
 
 def export_snapshot(session, snapshot):
     """ExportSnapshot, waited for: a ready Lease."""
     return Lease.wait(session, snapshot.ExportSnapshot())
+
+
+class ImportLease(Lease):
+    """A ready ImportVApp lease: the VM it made (``entity``), its disks'
+    URLs to POST to or have pulled."""
+
+    kind = 'Import'
+    failed = ImportLeaseFailed
+    timed_out = ImportLeaseTimeout
+
+    @property
+    def entity(self):
+        return self.info.entity
+
+    def pull(self, device_url, url, headers, size):
+        """Have the ESX host GET ``url`` (with ``headers``) into the disk
+        of ``device_url`` itself (HttpNfcLeasePullFromUrls, vSphere 6.7);
+        waits for the task."""
+        source = vim.HttpNfcLease.SourceFile(
+            targetDeviceId=device_url.importKey, url=url, create=False,
+            size=size, httpHeaders=[vim.KeyValue(key=k, value=v)
+                                    for k, v in headers.items()])
+        task = self.lease.HttpNfcLeasePullFromUrls_Task(files=[source])
+        self.session.wait_for_task(task)
+
+    def manifest(self):
+        """What the lease's transfers wrote, one entry per file: size
+        received, capacity, populated size."""
+        return self.lease.HttpNfcLeaseGetManifest() or []
+
+
+def import_vapp(session, resource_pool, folder, spec, host=None):
+    """ImportVApp, waited for: a ready ImportLease. vCenter has made the
+    VM (with its disks, empty) by then."""
+    return ImportLease.wait(session, resource_pool.ImportVApp(
+        spec=spec, folder=folder, host=host))
+
+
+class DiskWriter(datastore_http.Upload):
+    """A POST of a streamOptimized VMDK to an import lease's disk URL,
+    chunked: the encoder's output length is known only at its end."""
+
+    error = NfcWriteError
+
+    def __init__(self, session, url, label, timeout=300):
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path + ('?' + parts.query if parts.query else '')
+        headers = {'Content-Type': STREAM_VMDK_TYPE}
+        if session.cookie:
+            headers['Cookie'] = session.cookie
+        super().__init__(_connection(session, url, timeout), 'POST', path,
+                         label, headers)
 
 
 def _connection(session, url, timeout):

@@ -218,7 +218,7 @@ def rechunk(pieces, chunk_size, total):
         if not buf and len(piece) == cs:
             if held is not None:
                 yield held
-            held = piece
+            held = piece if type(piece) is bytes else bytes(piece)
             continue
         buf += piece
         while len(buf) >= cs:

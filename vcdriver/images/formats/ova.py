@@ -2,19 +2,30 @@
 
 The archive is never staged: tarfile reads it in stream mode, the OVF is
 kept (it is small) in case the disk's header leaves its capacity to the
-footer, and the first ``.vmdk`` member is converted as it passes.
+footer, and the first ``.vmdk`` member is converted as it passes; when
+that member is a descriptor of FLAT extents, the extents that follow it
+are read as one raw disk.
 """
 
 import posixpath
 import re
 import tarfile
+import types
 import xml.etree.ElementTree as ElementTree
 
 from vcdriver.images.formats._base import CorruptImage
 from vcdriver.images.formats._base import MiB
 from vcdriver.images.formats._base import Reader
+from vcdriver.images.formats._base import UnsupportedImage
 
 MAX_MEMBERS = 100
+# A descriptor is text of a few hundred bytes; a disk is never that small.
+MAX_DESCRIPTOR_BYTES = 64 * 1024
+DESCRIPTOR_RE = re.compile(rb'^(\xef\xbb\xbf)?[ \t\r\n]*# Disk DescriptorFile')
+_EXTENT_RE = re.compile(
+    r'^\s*(RW|RDONLY|NOACCESS)\s+(\d+)\s+(\w+)\s+"([^"]+)"(?:\s+(\d+))?')
+_FIX_HINT = ('qemu-img convert -O vmdk -o subformat=streamOptimized '
+             'SOURCE FIXED.vmdk')
 MAX_OVF_BYTES = 4 * MiB
 _OVF_NS = '{http://schemas.dmtf.org/ovf/envelope/1}'
 
@@ -89,9 +100,76 @@ def find_disk(reader, chunk_size):
                                       MAX_OVF_BYTES))
             ovf = b''.join(_member_chunks(archive, member, chunk_size))
         elif name.endswith('.vmdk'):
-            inner = Reader(_member_chunks(archive, member, chunk_size),
-                           label='OVA disk %s' % member.name)
+            if member.size <= MAX_DESCRIPTOR_BYTES:
+                text = b''.join(_member_chunks(archive, member, chunk_size))
+                if DESCRIPTOR_RE.match(text):
+                    return _flat_extents(archive, member, text, ovf,
+                                         chunk_size)
+                chunks = iter([text])
+            else:
+                chunks = _member_chunks(archive, member, chunk_size)
+            inner = Reader(chunks, label='OVA disk %s' % member.name)
             return member, ovf, inner
+
+
+def _flat_extents(archive, descriptor, text, ovf, chunk_size):
+    """A VMDK descriptor whose disk is in FLAT extents, the members that
+    follow it (as qemu-img's monolithicFlat and twoGbMaxExtentFlat, or a
+    vSphere datastore's disk, packed): the extents, in the descriptor's
+    order, read as one raw disk."""
+    extents = []
+    for line in text.decode('utf-8', 'replace').splitlines():
+        m = _EXTENT_RE.match(line)
+        if not m:
+            continue
+        access, sectors, kind, file_name, offset = m.groups()
+        if kind.upper() != 'FLAT' or int(offset or 0):
+            raise UnsupportedImage(
+                'OVA disk %s has a %s extent (%s); only FLAT extents at '
+                'offset 0 can be read from an OVA: convert it with `%s`'
+                % (descriptor.name, kind, file_name, _FIX_HINT))
+        extents.append((posixpath.basename(file_name), int(sectors) * 512))
+    if not extents:
+        raise UnsupportedImage('OVA disk %s is a VMDK descriptor naming no '
+                               'extent' % descriptor.name)
+    if re.search(rb'(?m)^\s*parentFileNameHint\s*=', text):
+        raise UnsupportedImage('OVA disk %s is a delta (child) disk; '
+                               'flatten it with `%s`'
+                               % (descriptor.name, _FIX_HINT))
+
+    def pieces():
+        for want, size in extents:
+            member = _next_file(archive)
+            if member is None or posixpath.basename(member.name) != want:
+                raise UnsupportedImage(
+                    'OVA disk %s needs its extent %s next in the archive, '
+                    'found %s; pack the extents right after their '
+                    'descriptor, in its order, or convert the disk with '
+                    '`%s`' % (descriptor.name, want,
+                              member.name if member else 'the end',
+                              _FIX_HINT))
+            if member.size != size:
+                raise CorruptImage(
+                    'OVA extent %s is %d bytes; its descriptor says %d'
+                    % (member.name, member.size, size))
+            yield from _member_chunks(archive, member, chunk_size)
+    disk = types.SimpleNamespace(
+        name=descriptor.name, size=sum(size for _name, size in extents),
+        flat_extents=True)
+    return disk, ovf, Reader(pieces(), label='OVA disk %s' % descriptor.name)
+
+
+def _next_file(archive):
+    """The archive's next regular file (folders skipped), or None."""
+    while True:
+        try:
+            member = archive.next()
+        except tarfile.TarError as e:
+            raise CorruptImage('OVA is not a readable tar archive: %s' % e)
+        if member is None or not member.isdir():
+            if member is not None:
+                _check_name(member.name)
+            return member
 
 
 _UNITS = re.compile(r'^\s*byte\s*(?:\*\s*(\d+)\s*(?:\^\s*(\d+))?)?\s*$')

@@ -3,7 +3,9 @@
 Layout per VMware's Virtual Disk Format 5.0: a 512-byte little-endian
 header, an embedded descriptor, then grain tables and grains (sparse) or a
 run of sector-aligned markers, each grain deflated behind its own marker
-(streamOptimized).
+(streamOptimized). ESXi and ovftool end a streamOptimized stream with
+grain tables, grain directory, footer and end-of-stream marker; qemu-img
+puts its tables in the head and ends the file after the last grain.
 """
 
 import re
@@ -26,9 +28,20 @@ _COMPRESS_DEFLATE = 1
 _MAX_GRAIN = 2 * MiB
 _MAX_TABLE = 32 * MiB
 _MARKER = struct.Struct('<QI')
+# The grain size our encoder writes (formats/stream_optimized.py): grains
+# of that size are passed through deflated.
+_PASS_GRAIN = 64 * 1024
 _EOS, _GT, _GD, _FOOTER = 0, 1, 2, 3
 FIX_HINT = ('qemu-img convert -O vmdk -o subformat=streamOptimized '
             'SOURCE FIXED.vmdk')
+
+
+class Deflated(bytes):
+    """A grain's bytes that also carry ``deflated``, the zlib stream they
+    were inflated from, so that an encoder of the same grain size can
+    send them on without deflating them again."""
+
+    deflated = None
 
 
 class Header:
@@ -124,19 +137,68 @@ class SparseImage(_mapped.MappedImage):
         return _mapped.Table(kinds, hosts, [grain] * n)
 
 
+def _head_tables(reader, header, size):
+    """(grains named, byte just past the last one's marker) from a grain
+    directory and grain tables that lie before the first grain, as
+    qemu-img writes them; None when they do not (ESXi: GD_AT_END).
+
+    qemu-img writes neither footer nor end-of-stream marker: the file ends
+    after its last grain, so only the tables can tell a clean end from a
+    cut one. Only counts are kept, not the tables.
+    """
+    first_grain = max(header.overhead, 1) * SECTOR
+    start = header.gd_offset * SECTOR
+    span = header.grain_sectors * SECTOR * header.gtes_per_gt
+    ntables = -(-size // span)
+    if header.gd_offset in (0, GD_AT_END) or ntables * 4 > _MAX_TABLE or (
+            not reader.pos <= start < start + ntables * 4 <= first_grain):
+        return None
+    reader.goto(start, 'its grain directory')
+    directory = table(reader.read(ntables * 4, 'its grain directory'),
+                      'I', 'little')
+    length = header.gtes_per_gt * 4
+    offsets = sorted((e * SECTOR, t) for t, e in enumerate(directory) if e)
+    end = reader.pos
+    for at, _ in offsets:       # in one pass, before the first grain
+        if at < end or at + length > first_grain:
+            return None
+        end = at + length
+    grain = header.grain_sectors * SECTOR
+    count = last = 0
+    for at, t in offsets:
+        reader.goto(at, 'its grain tables')
+        used = -(-min(span, size - t * span) // grain)
+        entries = table(reader.read(length, 'its grain tables')[:used * 4],
+                        'I', 'little')
+        count += used - entries.count(0) - entries.count(1)
+        last = max(last, max(entries, default=0))
+    return count, (last * SECTOR + 12 if last > 1 else 0)
+
+
 def stream_pieces(reader, header, size):
-    """streamOptimized: follow the markers; grains come in LBA order."""
+    """streamOptimized: follow the markers; grains come in LBA order.
+
+    The stream ends at an end-of-stream marker (ESXi, ovftool) or, when
+    the grain tables sit in the head (qemu-img), at the end of the source
+    once every grain they name has been met.
+    """
     grain = header.grain_sectors * SECTOR
     max_compressed = 2 * grain + 4096
+    named = _head_tables(reader, header, size)
     reader.goto(max(header.overhead, 1) * SECTOR, 'its first grain')
-    done = 0
+    next_marker = 'its end-of-stream marker' if named is None else 'a marker'
+    done = grains = 0
     while True:
-        lba, length = _MARKER.unpack(reader.read(12, 'its end-of-stream '
-                                                 'marker'))
+        if named is not None and not reader.peek(1):
+            _check_all_grains(reader, named, grains)
+            break
+        lba, length = _MARKER.unpack(reader.read(12, next_marker))
         if not length:
             kind = struct.unpack('<I', reader.read(4, 'a marker'))[0]
             reader.read(SECTOR - 16, 'a marker')
             if kind == _EOS:
+                if named is not None:
+                    _check_all_grains(reader, named, grains, eos=True)
                 break
             if kind in (_GT, _GD):
                 reader.goto(reader.pos + lba * SECTOR, 'a grain table')
@@ -153,7 +215,8 @@ def stream_pieces(reader, header, size):
                                'claims %d compressed bytes' % (at, length))
         compressed = reader.read(length, 'the end of a grain')
         reader.goto(reader.pos + (-(12 + length)) % SECTOR,
-                       'the end of a grain')
+                    'the end of a grain')
+        grains += 1
         offset = lba * SECTOR
         if offset < done:
             raise UnsupportedImage(
@@ -176,10 +239,30 @@ def stream_pieces(reader, header, size):
                                % (at, len(data), need))
         if offset > done:
             yield offset - done
+        if len(data) == need == _PASS_GRAIN and not offset % _PASS_GRAIN:
+            # A whole grain as streamOptimized encoders cut them: passed
+            # on deflated as it came, never deflated again.
+            data = Deflated(data)
+            data.deflated = compressed
         yield data if len(data) == need else data[:need]
         done = offset + need
     if done < size:
         yield size - done
+
+
+def _check_all_grains(reader, named, grains, eos=False):
+    """At the stream's end: every grain the head's tables name was met."""
+    count, last_end = named
+    if grains >= count and reader.pos >= last_end:
+        return
+    if not eos:
+        raise reader.truncated('grain %d of the %d its grain tables name'
+                               % (grains + 1, count), at=reader.pos)
+    raise CorruptImage(
+        'streamOptimized VMDK has an end-of-stream marker at byte %d after '
+        '%d grains, but its grain tables name %d; upload the whole file '
+        'again, or rewrite it with `%s`'
+        % (reader.pos - SECTOR, grains, count, FIX_HINT))
 
 
 def _check_footer(reader, header, size):
