@@ -96,11 +96,11 @@ class DiskImport:
                                           str(self.disk_path), self._timeout)
         return self._writer
 
-    def pull(self, url, headers, size):
+    def pull(self, url, headers, size, thumbprint=None):
         """ESX GETs the streamOptimized VMDK at ``url`` into the disk
         itself; then what it wrote is checked against what Glance holds:
         ``size`` bytes received, a disk of the virtual size."""
-        self.lease.pull(self._device_url, url, headers, size)
+        self.lease.pull(self._device_url, url, headers, size, thumbprint)
         entries = [e for e in self.lease.manifest() if e.disk]
         if len(entries) != 1:
             raise nfc.ImportLeaseFailed(

@@ -6,6 +6,9 @@ token handling and signature verification apply unchanged.
 
 import dataclasses
 import hashlib
+import socket
+import ssl
+import urllib.parse
 
 from nova import exception as nova_exception
 from nova.image import glance
@@ -92,6 +95,28 @@ def data_url(context, image_id, endpoint=None):
     uses ([glance] api_servers or the catalog)."""
     endpoint = endpoint or next(glance.get_api_servers(context))
     return '%s/v2/images/%s/file' % (endpoint.rstrip('/'), image_id)
+
+
+def tls_thumbprint(url, cafile=None, insecure=False, timeout=30):
+    """The SHA-1 thumbprint (``AA:BB:...``) of the certificate an https
+    ``url`` serves, verified here first (against ``cafile``, else the
+    system's CAs, unless ``insecure``); None for http. ESX has no CA
+    store for arbitrary servers: a host pulling from the URL checks the
+    thumbprint its client vouches for."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != 'https':
+        return None
+    context = ssl.create_default_context(cafile=cafile)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((parts.hostname, parts.port or 443),
+                                  timeout=timeout) as sock:
+        with context.wrap_socket(sock,
+                                 server_hostname=parts.hostname) as tls:
+            der = tls.getpeercert(binary_form=True)
+    digest = hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
+    return ':'.join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 class Download:

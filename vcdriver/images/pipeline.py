@@ -173,12 +173,15 @@ def _pull(session, context, cluster, image, plan, disk_path):
                         virtual_size, thin=True)
     url = glance.data_url(context, image.id,
                           CONF.vcdriver.image_pull_glance_url)
+    thumbprint = glance.tls_thumbprint(url, CONF.glance.cafile,
+                                       CONF.glance.insecure)
     target = disk_import.DiskImport(
         session, cluster, _import_host(state), disk_path, virtual_size,
         vm_spec.vmdk_adapter_type(plan.adapter), progress=lambda: 50,
         timeout=CONF.vcdriver.http_timeout)
     try:
-        target.pull(url, {'X-Auth-Token': context.auth_token}, image.size)
+        target.pull(url, {'X-Auth-Token': context.auth_token}, image.size,
+                    thumbprint)
         target.commit()
     except BaseException:
         target.abort()

@@ -203,14 +203,16 @@ class ImportLease(Lease):
     def entity(self):
         return self.info.entity
 
-    def pull(self, device_url, url, headers, size):
-        """Have the ESX host GET ``url`` (with ``headers``) into the disk
-        of ``device_url`` itself (HttpNfcLeasePullFromUrls, vSphere 6.7);
-        waits for the task."""
+    def pull(self, device_url, url, headers, size, thumbprint=None):
+        """Have the ESX host GET ``url`` (with ``headers``; an https
+        server's certificate is taken when it has ``thumbprint``) into
+        the disk of ``device_url`` itself (HttpNfcLeasePullFromUrls,
+        vSphere 6.7); waits for the task."""
         source = vim.HttpNfcLease.SourceFile(
             targetDeviceId=device_url.importKey, url=url, create=False,
-            size=size, httpHeaders=[vim.KeyValue(key=k, value=v)
-                                    for k, v in headers.items()])
+            size=size, sslThumbprint=thumbprint,
+            httpHeaders=[vim.KeyValue(key=k, value=v)
+                         for k, v in headers.items()])
         task = self.lease.HttpNfcLeasePullFromUrls_Task(files=[source])
         self.session.wait_for_task(task)
 
