@@ -71,6 +71,7 @@ class DiskImport:
         self._timeout = timeout
         self._writer = None
         self._keep_alive = None
+        self._aborted = False
         try:
             urls = self.lease.disk_urls()
             if len(urls) != 1:
@@ -131,7 +132,11 @@ class DiskImport:
         files.delete(self.session, self.cluster.datacenter_ref, self.home)
 
     def abort(self):
-        """Undo everything; never raises (it runs on error paths)."""
+        """Undo everything, once; never raises (it runs on error
+        paths)."""
+        if self._aborted:
+            return
+        self._aborted = True
         if self._writer is not None:
             self._writer.abort()
         self._stop_keep_alive()

@@ -6,8 +6,10 @@ token handling and signature verification apply unchanged.
 
 import dataclasses
 import hashlib
+import queue
 import socket
 import ssl
+import threading
 import urllib.parse
 
 from nova import exception as nova_exception
@@ -16,6 +18,8 @@ from nova.image import glance
 from vcdriver import exception
 
 _API = glance.API()
+# Chunks handed to the hashing thread ahead of it: a few MiB at most.
+HASH_QUEUE_CHUNKS = 8
 
 
 @dataclasses.dataclass
@@ -120,21 +124,36 @@ def tls_thumbprint(url, cafile=None, insecure=False, timeout=30):
 
 
 class Download:
-    """An image's bytes from Glance, hashed and counted as the pipeline
-    pulls them (in the transfer's reader thread), then checked once
-    against Glance's record."""
+    """An image's bytes from Glance, counted as the pipeline pulls them
+    and hashed beside it, then checked once against Glance's record.
+
+    The hash runs on a thread of its own: sha512 is about as costly as
+    all the rest of a conversion, and hashlib lets go of the GIL, so on a
+    host with cores to spare it costs no time (under eventlet it takes
+    turns, as before)."""
 
     def __init__(self, context, image):
         self.image = image
         self.hasher = hashlib.new(image.hash_algo)
         self.size = 0
         self._chunks = stream(context, image.id)
+        self._pending = queue.Queue(maxsize=HASH_QUEUE_CHUNKS)
+        self._hashing = threading.Thread(target=self._hash, daemon=True,
+                                         name='hash-%s' % image.id)
 
     def __iter__(self):
-        for chunk in self._chunks:
+        self._hashing.start()
+        try:
+            for chunk in self._chunks:
+                self.size += len(chunk)
+                self._pending.put(chunk)
+                yield chunk
+        finally:
+            self._pending.put(None)
+
+    def _hash(self):
+        while (chunk := self._pending.get()) is not None:
             self.hasher.update(chunk)
-            self.size += len(chunk)
-            yield chunk
 
     def close(self):
         close = getattr(self._chunks, 'close', None)
@@ -143,6 +162,7 @@ class Download:
 
     def verify(self):
         """Glance's size and hash of the bytes that passed."""
+        self._hashing.join()
         image = self.image
         if self.size != image.size:
             raise exception.ImageTransferFailed(

@@ -57,6 +57,7 @@ class ImportLeaseTimeout(LeaseTimeout):
 class NfcWriteError(exception.VCenterError):
     msg_fmt = 'NFC upload %(method)s %(path)s failed: %(reason)s'
 
+
 # What an import lease's disk URL takes: ESX's name for a streamOptimized
 # VMDK body (govmomi and ovftool POST disks with it).
 STREAM_VMDK_TYPE = 'application/x-vnd.vmware-streamVmdk'
