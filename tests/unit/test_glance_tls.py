@@ -1,9 +1,9 @@
 """The thumbprint of Glance's certificate that pull mode hands to ESX:
 verified here first, as the compute node trusts it."""
 
-import http.server
 import ssl
-import threading
+import subprocess
+import sys
 
 import pytest
 from cryptography import x509
@@ -13,18 +13,32 @@ from tests.harness import tls
 from vcdriver.images import glance
 
 
+# A process of its own: the unit tests may run under eventlet's monkey
+# patching, where a server thread's blocking select would starve the
+# test's green thread.
+SERVER = """
+import http.server, ssl, sys
+server = http.server.HTTPServer(('127.0.0.1', 0),
+                                http.server.BaseHTTPRequestHandler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
 @pytest.fixture
 def https_server(tmp_path):
     cert, key, _name = tls.self_signed(tmp_path)
-    server = http.server.HTTPServer(('127.0.0.1', 0),
-                                    http.server.BaseHTTPRequestHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield 'https://127.0.0.1:%d/v2/images/x/file' % server.server_port, cert
-    server.shutdown()
+    proc = subprocess.Popen([sys.executable, '-c', SERVER, cert, key],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        yield 'https://127.0.0.1:%d/v2/images/x/file' % port, cert
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def _sha1(cert_path):
