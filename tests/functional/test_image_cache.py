@@ -145,6 +145,14 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
             return 1024
         return fetch
 
+    def _dead_lock(self, image, token):
+        """The lock of a fill whose service died a minute ago."""
+        os.makedirs(os.path.join(self.root, image.id + '.lock'))
+        with open(os.path.join(self.root, image.id + '.lock', 'owner'),
+                  'w') as f:
+            json.dump({'owner': 'dead-host pid 1', 'token': token,
+                       'heartbeat': self.session.current_time() - 60}, f)
+
     def test_second_service_waits_for_the_first(self):
         image = self._image('11111111-0000-4000-8000-000000000001')
         calls, results = [], []
@@ -164,11 +172,7 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
 
     def test_stale_lock_is_taken_over_with_its_partial(self):
         image = self._image('11111111-0000-4000-8000-000000000002')
-        os.makedirs(os.path.join(self.root, image.id + '.lock'))
-        with open(os.path.join(self.root, image.id + '.lock', 'owner'),
-                  'w') as f:
-            json.dump({'owner': 'dead-host pid 1', 'token': 'deadbeef',
-                       'heartbeat': self.session.current_time() - 60}, f)
+        self._dead_lock(image, 'deadbeef')
         os.makedirs(os.path.join(self.root, image.id + '.partial-deadbeef'))
         calls = []
         entry = self.cache.ensure(image, self._fetch(calls))
@@ -181,11 +185,7 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
         # shell VM its import lease made are left (vCenter would remove
         # the shell only when the lease times out).
         image = self._image('11111111-0000-4000-8000-000000000003')
-        os.makedirs(os.path.join(self.root, image.id + '.lock'))
-        with open(os.path.join(self.root, image.id + '.lock', 'owner'),
-                  'w') as f:
-            json.dump({'owner': 'dead-host pid 1', 'token': 'cafe',
-                       'heartbeat': self.session.current_time() - 60}, f)
+        self._dead_lock(image, 'cafe')
         partial = self.cache.root.join(image.id + '.partial-cafe')
         files.make_directory(self.session, self.cluster.datacenter_ref,
                              partial)
