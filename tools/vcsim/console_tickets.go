@@ -31,18 +31,13 @@ func (t *consoleTickets) install(m *simulator.Model) {
 	service := &ticketService{}
 	service.Self = ticketServiceRef
 	m.Map().Put(service)
-	next := m.Map().Handler
-	m.Map().Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	routeMethods(m, func(ctx *simulator.Context, method *simulator.Method) {
 		if method.Name == "AcquireTicket" {
 			if _, ok := ctx.Map.Get(method.This).(*simulator.VirtualMachine); ok {
 				method.This = ticketServiceRef
 			}
 		}
-		if next != nil {
-			return next(ctx, method)
-		}
-		return nil, nil
-	}
+	})
 }
 
 // consoleTicketTypes are the ticket types vSphere hands out for consoles.

@@ -6,7 +6,23 @@ import (
 	"net/http"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
 )
+
+// routeMethods has route see every SOAP method call, and point it at an
+// object of ours (method.This) where we answer it, before the handlers
+// installed earlier and vcsim's own object; it must run before serving.
+func routeMethods(m *simulator.Model, route func(*simulator.Context, *simulator.Method)) {
+	next := m.Map().Handler
+	m.Map().Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+		route(ctx, method)
+		if next != nil {
+			return next(ctx, method)
+		}
+		return nil, nil
+	}
+}
 
 // Extensions are http.Handler middlewares wrapped around the simulator's
 // own handler (its ServeMux: /sdk, /folder/, /nfc/, ...). Later ones wrap

@@ -66,18 +66,13 @@ func (g *guestOps) install(m *simulator.Model) {
 	service := &guestService{g: g}
 	service.Self = guestServiceRef
 	m.Map().Put(service)
-	next := m.Map().Handler
-	m.Map().Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	routeMethods(m, func(ctx *simulator.Context, method *simulator.Method) {
 		if method.Name == "RebootGuest" || method.Name == "ShutdownGuest" {
 			if _, ok := ctx.Map.Get(method.This).(*simulator.VirtualMachine); ok {
 				method.This = guestServiceRef
 			}
 		}
-		if next != nil {
-			return next(ctx, method)
-		}
-		return nil, nil
-	}
+	})
 }
 
 // seen counts a call and says whether the VM's guest ignores it.

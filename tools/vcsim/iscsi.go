@@ -99,19 +99,14 @@ func (a *iscsiArray) install(m *simulator.Model) {
 	service := &iscsiService{a: a}
 	service.Self = iscsiServiceRef
 	m.Map().Put(service)
-	next := m.Map().Handler
-	m.Map().Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	routeMethods(m, func(ctx *simulator.Context, method *simulator.Method) {
 		switch method.Name {
 		case "AddInternetScsiStaticTargets", "AddInternetScsiSendTargets", "RescanHba":
 			if _, ok := ctx.Map.Get(method.This).(*simulator.HostStorageSystem); ok {
 				method.This = iscsiServiceRef
 			}
 		}
-		if next != nil {
-			return next(ctx, method)
-		}
-		return nil, nil
-	}
+	})
 }
 
 // hostOf returns the host of a storage system and its storage device info.

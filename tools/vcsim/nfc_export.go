@@ -111,14 +111,7 @@ func (x *exports) install(m *simulator.Model) {
 	service := &exportService{x: x}
 	service.Self = exportServiceRef
 	m.Map().Put(service)
-	next := m.Map().Handler
-	m.Map().Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		x.route(ctx, method)
-		if next != nil {
-			return next(ctx, method)
-		}
-		return nil, nil
-	}
+	routeMethods(m, x.route)
 }
 
 // route sends the export calls to the exportService and notes the end of

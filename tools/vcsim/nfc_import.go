@@ -129,14 +129,7 @@ func (x *imports) install(m *simulator.Model) {
 	service := &importService{x: x}
 	service.Self = importServiceRef
 	m.Map().Put(service)
-	next := m.Map().Handler
-	m.Map().Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		x.route(ctx, method)
-		if next != nil {
-			return next(ctx, method)
-		}
-		return nil, nil
-	}
+	routeMethods(m, x.route)
 }
 
 func (x *imports) route(ctx *simulator.Context, method *simulator.Method) {

@@ -15,21 +15,13 @@ package main
 
 import (
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
 // installRelocateRelist hooks relistRelocated into the Registry's method
 // Handler; it must run before serving.
 func installRelocateRelist(m *simulator.Model) {
-	next := m.Map().Handler
-	m.Map().Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		relistRelocated(ctx, method)
-		if next != nil {
-			return next(ctx, method)
-		}
-		return nil, nil
-	}
+	routeMethods(m, relistRelocated)
 }
 
 // relistRelocated moves a VM being relocated to its new host's and pool's
