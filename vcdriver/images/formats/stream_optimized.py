@@ -174,31 +174,18 @@ class Encoder:
         done = 0
         limit = self.virtual_size
         for piece in pieces:
-            n = piece if type(piece) is int else len(piece)
+            hole = type(piece) is int
+            n = piece if hole else len(piece)
             done += n
             if done > limit:
                 raise CorruptImage('image holds more data (%d bytes) than '
                                    'its virtual size (%d bytes)'
                                    % (done, limit))
-            if type(piece) is int:
-                if buf:
-                    k = min(n, grain - len(buf))
-                    buf += zero[:k]
-                    n -= k
-                    if len(buf) < grain:
-                        continue
-                    data = bytes(buf)
-                    buf.clear()
-                    if data != zero:
-                        yield index, data
-                    index += 1
-                index += n // grain
-                if n % grain:
-                    buf += zero[:n % grain]
-                continue
-            if not isinstance(piece, bytes):
+            if not hole and not isinstance(piece, bytes):
                 piece = bytes(piece)
-            view = memoryview(piece)
+            # A hole reads as zeros: the grain being filled takes them
+            # from the zero grain, as it takes data from the piece.
+            view = zero if hole else memoryview(piece)
             at = 0
             if buf:
                 at = min(n, grain - len(buf))
@@ -210,6 +197,10 @@ class Encoder:
                 if data != zero:
                     yield index, data
                 index += 1
+            if hole:
+                index += (n - at) // grain
+                buf += zero[:(n - at) % grain]
+                continue
             while n - at >= grain:
                 # A compare, and zlib reads the piece: no copy.
                 if not piece.startswith(zero, at):
