@@ -12,6 +12,7 @@ import random
 import struct
 import time
 import tracemalloc
+import zlib
 
 import pytest
 
@@ -444,3 +445,16 @@ def test_incompressible_grains_are_stored(tmp_path):
     assert stored == list(range(16)) + [32, 33, 34]
     assert all(h == b'\x78\x9c' for h in levels[16:32])
     assert max(size for _at, _lba, size in grains[16:32]) < GRAIN // 4
+
+
+@pytest.mark.parametrize('size', [0, 1, 65535, 65536, 65537, 3 * 65535 + 7])
+def test_stored_is_zlib_at_level_0(size):
+    """Our stored stream is one zlib inflates to the data, no longer than
+    zlib's own level 0 (header, 5 bytes a block, Adler-32)."""
+    data = random.Random(size).randbytes(size)
+    ours = so._stored(data)
+    assert zlib.decompress(ours) == data
+    blocks = max(1, -(-size // 65535))
+    assert len(ours) == 2 + 5 * blocks + size + 4
+    assert len(ours) <= len(zlib.compress(data, 0))
+    assert ours[:2] == zlib.compress(data, 0)[:2]
