@@ -49,8 +49,8 @@ a cached disk as spawn has one:
     streamOptimized VMDK, PUT then CopyVirtualDisk_Task for a
     monolithicSparse one, a PUT of the flat extent for raw bytes
     (declared ``vmdk``/``preallocated``, as the in-tree driver needs
-    them); it refuses qcow2 (n/a). What it cannot do on vcsim is reported
-    in one line, without figures.
+    them); it refuses qcow2 (n/a). What fails is reported in one line,
+    without figures.
 
 For each: wall seconds, bytes sent to vSphere (what the launcher received
 on NFC import leases, GET /vcdriver/nfc, plus flat PUT bodies counted in
@@ -874,10 +874,7 @@ def _intree_fetch(spec, ctx, drv):
         why = '%s: %s' % (type(e).__name__, ' '.join(str(e).split())[:240])
         if copying:
             return {'skipped': 'its PUT of the %.0f MiB file took %.1f s, '
-                               'then CopyVirtualDisk_Task, which converts '
-                               'it to a flat disk on ESX, failed: vcsim '
-                               'copies the files as they are (and wants a '
-                               '-flat.vmdk) (%s)'
+                               'then CopyVirtualDisk_Task failed (%s)'
                                % (put[0] / MiB, copying[0] - m._t0, why)}
         return {'skipped': 'it failed: %s' % why}
     result = m.stop()

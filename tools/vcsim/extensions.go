@@ -44,6 +44,7 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	tickets := newConsoleTickets() // AcquireTicket for consoles: console_tickets.go
 	tickets.install(m)
 	installHardwareNotifier(m) // a reconfigured VM's size announced: vm_notify.go
+	installSparseCopy(m)       // CopyVirtualDisk_Task converts a sparse VMDK: sparse_copy.go
 	// Fault injection (faults.go): installed last, so its hook runs first.
 	faults := newFaults(srv, m)
 	faults.install(m)

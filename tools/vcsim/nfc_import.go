@@ -627,10 +627,7 @@ func (t thinExtent) WriteAt(b []byte, off int64) (int, error) {
 
 // writeThinDisk decodes a streamOptimized VMDK into the disk whose
 // descriptor is at local: its flat extent first (from scratch, sparse),
-// then the descriptor, which keeps what vcsim wrote in it but the extent
-// (VMFS, the stream's capacity) and a new CID, says thin, and takes the
-// stream's ddb entries it lacks (hardware and tools versions, ...) but
-// the adapter type and geometry, which follow the disk's controller.
+// then the descriptor (writeThinDescriptor).
 func writeThinDisk(local, adapter string, src io.Reader, written *atomic.Int64) (streamReadStats, error) {
 	desc, flat := diskDescriptor(local)
 	out, err := os.OpenFile(filepath.Join(filepath.Dir(local), flat), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -645,6 +642,16 @@ func writeThinDisk(local, adapter string, src io.Reader, written *atomic.Int64) 
 		return stats, err
 	}
 
+	return stats, writeThinDescriptor(local, desc, flat, adapter, stats)
+}
+
+// writeThinDescriptor writes the descriptor at local of a thin disk whose
+// flat extent holds a decoded disk. It keeps what desc (as vcsim wrote it)
+// says but the extent (VMFS, the decoded capacity) and a new CID, says
+// thin, and takes the decoded disk's ddb entries it lacks (hardware and
+// tools versions, ...) but the adapter type and geometry, which follow
+// adapter (the disk's controller).
+func writeThinDescriptor(local string, desc *vmdk.Descriptor, flat, adapter string, stats streamReadStats) error {
 	desc.Type = "vmfs"
 	desc.CID = vmdk.DiskContentID(rand.Uint32())
 	desc.Extent = []vmdk.Extent{{Permission: "RW", Size: stats.Capacity / sectorSize, Type: "VMFS", Info: flat}}
@@ -667,7 +674,7 @@ func writeThinDisk(local, adapter string, src io.Reader, written *atomic.Int64) 
 	tmp := local + ".vcsim-import"
 	f, err := os.Create(tmp)
 	if err != nil {
-		return stats, &targetError{err}
+		return &targetError{err}
 	}
 	err = desc.Write(f)
 	if cerr := f.Close(); err == nil {
@@ -678,9 +685,9 @@ func writeThinDisk(local, adapter string, src io.Reader, written *atomic.Int64) 
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return stats, &targetError{err}
+		return &targetError{err}
 	}
-	return stats, nil
+	return nil
 }
 
 // diskDescriptor is the disk's descriptor as vcsim wrote it (a new one if
