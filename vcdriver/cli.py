@@ -275,8 +275,22 @@ def nova_instance_uuids(host=None):
     host) from Nova's database: the host's cell through [api_database]
     when it is set, else [database] itself."""
     from nova import context as nova_context
+    from nova.db.api import api as api_db_api
+    from nova.db.main import api as main_db_api
     from nova import objects
+    from nova import rpc
+    from oslo_db.sqlalchemy import enginefacade
     objects.register_all()
+    # What Nova's own parse_args does after reading the files. Without it
+    # the API database's queries (the host's cell) go to [database], where
+    # its tables are not, and targeting the cell finds no transport_url.
+    if rpc.TRANSPORT is None:
+        rpc.init(CONF)
+    for db_api in (main_db_api, api_db_api):
+        try:
+            db_api.configure(CONF)
+        except enginefacade.AlreadyStartedError:
+            pass    # in a Nova process: configured when it started
     host = host or CONF.host
     ctx = nova_context.get_admin_context()
 

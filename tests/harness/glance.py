@@ -30,7 +30,6 @@ Environment:
 """
 
 import contextlib
-import fcntl
 import io
 import os
 import re
@@ -45,6 +44,11 @@ import urllib.error
 import urllib.request
 import weakref
 
+try:
+    from tests.harness import venvs
+except ImportError:  # run as a script (tools/glance/glance.sh)
+    import venvs
+
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
@@ -57,7 +61,6 @@ PASTE_INI = os.path.join(TOOLS_DIR, "glance-api-paste.ini")
 GLANCE_VERSION = "33.0.0"
 GUNICORN_VERSION = "27.0.1"
 REQUIREMENTS = ("glance==" + GLANCE_VERSION, "gunicorn==" + GUNICORN_VERSION)
-MARKER_NAME = ".vcdriver-glance-requirements"
 EMPTY_DB_NAME = ".vcdriver-empty-glance.sqlite"
 
 DUMMY_TOKEN = "vcdriver-test-token"  # noauth Glance ignores it
@@ -78,10 +81,7 @@ class GlanceError(RuntimeError):
 
 
 def cache_dir():
-    return os.path.abspath(
-        os.environ.get("VCDRIVER_CACHE_DIR")
-        or os.path.join(REPO_ROOT, ".cache")
-    )
+    return venvs.cache_dir()
 
 
 def default_venv_path():
@@ -91,99 +91,41 @@ def default_venv_path():
     )
 
 
-def _marker_text():
-    return "\n".join(REQUIREMENTS) + "\n"
-
-
-def _venv_ready(venv):
-    marker = os.path.join(venv, MARKER_NAME)
-    try:
-        with open(marker) as f:
-            if f.read() != _marker_text():
-                return False
-    except OSError:
-        return False
-    return all(
-        os.path.exists(os.path.join(venv, "bin", exe))
-        for exe in ("python", "gunicorn", "glance-manage")
-    )
-
-
 def ensure_glance_venv(venv=None, log=None, force=False):
     """Create (or refresh) the Glance venv; return its path.
 
-    Instant when the marker file already records the pinned requirements
-    (unless ``force``: re-run pip install).  Safe to call from several
-    processes at once (fcntl lock next to the venv).  ``log`` is an
-    optional file object for progress/pip output (default: stderr).
+    Instant when it already holds the pinned requirements (unless
+    ``force``: re-run pip install); see tests/harness/venvs.py.  ``log``
+    is an optional file object for progress/pip output (default: stderr).
     """
-    venv = os.path.abspath(venv or default_venv_path())
-    if not force and _venv_ready(venv):
-        return venv
-    out = log if log is not None else sys.stderr
-    parent = os.path.dirname(venv)
-    os.makedirs(parent, exist_ok=True)
-    with open(venv + ".lock", "w") as lockf:
-        fcntl.flock(lockf, fcntl.LOCK_EX)
-        if not force and _venv_ready(venv):  # built by somebody else
-            return venv
-        start = time.monotonic()
-        marker = os.path.join(venv, MARKER_NAME)
-        for stale in (marker, os.path.join(venv, EMPTY_DB_NAME)):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stale)
-        python = os.path.join(venv, "bin", "python")
-        if not os.path.exists(python):
-            base = os.environ.get("VCDRIVER_GLANCE_PYTHON", "python3")
-            print("glance: creating venv %s" % venv, file=out, flush=True)
-            _run([base, "-m", "venv", "--clear", venv], out)
-        print(
-            "glance: pip install %s (takes a minute or two cold)"
-            % " ".join(REQUIREMENTS),
-            file=out,
-            flush=True,
+
+    def check(venv):
+        if not os.path.exists(_paste_ini(venv)):
+            raise venvs.VenvError(
+                "glance installed but %s is missing" % _paste_ini(venv)
+            )
+
+    try:
+        return venvs.ensure(
+            venv or default_venv_path(),
+            REQUIREMENTS,
+            executables=("gunicorn", "glance-manage"),
+            label="glance",
+            log=log,
+            force=force,
+            python=os.environ.get("VCDRIVER_GLANCE_PYTHON"),
+            stale=(EMPTY_DB_NAME,),
+            check=check,
         )
-        _run(
-            [
-                python,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-            ]
-            + list(REQUIREMENTS),
-            out,
-        )
-        paste = _paste_ini(venv)
-        if not os.path.exists(paste):
-            raise GlanceError("glance installed but %s is missing" % paste)
-        with open(marker + ".tmp", "w") as f:
-            f.write(_marker_text())
-        os.replace(marker + ".tmp", marker)
-        print(
-            "glance: venv ready in %.1f s" % (time.monotonic() - start),
-            file=out,
-            flush=True,
-        )
-    return venv
+    except venvs.VenvError as e:
+        raise GlanceError(str(e)) from e
 
 
 def _run(cmd, out):
     try:
-        proc = subprocess.run(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-    except OSError as e:
-        raise GlanceError("cannot run %s: %s" % (cmd[0], e)) from e
-    if proc.stdout:
-        out.write(proc.stdout)
-        out.flush()
-    if proc.returncode:
-        raise GlanceError(
-            "%s failed (exit %d):\n%s"
-            % (" ".join(cmd), proc.returncode, _tail_text(proc.stdout))
-        )
+        venvs.run(cmd, out)
+    except venvs.VenvError as e:
+        raise GlanceError(str(e)) from e
 
 
 def _paste_ini(venv):
@@ -202,10 +144,14 @@ def _tail_file(path, lines=40):
         return ""
 
 
-def write_config(workdir, venv, require_image_format_match=False):
+def write_config(workdir, venv, require_image_format_match=False,
+                 keystone=None):
     """Lay out ``workdir`` and write ``workdir/etc/glance-api.conf``.
 
-    Returns the path of the config file.  Idempotent (keeps existing data).
+    With ``keystone`` (the options of ``[keystone_authtoken]``), Glance's
+    own paste pipeline authenticates every request with Keystone instead
+    of making everyone an admin.  Returns the path of the config file.
+    Idempotent (keeps existing data).
     """
     workdir = os.path.abspath(workdir)
     datadir = os.path.join(workdir, "images")
@@ -237,6 +183,14 @@ def write_config(workdir, venv, require_image_format_match=False):
         conf = conf.replace(key, value)
     if re.search(r"@[A-Z_]+@", conf):
         raise GlanceError("unrendered placeholder in %s" % CONF_TEMPLATE)
+    if keystone:
+        # Later sections of the same name win, option by option.
+        conf += "\n[paste_deploy]\nflavor = keystone\nconfig_file = %s\n" % (
+            _paste_ini(venv)
+        )
+        conf += "\n[keystone_authtoken]\n" + "".join(
+            "%s = %s\n" % item for item in keystone.items()
+        )
     path = os.path.join(etc, "glance-api.conf")
     with open(path, "w") as f:
         f.write(conf)

@@ -14,6 +14,7 @@ import pytest
 
 from tests.harness import glance as glance_mod
 from tests.harness.glance import Glance, GlanceError
+from tests.harness import venvs
 
 MiB = 1024 * 1024
 
@@ -62,7 +63,7 @@ def test_venv_ready_is_instant():
     start = time.monotonic()
     assert glance_mod.ensure_glance_venv() == venv
     assert time.monotonic() - start < 0.5
-    with open(os.path.join(venv, glance_mod.MARKER_NAME)) as f:
+    with open(os.path.join(venv, venvs.MARKER_NAME)) as f:
         assert f.read().split() == list(glance_mod.REQUIREMENTS)
 
 

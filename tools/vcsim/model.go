@@ -37,6 +37,7 @@ type config struct {
 
 	typedTraversal bool
 	apiVersion     string
+	instanceUUID   string
 
 	hostMemoryMB int
 	hostCPUCores int
@@ -68,6 +69,7 @@ func parseFlags(fs *flag.FlagSet, args []string) *config {
 	fs.IntVar(&c.vms, "vms", 0, "pre-existing VMs per cluster and per standalone host (on nfs0, powered on)")
 	fs.IntVar(&c.vmWorkers, "vm-workers", 1, "create the -vms VMs with this many parallel workers (bulk_vms.go)")
 	fs.BoolVar(&c.typedTraversal, "typed-traversal", false, "follow PropertyCollector TraversalSpecs only from objects of their type, as vCenter does (typed_traversal.go)")
+	fs.StringVar(&c.instanceUUID, "instance-uuid", "", "about.instanceUuid to report (default: a new one each launch); a vCenter keeps its own across restarts, and vcdriver's node names carry it")
 	fs.StringVar(&c.apiVersion, "api-version", "", "vSphere API version to report (about.apiVersion, /sdk/vimServiceVersions.xml), e.g. 8.0.3.0; default vcsim's 6.5, with which pyVmomi refuses to send calls newer than 6.5 such as HttpNfcLeasePullFromUrls_Task (6.7)")
 	fs.IntVar(&c.hostMemoryMB, "host-memory-mb", 0, "memory of every host in MB (0 = simulator default, 4095 MB)")
 	fs.IntVar(&c.hostCPUCores, "host-cpu-cores", 0, "CPU cores (and threads) of every host (0 = simulator default, 2)")
@@ -111,6 +113,9 @@ func newModel(cfg *config) *simulator.Model {
 	// vcsim reports a per-machine constant about.instanceUuid; real vCenters
 	// (and so several simulators) each have their own.
 	m.ServiceContent.About.InstanceUuid = uuid.NewString()
+	if cfg.instanceUUID != "" {
+		m.ServiceContent.About.InstanceUuid = cfg.instanceUUID
+	}
 	if cfg.apiVersion != "" {
 		// Clients negotiate their API version from this (pyVmomi's
 		// SmartConnect, vcdriver's session); vcsim answers every version
