@@ -53,22 +53,52 @@ def authtoken(stack, user):
             'region_name': REGION}
 
 
-def gunicorn(stack, venv_bin, app, port, threads=8):
+def gunicorn(venv_bin, app, port, threads=8):
     return [os.path.join(venv_bin, 'gunicorn'), '--bind',
             '127.0.0.1:%d' % port, '--workers', '1', '--threads',
             str(threads), '--timeout', '600', '--graceful-timeout', '5',
             '--no-control-socket', app]
 
 
-class Keystone:
-    name = 'keystone'
-    ports = ('keystone',)
+class _VenvAPI:
+    """An API in a venv of its own (``<cache>/<name>-venv``), under
+    gunicorn as ``apps:<name>`` (tools/stack/wsgi/apps.py), its config
+    named by ``config_env``."""
+    requirements = ()
+    executables = ()
+
+    @property
+    def ports(self):
+        return (self.name,)
 
     def _venv(self, stack):
-        return venvs.ensure(os.path.join(venvs.cache_dir(), 'keystone-venv'),
-                            KEYSTONE_REQUIREMENTS,
-                            executables=('gunicorn', 'keystone-manage'),
-                            label='keystone', log=stack.out)
+        return venvs.ensure(
+            os.path.join(venvs.cache_dir(), self.name + '-venv'),
+            self.requirements,
+            executables=('gunicorn',) + self.executables, label=self.name,
+            log=stack.out)
+
+    def env(self, stack):
+        env = _clean_env()
+        env.update(self.config_env(stack))
+        env['PYTHONPATH'] = os.path.join(stack.tools, 'wsgi')
+        return env
+
+    def argv(self, stack):
+        return gunicorn(os.path.join(self._venv(stack), 'bin'),
+                        'apps:' + self.name, stack.port(self.name))
+
+    def ready(self, stack):
+        return procs.http_ok(getattr(stack, self.name + '_url'))()
+
+    def after_start(self, stack):
+        pass
+
+
+class Keystone(_VenvAPI):
+    name = 'keystone'
+    requirements = KEYSTONE_REQUIREMENTS
+    executables = ('keystone-manage',)
 
     def _conf(self, stack):
         return os.path.join(stack.path('keystone'), 'keystone.conf')
@@ -103,18 +133,8 @@ class Keystone:
             '--bootstrap-region-id', REGION], 'keystone-manage bootstrap')
         open(done, 'w').close()
 
-    def env(self, stack):
-        env = _clean_env()
-        env['OS_KEYSTONE_CONFIG_FILES'] = self._conf(stack)
-        env['PYTHONPATH'] = os.path.join(stack.tools, 'wsgi')
-        return env
-
-    def argv(self, stack):
-        return gunicorn(stack, os.path.join(self._venv(stack), 'bin'),
-                        'apps:keystone', stack.port('keystone'))
-
-    def ready(self, stack):
-        return procs.http_ok(stack.keystone_url)()
+    def config_env(self, stack):
+        return {'OS_KEYSTONE_CONFIG_FILES': self._conf(stack)}
 
     def after_start(self, stack):
         """Service project, users and the catalog (idempotent)."""
@@ -220,18 +240,13 @@ class Vcsim:
                 return
 
 
-class Neutron:
+class Neutron(_VenvAPI):
     """neutron-server's API alone (ML2, no mechanism driver, no agent):
     servers are made with ``--nic none``, but Nova's API and computes
     still ask Neutron for ports and security groups."""
     name = 'neutron'
-    ports = ('neutron',)
-
-    def _venv(self, stack):
-        return venvs.ensure(os.path.join(venvs.cache_dir(), 'neutron-venv'),
-                            NEUTRON_REQUIREMENTS,
-                            executables=('gunicorn', 'neutron-db-manage'),
-                            label='neutron', log=stack.out)
+    requirements = NEUTRON_REQUIREMENTS
+    executables = ('neutron-db-manage',)
 
     def _dir(self, stack):
         return stack.path('neutron')
@@ -268,22 +283,9 @@ class Neutron:
                       env=_clean_env())
             open(done, 'w').close()
 
-    def env(self, stack):
-        env = _clean_env()
-        env['OS_NEUTRON_CONFIG_DIR'] = self._dir(stack)
-        env['OS_NEUTRON_CONFIG_FILES'] = 'neutron.conf;ml2_conf.ini'
-        env['PYTHONPATH'] = os.path.join(stack.tools, 'wsgi')
-        return env
-
-    def argv(self, stack):
-        return gunicorn(stack, os.path.join(self._venv(stack), 'bin'),
-                        'apps:neutron', stack.port('neutron'))
-
-    def ready(self, stack):
-        return procs.http_ok(stack.neutron_url)()
-
-    def after_start(self, stack):
-        pass
+    def config_env(self, stack):
+        return {'OS_NEUTRON_CONFIG_DIR': self._dir(stack),
+                'OS_NEUTRON_CONFIG_FILES': 'neutron.conf;ml2_conf.ini'}
 
 
 class Placement:
@@ -311,7 +313,7 @@ class Placement:
         return env
 
     def argv(self, stack):
-        return gunicorn(stack, stack.bin, 'placement.wsgi.api:application',
+        return gunicorn(stack.bin, 'placement.wsgi.api:application',
                         stack.port('placement'))
 
     def ready(self, stack):
@@ -395,7 +397,7 @@ class NovaAPI:
         return env
 
     def argv(self, stack):
-        return gunicorn(stack, stack.bin, 'apps:nova_api', stack.port('nova'))
+        return gunicorn(stack.bin, 'apps:nova_api', stack.port('nova'))
 
     def ready(self, stack):
         return procs.http_ok(stack.nova_url)()
