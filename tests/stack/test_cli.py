@@ -104,3 +104,29 @@ def _boot_on_each(stack, si, image, flavor, hosts, servers):
         assert vm.config.hardware.memoryMB == flavor['ram']
         # The node's cluster (its name is the cluster's moref).
         assert vm.resourcePool.owner._moId == node.split('.')[0]
+
+
+def test_inventory_is_what_the_cluster_hosts_can_hold(stack):
+    """`openstack resource provider inventory list` of each node: totals
+    are its cluster's, max_unit what its best single host can take."""
+    si = vcenter(stack)
+    uuid = stack.stack.vcenter_uuid()
+    clusters = {'%s.%s' % (c._moId, uuid): c
+                for c in si.content.viewManager.CreateContainerView(
+                    si.content.rootFolder, [vim.ClusterComputeResource],
+                    True).view}
+    providers = {p['name']: p['uuid'] for p in stack.openstack(
+        'resource', 'provider', 'list')}
+    assert sorted(providers) == sorted(clusters)
+    for name, cluster in sorted(clusters.items()):
+        inventory = {i['resource_class']: i for i in stack.openstack(
+            'resource', 'provider', 'inventory', 'list', providers[name])}
+        cores = [h.summary.hardware.numCpuCores for h in cluster.host]
+        memory = [h.summary.hardware.memorySize // MiB for h in cluster.host]
+        assert inventory['VCPU']['total'] == sum(cores), name
+        assert inventory['VCPU']['max_unit'] == max(cores), name
+        assert inventory['MEMORY_MB']['total'] == sum(memory), name
+        assert 0 < inventory['MEMORY_MB']['max_unit'] <= max(memory), name
+        capacity = sum(d.summary.capacity for d in cluster.datastore)
+        disk = inventory['DISK_GB']
+        assert 0 < disk['max_unit'] <= disk['total'] <= capacity // 1024 ** 3
