@@ -21,6 +21,16 @@ def vcenter(stack):
         username='vcsim', password=s.secret('vcsim')))
 
 
+def clusters_by_node(stack, si):
+    """vCenter's clusters by the node name each should be in Nova:
+    ``<cluster moref>.<vCenter instanceUuid>``."""
+    uuid = stack.stack.vcenter_uuid()
+    return {'%s.%s' % (c._moId, uuid): c
+            for c in si.content.viewManager.CreateContainerView(
+                si.content.rootFolder, [vim.ClusterComputeResource],
+                True).view}
+
+
 def vm_of(si, server_id):
     """The VM of a server (by instanceUuid), or None."""
     return si.content.searchIndex.FindByUuid(None, server_id, True, True)
@@ -56,13 +66,9 @@ def test_every_cluster_is_a_hypervisor_of_its_compute_service(stack):
                                'nova-compute')
     assert sorted((s['Host'], s['State']) for s in services) == [
         ('compute1', 'up'), ('compute2', 'up')]
-    uuid = stack.stack.vcenter_uuid()
-    si = vcenter(stack)
-    clusters = si.content.viewManager.CreateContainerView(
-        si.content.rootFolder, [vim.ClusterComputeResource], True).view
     hypervisors = stack.openstack('hypervisor', 'list', '--long')
     names = sorted(h['Hypervisor Hostname'] for h in hypervisors)
-    assert names == sorted('%s.%s' % (c._moId, uuid) for c in clusters)
+    assert names == sorted(clusters_by_node(stack, vcenter(stack)))
     assert all(h['State'] == 'up' for h in hypervisors)
 
 
@@ -109,12 +115,7 @@ def _boot_on_each(stack, si, image, flavor, hosts, servers):
 def test_inventory_is_what_the_cluster_hosts_can_hold(stack):
     """`openstack resource provider inventory list` of each node: totals
     are its cluster's, max_unit what its best single host can take."""
-    si = vcenter(stack)
-    uuid = stack.stack.vcenter_uuid()
-    clusters = {'%s.%s' % (c._moId, uuid): c
-                for c in si.content.viewManager.CreateContainerView(
-                    si.content.rootFolder, [vim.ClusterComputeResource],
-                    True).view}
+    clusters = clusters_by_node(stack, vcenter(stack))
     providers = {p['name']: p['uuid'] for p in stack.openstack(
         'resource', 'provider', 'list')}
     assert sorted(providers) == sorted(clusters)

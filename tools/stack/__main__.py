@@ -8,7 +8,6 @@ the variables again. ``--root`` moves the state (default .cache/stack).
 """
 
 import argparse
-import shlex
 import sys
 
 from tools.stack import cloud
@@ -29,11 +28,11 @@ def main(argv=None):
         print('# stack up in %.1f s (%s threads); logs in %s'
               % (seconds, 'eventlet' if stack.eventlet else 'native',
                  stack.path('logs')), file=sys.stderr)
-        _print_env(stack)
+        sys.stdout.write(stack.exports())
     elif args.command == 'down':
         stack.down()
     elif args.command == 'env':
-        _print_env(stack)
+        sys.stdout.write(stack.exports())
     else:
         rows = stack.status()
         for name, pid, running in rows:
@@ -41,11 +40,6 @@ def main(argv=None):
                                      'running' if running else 'stopped'))
         return 0 if all(running for _, _, running in rows) else 3
     return 0
-
-
-def _print_env(stack):
-    for key, value in stack.credentials().items():
-        print('export %s=%s' % (key, shlex.quote(value)))
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ import grp
 import json
 import os
 import secrets
+import shlex
 import socket
 import sys
 import time
@@ -130,6 +131,11 @@ class Stack:
                 'OS_IDENTITY_API_VERSION': '3',
                 'OS_INTERFACE': 'public'}
 
+    def exports(self):
+        """The credentials as shell ``export`` lines."""
+        return ''.join('export %s=%s\n' % (key, shlex.quote(value))
+                       for key, value in self.credentials().items())
+
     def connection(self):
         if self._conn is None:
             import openstack as sdk
@@ -190,8 +196,7 @@ class Stack:
         self.state['up_seconds'] = round(time.monotonic() - start, 1)
         self.save()
         with open(self.path('openrc'), 'w') as f:
-            for key, value in self.credentials().items():
-                f.write('export %s=%s\n' % (key, value))
+            f.write(self.exports())
         return self.state['up_seconds']
 
     def _up(self, service):

@@ -90,22 +90,27 @@ def tail(path, lines=30):
 
 
 def wait_for(what, ready, timeout, pid=None, log=None):
-    """Poll ``ready()`` until it is true; StackError (with the log's tail)
-    if ``timeout`` passes or ``pid`` dies first."""
+    """Poll ``ready()`` until it is true; StackError (with the log's tail,
+    and what the last check raised) if ``timeout`` passes or ``pid`` dies
+    first."""
     deadline = time.monotonic() + timeout
     delay = 0.1
+    last = None
     while True:
         try:
             if ready():
                 return
-        except Exception:   # not up yet: a refused or reset connection
-            pass
+            last = None
+        except Exception as e:  # not up yet: a refused or reset connection
+            last = e
         if pid is not None and not alive(pid):
             raise StackError('%s exited while starting; %s:\n%s'
                              % (what, log, tail(log)))
         if time.monotonic() > deadline:
-            raise StackError('%s not ready after %d s; %s:\n%s'
-                             % (what, timeout, log, tail(log)))
+            raise StackError('%s not ready after %d s (last check: %s); '
+                             '%s:\n%s' % (what, timeout,
+                                          repr(last) if last else 'not ready',
+                                          log, tail(log)))
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
 

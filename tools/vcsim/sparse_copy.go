@@ -147,10 +147,10 @@ func readMonolithicSparse(src io.ReaderAt, size int64, dst streamTarget) (stream
 		return d.stats, fmt.Errorf("not a sparse VMDK: bad magic %#08x", h.MagicNumber)
 	case h.Flags&flagCompressed != 0:
 		return d.stats, errors.New("not a monolithicSparse VMDK: its grains are compressed")
-	case h.GrainSize < 8 || h.GrainSize > maxGrainSectors || h.GrainSize&(h.GrainSize-1) != 0:
-		return d.stats, fmt.Errorf("bad grain size of %d sectors", h.GrainSize)
-	case h.Capacity == 0 || h.Capacity > maxDiskSectors:
-		return d.stats, fmt.Errorf("bad capacity of %d sectors", h.Capacity)
+	case sizesError(h) != nil:
+		return d.stats, sizesError(h)
+	case h.Capacity == 0:
+		return d.stats, errors.New("no capacity: the header says 0")
 	case h.NumGTEsPerGT == 0 || h.NumGTEsPerGT > maxGTEs:
 		return d.stats, fmt.Errorf("bad grain table size of %d entries", h.NumGTEsPerGT)
 	}

@@ -133,10 +133,8 @@ func (d *streamDecoder) run() error {
 		return fmt.Errorf("not a streamOptimized VMDK: header flags %#x lack compressed grains with markers", h.Flags)
 	case h.CompressAlgorithm != compressZlib:
 		return fmt.Errorf("unsupported compression algorithm %d", h.CompressAlgorithm)
-	case h.GrainSize < 8 || h.GrainSize > maxGrainSectors || h.GrainSize&(h.GrainSize-1) != 0:
-		return fmt.Errorf("bad grain size of %d sectors", h.GrainSize)
-	case h.Capacity > maxDiskSectors:
-		return fmt.Errorf("capacity of %d sectors is too large", h.Capacity)
+	case sizesError(h) != nil:
+		return sizesError(h)
 	case h.Overhead < 1 || h.Overhead > maxDiskSectors:
 		return fmt.Errorf("bad overhead of %d sectors", h.Overhead)
 	}
@@ -163,6 +161,18 @@ func (d *streamDecoder) run() error {
 		}
 	}
 	return d.markers()
+}
+
+// sizesError says what is wrong with a sparse header's grain size or
+// capacity (any hosted sparse VMDK: streamOptimized or monolithicSparse).
+func sizesError(h *sparseHeader) error {
+	switch {
+	case h.GrainSize < 8 || h.GrainSize > maxGrainSectors || h.GrainSize&(h.GrainSize-1) != 0:
+		return fmt.Errorf("bad grain size of %d sectors", h.GrainSize)
+	case h.Capacity > maxDiskSectors:
+		return fmt.Errorf("capacity of %d sectors is too large", h.Capacity)
+	}
+	return nil
 }
 
 // embeddedDescriptor is the descriptor's text, if it is in meta.
