@@ -301,8 +301,8 @@ def _delete_instance_folders(session, cluster, instance):
 
 
 def manage_image_cache(session, clusters, states, instances):
-    """Keep used images fresh; remove those unused for long, and partial
-    downloads left by services that died."""
+    """Keep used images fresh; remove those unused for long, and the
+    locks and partial downloads of services that died."""
     used = {i.image_ref for i in instances if i.image_ref}
     max_age = CONF.image_cache.remove_unused_original_minimum_age_seconds
     now = session.current_time()
@@ -318,8 +318,13 @@ def manage_image_cache(session, clusters, states, instances):
             for name in cache.names(datastore.ref):
                 if '.partial-' in name:
                     cache.remove_orphan_partial(name)
+                elif name.endswith('.lock'):
+                    # A spawn needing the image takes a dead fill's lock
+                    # over; one that no spawn needs on this datastore
+                    # again would keep its partial and shell VM forever.
+                    cache.remove_stale_lock(name)
                 elif '.' in name:
-                    continue  # locks, handled by the spawns waiting on them
+                    continue  # a stale lock being removed
                 elif name in used:
                     cache.touch(name)
                 elif CONF.image_cache.remove_unused_base_images:

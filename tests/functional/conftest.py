@@ -1,7 +1,10 @@
+import os
+
 import pytest
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from tests.functional import lock_watch
 from tests.harness import vcsim as vcsim_harness
 
 
@@ -38,3 +41,10 @@ def real_services(request, vcsim, glance):
         v.Destroy_Task()
     assert not leaked, 'test left instance VMs in vCenter: %s' % [
         v.name for v in leaked]
+
+
+@pytest.fixture(autouse=True, scope='session')
+def watched_db_locks():
+    """Native threads: name the holder of a DB writer lock left held."""
+    if os.environ.get('OS_NOVA_DISABLE_EVENTLET_PATCHING') == 'true':
+        lock_watch.install()

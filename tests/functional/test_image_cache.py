@@ -207,6 +207,31 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
         self.assertEqual([image.id], self._names(image.id))
         dead.lease.abort()
 
+    def test_ageing_removes_a_dead_fill_no_spawn_needs(self):
+        # A service died mid-import of an image that no spawn needs on
+        # this datastore again: the periodic ageing takes its stale lock
+        # over, with its partial folder and shell VM; a live fill's lock
+        # stays.
+        dead_image = self._image('11111111-0000-4000-8000-000000000004')
+        self._dead_lock(dead_image, 'f00d')
+        partial = self.cache.root.join(dead_image.id + '.partial-f00d')
+        files.make_directory(self.session, self.cluster.datacenter_ref,
+                             partial)
+        dead = disk_import.DiskImport(
+            self.session, self.cluster, None,
+            partial.join(dead_image.id + '.vmdk'), 1024 * 1024, 'lsiLogic',
+            progress=lambda: 0)
+        self.addCleanup(dead.lease.abort)
+        live_image = self._image('11111111-0000-4000-8000-000000000005')
+        live = image_cache._Lock(self.cache, live_image.id)
+        self.assertTrue(live.acquire())
+        self.addCleanup(live.release)
+        self.driver.manage_image_cache(None, [])
+        self.assertEqual([], self.import_shells())
+        self.assertEqual([], self._names(dead_image.id))
+        self.assertEqual([live_image.id + '.lock'],
+                         self._names(live_image.id))
+
     def test_ageing_keeps_used_and_recent_entries(self):
         used, old, fresh = (self._image(
             '11111111-0000-4000-8000-00000000001%d' % i) for i in range(3))

@@ -8,7 +8,8 @@ Used by pytest fixtures and by demo scripts, so nothing here imports pytest.
 
 The launcher prints one JSON line once it serves (see tools/vcsim):
 ``{"url", "host", "port", "datastores": {name: dir}, "clusters",
-"about_uuid"}``.
+"about_uuid"}``, and with ``-cluster-datastores`` ``"cluster_datastores":
+{cluster: datastore}``.
 """
 
 import fcntl
@@ -131,7 +132,91 @@ def _duration(value):
     return str(value)
 
 
-class Vcsim:
+class Control:
+    """The launcher's own endpoints (/vcdriver/...) and datastore URLs, for
+    a launcher started here (:class:`Vcsim`) or by someone else (the
+    stack's): from its ``url``, ``host`` and ``port``."""
+
+    def __init__(self, url, host, port):
+        self.url, self.host, self.port = url, host, port
+
+    def http_url(self, path):
+        scheme = self.url.split(":", 1)[0]
+        return "%s://%s:%d%s" % (scheme, self.host, self.port, path)
+
+    def stats(self):
+        """Counters since start or ``reset_stats``: datastore uploads
+        ``{"folder_puts": {"<ds>/<path>": n}, "folder_put_total": n}`` and
+        SOAP requests ``{"soap_calls": {"<method>": n},
+        "soap_call_total": n}``."""
+        with urllib.request.urlopen(
+            self.http_url("/vcdriver/stats"), timeout=10
+        ) as r:
+            return json.loads(r.read())
+
+    def reset_stats(self):
+        """Zero the counters and forget the NFC leases that ended."""
+        for path in ("/vcdriver/stats", "/vcdriver/nfc"):
+            req = urllib.request.Request(self.http_url(path), method="DELETE")
+            with urllib.request.urlopen(req, timeout=10):
+                pass
+
+    def _faults_request(self, method, path="", rule=None):
+        data = json.dumps(rule).encode() if rule is not None else None
+        req = urllib.request.Request(
+            self.http_url("/vcdriver/faults" + path),
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def inject(self, **rule):
+        """Arm a fault (tools/vcsim/faults.go has every kind); returns
+        its id, for ``clear_faults(id)``. For example::
+
+            sim.inject(kind="soap_fault", method="CreateVM_Task",
+                       fault="NoDiskSpace", message="full", times=2)
+            sim.inject(kind="task_fail", method="PowerOnVM_Task",
+                       object=instance_uuid, progress=[30],
+                       fault="InsufficientResourcesFault")
+            sim.inject(kind="task_hang", method="CloneVM_Task", seconds=5)
+            sim.inject(kind="latency", method="RetrievePropertiesEx",
+                       ms=200)
+            sim.inject(kind="reset", method="PowerOffVM_Task")
+            sim.inject(kind="http_error", http_method="PUT", status=507)
+            sim.inject(kind="http_error", http_method="PUT",
+                       cut_after_bytes=65536)
+            sim.inject(kind="session_expiry")
+            sim.inject(kind="restart", seconds=2)
+
+        ``times`` (default 1, latency: 0) is how often it fires, 0 until
+        cleared; ``skip`` lets the first N matching calls through."""
+        return self._faults_request("POST", rule=rule)["id"]
+
+    def faults(self):
+        """The armed faults, each with its ``id``, ``hits`` (times it
+        fired) and ``seen`` (matching calls, skipped ones included)."""
+        return self._faults_request("GET")["faults"]
+
+    def clear_faults(self, fault_id=None):
+        """Clear one fault by id, or all (ends hangs and restarts)."""
+        path = "" if fault_id is None else "/%d" % fault_id
+        self._faults_request("DELETE", path)
+
+    def datastore_url(self, ds, path, dc="DC0"):
+        """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""
+        from urllib.parse import quote, urlencode
+
+        return self.http_url(
+            "/folder/%s?%s"
+            % (quote(path), urlencode({"dcPath": dc, "dsName": ds}))
+        )
+
+
+class Vcsim(Control):
     """One simulator process.
 
     Attributes once started: ``url``, ``host``, ``port``, ``datastores``
@@ -311,83 +396,6 @@ class Vcsim:
 
     def __exit__(self, *exc):
         self.stop()
-
-    # -- helpers -------------------------------------------------------
-
-    def http_url(self, path):
-        scheme = self.url.split(":", 1)[0]
-        return "%s://%s:%d%s" % (scheme, self.host, self.port, path)
-
-    def stats(self):
-        """Counters since start or ``reset_stats``: datastore uploads
-        ``{"folder_puts": {"<ds>/<path>": n}, "folder_put_total": n}`` and
-        SOAP requests ``{"soap_calls": {"<method>": n},
-        "soap_call_total": n}``."""
-        with urllib.request.urlopen(
-            self.http_url("/vcdriver/stats"), timeout=10
-        ) as r:
-            return json.loads(r.read())
-
-    def reset_stats(self):
-        """Zero the counters and forget the NFC leases that ended."""
-        for path in ("/vcdriver/stats", "/vcdriver/nfc"):
-            req = urllib.request.Request(self.http_url(path), method="DELETE")
-            with urllib.request.urlopen(req, timeout=10):
-                pass
-
-    def _faults_request(self, method, path="", rule=None):
-        data = json.dumps(rule).encode() if rule is not None else None
-        req = urllib.request.Request(
-            self.http_url("/vcdriver/faults" + path),
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            body = r.read()
-        return json.loads(body) if body else None
-
-    def inject(self, **rule):
-        """Arm a fault (tools/vcsim/faults.go has every kind); returns
-        its id, for ``clear_faults(id)``. For example::
-
-            sim.inject(kind="soap_fault", method="CreateVM_Task",
-                       fault="NoDiskSpace", message="full", times=2)
-            sim.inject(kind="task_fail", method="PowerOnVM_Task",
-                       object=instance_uuid, progress=[30],
-                       fault="InsufficientResourcesFault")
-            sim.inject(kind="task_hang", method="CloneVM_Task", seconds=5)
-            sim.inject(kind="latency", method="RetrievePropertiesEx",
-                       ms=200)
-            sim.inject(kind="reset", method="PowerOffVM_Task")
-            sim.inject(kind="http_error", http_method="PUT", status=507)
-            sim.inject(kind="http_error", http_method="PUT",
-                       cut_after_bytes=65536)
-            sim.inject(kind="session_expiry")
-            sim.inject(kind="restart", seconds=2)
-
-        ``times`` (default 1, latency: 0) is how often it fires, 0 until
-        cleared; ``skip`` lets the first N matching calls through."""
-        return self._faults_request("POST", rule=rule)["id"]
-
-    def faults(self):
-        """The armed faults, each with its ``id``, ``hits`` (times it
-        fired) and ``seen`` (matching calls, skipped ones included)."""
-        return self._faults_request("GET")["faults"]
-
-    def clear_faults(self, fault_id=None):
-        """Clear one fault by id, or all (ends hangs and restarts)."""
-        path = "" if fault_id is None else "/%d" % fault_id
-        self._faults_request("DELETE", path)
-
-    def datastore_url(self, ds, path, dc="DC0"):
-        """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""
-        from urllib.parse import quote, urlencode
-
-        return self.http_url(
-            "/folder/%s?%s"
-            % (quote(path), urlencode({"dcPath": dc, "dsName": ds}))
-        )
 
     def datastore_path(self, ds, path=""):
         """Local path of ``[ds] path``."""

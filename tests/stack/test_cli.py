@@ -1,64 +1,21 @@
 """Servers through the openstack CLI on the stack, checked against what
 vCenter (the launcher) holds."""
 
-import subprocess
-import types
-
 import pytest
-from pyVmomi import vim
 
-from tests.harness import vcsim as vcsim_harness
+from tests.stack import images
+from tests.stack import vcenter
 
 MiB = 1024 * 1024
 
 
-def vcenter(stack):
-    """The stack's vCenter, logged in with pyVmomi."""
-    s = stack.stack
-    info = s.state['vcsim']
-    return vcsim_harness.connect(types.SimpleNamespace(
-        host=info['host'], port=info['port'], url=info['url'],
-        username='vcsim', password=s.secret('vcsim')))
-
-
-def clusters_by_node(stack, si):
-    """vCenter's clusters by the node name each should be in Nova:
-    ``<cluster moref>.<vCenter instanceUuid>``."""
-    uuid = stack.stack.vcenter_uuid()
-    return {'%s.%s' % (c._moId, uuid): c
-            for c in si.content.viewManager.CreateContainerView(
-                si.content.rootFolder, [vim.ClusterComputeResource],
-                True).view}
-
-
-def vm_of(si, server_id):
-    """The VM of a server (by instanceUuid), or None."""
-    return si.content.searchIndex.FindByUuid(None, server_id, True, True)
-
-
 @pytest.fixture(scope='module')
 def image(stack, tmp_path_factory):
-    """A qcow2 as users make them: qemu-img, 1 MiB of data in 64 MiB."""
-    path = str(tmp_path_factory.mktemp('img') / 'disk.qcow2')
-    subprocess.run(['qemu-img', 'create', '-f', 'qcow2', path, '64M'],
-                   check=True, capture_output=True)
-    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x5a 0 1M',
-                    path], check=True, capture_output=True)
-    created = stack.openstack('image', 'create', '--disk-format', 'qcow2',
-                              '--container-format', 'bare', '--file', path,
-                              'stack-cli-qcow2')
-    yield created['id']
-    stack.openstack('image', 'delete', created['id'], check=False)
-
-
-@pytest.fixture(scope='module')
-def flavor(stack):
-    name = 'stack-cli-tiny'
-    got = stack.openstack('flavor', 'show', name, check=False)
-    if got.returncode:
-        stack.openstack('flavor', 'create', '--ram', '512', '--vcpus', '1',
-                        '--disk', '1', name)
-    return stack.openstack('flavor', 'show', name)
+    """A qemu-img qcow2: 1 MiB of data in 64 MiB."""
+    path = images.qcow2(tmp_path_factory.mktemp('img') / 'disk.qcow2')
+    image_id = stack.create_image(path, 'qcow2', 'stack-cli-qcow2')
+    yield image_id
+    stack.openstack('image', 'delete', image_id, check=False)
 
 
 def test_every_cluster_is_a_hypervisor_of_its_compute_service(stack):
@@ -68,13 +25,14 @@ def test_every_cluster_is_a_hypervisor_of_its_compute_service(stack):
         ('compute1', 'up'), ('compute2', 'up')]
     hypervisors = stack.openstack('hypervisor', 'list', '--long')
     names = sorted(h['Hypervisor Hostname'] for h in hypervisors)
-    assert names == sorted(clusters_by_node(stack, vcenter(stack)))
+    assert names == sorted(vcenter.clusters_by_node(
+        stack, vcenter.connect(stack)))
     assert all(h['State'] == 'up' for h in hypervisors)
 
 
 def test_boot_on_each_cluster_then_delete_leaves_nothing(stack, image,
                                                           flavor):
-    si = vcenter(stack)
+    si = vcenter.connect(stack)
     hosts = {}
     for hypervisor in stack.openstack('hypervisor', 'list'):
         shown = stack.openstack('hypervisor', 'show', hypervisor['ID'])
@@ -87,7 +45,7 @@ def test_boot_on_each_cluster_then_delete_leaves_nothing(stack, image,
         for server in servers:
             stack.openstack('server', 'delete', '--wait', server['id'],
                             check=False).check_returncode()
-            assert vm_of(si, server['id']) is None, 'VM left behind'
+            assert vcenter.vm_of(si, server['id']) is None, 'VM left behind'
     for host in sorted(set(hosts.values())):
         code, found = stack.audit(host)
         assert code == 0, 'vcdriver audit of %s found: %s' % (host, found)
@@ -103,7 +61,7 @@ def _boot_on_each(stack, si, image, flavor, hosts, servers):
         servers.append(server)
         assert server['status'] == 'ACTIVE', server
         assert server['OS-EXT-SRV-ATTR:hypervisor_hostname'] == node
-        vm = vm_of(si, server['id'])
+        vm = vcenter.vm_of(si, server['id'])
         assert vm is not None, 'no VM for %s' % server['id']
         assert vm.runtime.powerState == 'poweredOn'
         assert vm.config.hardware.numCPU == flavor['vcpus']
@@ -115,7 +73,7 @@ def _boot_on_each(stack, si, image, flavor, hosts, servers):
 def test_inventory_is_what_the_cluster_hosts_can_hold(stack):
     """`openstack resource provider inventory list` of each node: totals
     are its cluster's, max_unit what its best single host can take."""
-    clusters = clusters_by_node(stack, vcenter(stack))
+    clusters = vcenter.clusters_by_node(stack, vcenter.connect(stack))
     providers = {p['name']: p['uuid'] for p in stack.openstack(
         'resource', 'provider', 'list')}
     assert sorted(providers) == sorted(clusters)

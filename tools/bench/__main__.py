@@ -18,6 +18,7 @@ from tools.bench import image_transfer  # noqa: E402
 from tools.bench import inventory_refresh  # noqa: E402
 from tools.bench import report  # noqa: E402
 from tools.bench import soak  # noqa: E402
+from tools.bench import stack_cloud  # noqa: E402
 
 # Section name -> module with add_arguments(parser) and run(args) ->
 # (figures, text).
@@ -25,6 +26,7 @@ SECTIONS = {
     image_transfer.NAME: image_transfer,
     inventory_refresh.NAME: inventory_refresh,
     soak.NAME: soak,
+    stack_cloud.NAME: stack_cloud,
 }
 
 

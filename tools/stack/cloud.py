@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shlex
+import signal
 import socket
 import sys
 import time
@@ -48,6 +49,9 @@ class Stack:
              for host in openstack.COMPUTES]
         self.state = self._load()
         self._conn = None
+        # When the service being started was started: NovaService.ready
+        # counts no report made before it.
+        self.started_at = None
 
     # -- state -----------------------------------------------------------
 
@@ -136,15 +140,20 @@ class Stack:
         return ''.join('export %s=%s\n' % (key, shlex.quote(value))
                        for key, value in self.credentials().items())
 
+    def new_connection(self):
+        """An openstacksdk connection of the admin."""
+        import openstack as sdk
+        creds = self.credentials()
+        return sdk.connect(
+            auth_url=creds['OS_AUTH_URL'], username='admin',
+            password=creds['OS_PASSWORD'], project_name='admin',
+            user_domain_name='Default', project_domain_name='Default',
+            region_name=openstack.REGION)
+
     def connection(self):
+        """The stack's own connection (for its readiness checks)."""
         if self._conn is None:
-            import openstack as sdk
-            creds = self.credentials()
-            self._conn = sdk.connect(
-                auth_url=creds['OS_AUTH_URL'], username='admin',
-                password=creds['OS_PASSWORD'], project_name='admin',
-                user_domain_name='Default', project_domain_name='Default',
-                region_name=openstack.REGION)
+            self._conn = self.new_connection()
         return self._conn
 
     def forget_connection(self):
@@ -208,6 +217,8 @@ class Stack:
             return
         pid = pids.get(service.name)
         if procs.alive(pid):
+            # Any report of its own counts, however old the process.
+            self.started_at = None
             if _ready(service, self):
                 self._say('%s: running (pid %d)', service.name, pid)
                 service.after_start(self)     # idempotent: users, catalog
@@ -253,14 +264,37 @@ class Stack:
                 self._stop(service)
         self.save()
 
-    def _stop(self, service):
+    def _stop(self, service, sig=signal.SIGTERM):
         pid = self.state['pids'].pop(service.name, None)
         if procs.alive(pid):
-            self._say('%s: stopping (pid %d)', service.name, pid)
-            procs.stop(pid)
+            self._say('%s: stopping (pid %d, %s)', service.name, pid,
+                      signal.Signals(sig).name)
+            procs.stop(pid, sig=sig)
         stopped = getattr(service, 'stopped', None)
         if stopped is not None:
             stopped(self)
+
+    def service(self, name):
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError('no service %r in the stack' % name)
+
+    def kill(self, name, sig=signal.SIGKILL):
+        """End service ``name`` as a crash does (``kill -9`` of its
+        process group by default): it cleans nothing up."""
+        self._stop(self.service(name), sig=sig)
+        self.save()
+
+    def restart(self, name, sig=signal.SIGTERM):
+        """Stop service ``name`` (``sig``, SIGKILL if it lingers) and
+        start it again; returns once it is ready."""
+        self.kill(name, sig)
+        self.start(name)
+
+    def start(self, name):
+        """Start service ``name`` (after ``kill``); returns once ready."""
+        self._up(self.service(name))
 
     def status(self):
         """(name, pid, running) of each process."""

@@ -24,6 +24,8 @@ COMPUTES = {'compute1': ('DC0_C0', 'DC0_C1'), 'compute2': ('DC0_C2',)}
 CLUSTERS = sum(COMPUTES.values(), ())
 HOSTS_PER_CLUSTER = 2
 SERVICE_USERS = ('nova', 'placement', 'glance', 'neutron')
+STALE_LOCK = 30      # [vcdriver] image_cache_lock_stale_seconds
+BUILD_TIMEOUT = 180  # [DEFAULT] instance_build_timeout
 
 
 def write_ini(path, sections):
@@ -53,11 +55,17 @@ def authtoken(stack, user):
             'region_name': REGION}
 
 
+# gunicorn closes an idle client connection after 2 s by default: a
+# client polling every 2 s (``openstack server delete --wait``) then sends
+# on a connection being closed and gets "Connection reset by peer".
+KEEP_ALIVE = ['--keep-alive', '75']
+
+
 def gunicorn(venv_bin, app, port, threads=8):
     return [os.path.join(venv_bin, 'gunicorn'), '--bind',
             '127.0.0.1:%d' % port, '--workers', '1', '--threads',
             str(threads), '--timeout', '600', '--graceful-timeout', '5',
-            '--no-control-socket', app]
+            '--no-control-socket'] + KEEP_ALIVE + [app]
 
 
 class _VenvAPI:
@@ -194,8 +202,10 @@ class Glance:
         return glance_harness.gunicorn_env(self.conf)
 
     def argv(self, stack):
+        # The access log counts image downloads (GET .../file) for tests.
         return glance_harness.gunicorn_argv(
-            self.venv, '127.0.0.1:%d' % stack.port('glance'))
+            self.venv, '127.0.0.1:%d' % stack.port('glance'),
+            extra=['--access-logfile', '-'] + KEEP_ALIVE)
 
     def ready(self, stack):
         return procs.http_ok(stack.glance_url + '/healthcheck')()
@@ -206,8 +216,9 @@ class Glance:
 
 class Vcsim:
     """The launcher (tools/vcsim) as the stack's vCenter: three clusters
-    of two hosts on a shared NFS datastore. Its inventory lives in its
-    process: after ``down`` the datastores' files stay, the VMs do not."""
+    of two hosts on a shared NFS datastore, and a VMFS datastore of each
+    cluster's own (``ds-<cluster>``). Its inventory lives in its process:
+    after ``down`` the datastores' files stay, the VMs do not."""
     name = 'vcsim'
     ports = ('vcsim',)
 
@@ -222,7 +233,8 @@ class Vcsim:
                 '-clusters', str(len(CLUSTERS)),
                 '-hosts-per-cluster', str(HOSTS_PER_CLUSTER),
                 '-host-memory-mb', '131072', '-host-cpu-cores', '32',
-                '-nfs', '1', '-datastore-capacity-gb', '2048',
+                '-nfs', '1', '-cluster-datastores',
+                '-datastore-capacity-gb', '2048',
                 '-datastore-root', stack.path('datastores'),
                 # Node names carry it: the same vCenter after a restart.
                 '-instance-uuid', stack.vcenter_uuid(),
@@ -343,7 +355,12 @@ def nova_conf(stack):
         'glance': {'region_name': REGION},
         'neutron': authtoken(stack, 'neutron'),
         'wsgi': {'api_paste_config': stack.path('nova/api-paste.ini')},
-        'scheduler': {'discover_hosts_in_cells_interval': '2'},
+        # One worker: nova-scheduler's parent talks to Placement before
+        # it forks its workers (one per core), which then share that
+        # connection, and their answers interleave (BadStatusLine,
+        # IncompleteRead: NoValidHost on a fresh stack's first boots).
+        'scheduler': {'discover_hosts_in_cells_interval': '2',
+                      'workers': '1'},
         'oslo_concurrency': {'lock_path': stack.path('nova/locks')},
         'oslo_messaging_notifications': {'driver': 'noop'},
         'vnc': {'enabled': 'false'},
@@ -430,11 +447,24 @@ class NovaService:
             os.unlink(conf)
         os.makedirs(stack.path('nova/%s/instances' % self.host),
                     exist_ok=True)
-        write_ini(conf, {'DEFAULT': {
-            'host': self.host,
-            'state_path': stack.path('nova/' + self.host),
-            'instances_path': stack.path('nova/%s/instances' % self.host),
-        }})
+        write_ini(conf, {
+            'DEFAULT': {
+                'host': self.host,
+                # A build that failed while the database was away stays
+                # in BUILD (Nova cannot record the failure); Nova puts it
+                # in ERROR after this, as production clouds set it.
+                'instance_build_timeout': BUILD_TIMEOUT,
+                'state_path': stack.path('nova/' + self.host),
+                'instances_path': stack.path('nova/%s/instances'
+                                            % self.host),
+            },
+            # A dead compute's image-cache lock is taken over after 30 s
+            # rather than the default 120, by a spawn or by the cache's
+            # ageing, run every 30 s rather than 40 min: crash tests
+            # take seconds.
+            'vcdriver': {'image_cache_lock_stale_seconds': STALE_LOCK},
+            'image_cache': {'manager_interval': STALE_LOCK},
+        })
         # The driver's settings: what devstack's plugin writes.
         env = dict(os.environ)
         env.update(

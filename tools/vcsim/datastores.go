@@ -59,17 +59,28 @@ func createNFSDatastores(ctx context.Context, cfg *config, m *simulator.Model, c
 		dirs[name] = dir
 	}
 
-	if cfg.datastoreCapacityGB > 0 {
-		capacity := int64(cfg.datastoreCapacityGB) * int64(units.GB)
-		for _, e := range m.Map().All("Datastore") {
-			ds := e.(*simulator.Datastore)
-			ds.Summary.Capacity = capacity
-			ds.Summary.FreeSpace = capacity
-			info := ds.Info.GetDatastoreInfo()
-			info.FreeSpace = capacity
-			info.MaxFileSize = capacity
-			info.MaxMemoryFileSize = capacity
+	return dirs, nil
+}
+
+// setDatastoreCapacity applies -datastore-capacity-gb to every datastore,
+// the NFS ones and the clusters' (cluster_datastores.go) alike.
+func setDatastoreCapacity(cfg *config, m *simulator.Model) {
+	if cfg.datastoreCapacityGB <= 0 {
+		return
+	}
+	capacity := int64(cfg.datastoreCapacityGB) * int64(units.GB)
+	for _, e := range m.Map().All("Datastore") {
+		ds := e.(*simulator.Datastore)
+		ds.Summary.Capacity = capacity
+		ds.Summary.FreeSpace = capacity
+		info := ds.Info.GetDatastoreInfo()
+		info.FreeSpace = capacity
+		info.MaxFileSize = capacity
+		info.MaxMemoryFileSize = capacity
+		if vmfs, ok := ds.Info.(*types.VmfsDatastoreInfo); ok {
+			vmfs.MaxPhysicalRDMFileSize = capacity
+			vmfs.MaxVirtualRDMFileSize = capacity
+			vmfs.Vmfs.Capacity = capacity
 		}
 	}
-	return dirs, nil
 }

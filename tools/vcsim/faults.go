@@ -5,8 +5,10 @@ package main
 //	POST   /vcdriver/faults       a rule (JSON, below): 201 {"id": n, ...}
 //	GET    /vcdriver/faults       {"faults": [rule, ...]}, each with "id",
 //	                              "hits" (times it fired) and "seen"
-//	                              (matching calls, skipped ones included)
-//	DELETE /vcdriver/faults       clears every rule (ends hangs, restarts)
+//	                              (matching calls, skipped ones included);
+//	                              stall rules also with "stalled" (their
+//	                              transfers held now)
+//	DELETE /vcdriver/faults       clears every rule (ends hangs, stalls, restarts)
 //	DELETE /vcdriver/faults/<id>  clears one (404 if there is none)
 //
 // Every rule has a "kind". Rules that match calls also take "times" (how
@@ -80,7 +82,7 @@ package main
 //	{"kind": "http_error", "path": "/nfc/", "http_method": "POST", "cut_after_bytes": 65536}
 //	{"kind": "http_error", "target": "nfc", "http_method": "GET", "cut_after_bytes": 1000}
 //
-// The transfers a reset or http_error rule is for are its "target":
+// The transfers a reset, http_error or stall rule is for are its "target":
 // "folder" (the default), datastore files (/folder/<path>?dsName=...,
 // PUT and GET), or "nfc", NFC lease URLs (/nfc/<lease>/<file>: uploads
 // into ImportVApp leases, PUT or POST; export leases, GET); a "path"
@@ -100,6 +102,35 @@ package main
 // its answer is dropped and the connection reset (or "status" answered).
 // A body no longer than "cut_after_bytes" reaches the handler whole; its
 // answer is dropped all the same.
+//
+// stall: a file transfer (matched as for http_error, "target" included)
+// stops after "cut_after_bytes" bytes (0: before the first) and stays in
+// progress until the rule is cleared, so that a test can kill the client
+// in the middle of it:
+//
+//	{"kind": "stall", "target": "nfc", "http_method": "POST", "cut_after_bytes": 65536}
+//	{"kind": "stall", "http_method": "PUT", "path": "disk-0.vmdk", "cut_after_bytes": 0}
+//	{"kind": "stall", "target": "nfc", "http_method": "GET", "cut_after_bytes": 1000}
+//
+// An upload (PUT, POST) gets its first "cut_after_bytes" bytes read, by
+// the lease for /nfc/ (its bytes_received N), read and dropped for
+// /folder/ (the datastore gets nothing), then not one more: the client
+// blocks sending once the connection's buffers are full. A download (GET)
+// gets the answer's headers and first "cut_after_bytes" bytes sent and
+// flushed, then not one more. The stall ends when the rule is cleared
+// (DELETE, one or all), when a download's client goes away (an upload's
+// connection is not read while stalled, so a killed uploader is seen only
+// when the rule is cleared), or when an /nfc/ upload's lease ends
+// (Complete, Abort stop it as any upload). The transfer then fails as a
+// cut one does: an /nfc/ upload's handler reads the error "upload stalled
+// after N bytes, then cut (injected fault <id>)" (the file's state error,
+// the lease still ready for Abort) and its answer is dropped; the
+// connection is reset. No "status". "hits" counts the transfers that
+// began stalling (times and skip as for the others), "stalled" those held
+// now: a test polls GET /vcdriver/faults until hits is 1, then kills the
+// client. A body or answer shorter than "cut_after_bytes" passes whole;
+// the stall comes before the end all the same (the upload's answer, the
+// end of the download's connection).
 //
 // session_expiry: {"kind": "session_expiry"} invalidates every session at
 // once; each client's next call gets NotAuthenticated and it must log in
@@ -159,6 +190,7 @@ const (
 	kindLatency       = "latency"
 	kindReset         = "reset"
 	kindHTTPError     = "http_error"
+	kindStall         = "stall"
 	kindSessionExpiry = "session_expiry"
 	kindRestart       = "restart"
 )
@@ -174,7 +206,7 @@ type faultRule struct {
 	DRSRule    string `json:"drs_rule,omitempty"`
 	HTTPMethod string `json:"http_method,omitempty"`
 	Path       string `json:"path,omitempty"`
-	Target     string `json:"target,omitempty"` // reset, http_error: folder or nfc
+	Target     string `json:"target,omitempty"` // reset, http_error, stall: folder or nfc
 	Times      int    `json:"times"`
 	Skip       int    `json:"skip,omitempty"`
 
@@ -189,26 +221,44 @@ type faultRule struct {
 	Status        int     `json:"status,omitempty"`
 	CutAfterBytes int64   `json:"cut_after_bytes,omitempty"`
 
-	Hits int `json:"hits"`
-	Seen int `json:"seen"`
+	Hits    int  `json:"hits"`
+	Seen    int  `json:"seen"`
+	Stalled *int `json:"stalled,omitempty"` // stall: transfers held now (set by listed)
 
 	cut     bool          // cut_after_bytes was given (0 included)
+	claimed int           // stall: transfers it fired for, not yet stalled
+	stalls  int           // stall: transfers held now
 	cleared chan struct{} // closed when the rule is cleared
 	until   time.Time     // restart: end of the outage
 }
 
 // fire counts a matching call and tells whether the rule acts on it.
-// The caller holds faults.mu.
+// A stall rule counts its hit only once the transfer stalls (stallGate),
+// a claim meanwhile. The caller holds faults.mu.
 func (r *faultRule) fire() bool {
-	if r.Times > 0 && r.Hits >= r.Times {
+	if r.Times > 0 && r.Hits+r.claimed >= r.Times {
 		return false
 	}
 	r.Seen++
 	if r.Seen <= r.Skip {
 		return false
 	}
-	r.Hits++
+	if r.Kind == kindStall {
+		r.claimed++
+	} else {
+		r.Hits++
+	}
 	return true
+}
+
+// listed is the rule as listed. The caller holds faults.mu.
+func (r *faultRule) listed() faultRule {
+	out := *r
+	if r.Kind == kindStall {
+		n := r.stalls
+		out.Stalled = &n
+	}
+	return out
 }
 
 // Targets of the file transfer rules.
@@ -220,7 +270,7 @@ const (
 // transfer tells whether a rule is for file transfers (/folder/, /nfc/)
 // rather than SOAP calls.
 func (r *faultRule) transfer() bool {
-	return r.Kind == kindHTTPError ||
+	return r.Kind == kindHTTPError || r.Kind == kindStall ||
 		(r.Kind == kindReset && (r.HTTPMethod != "" || r.Path != "" || r.Target != ""))
 }
 
@@ -619,6 +669,8 @@ func (f *faults) serveTransfer(target string, next http.Handler, w http.Response
 		next.ServeHTTP(w, r)
 	case act.Kind == kindReset:
 		resetConn(w)
+	case act.Kind == kindStall:
+		f.stall(act, target, next, w, r)
 	case act.cut && r.Method == http.MethodGet:
 		next.ServeHTTP(&cutWriter{ResponseWriter: w, left: act.CutAfterBytes}, r)
 	case act.cut && target == targetNFC:
@@ -680,6 +732,7 @@ func (c *cutBody) Read(b []byte) (int, error) {
 type mutedWriter struct {
 	w      http.ResponseWriter
 	header http.Header
+	gate   *stallGate // a stalled upload's: a read deadline ends its stall too
 }
 
 func (m *mutedWriter) Header() http.Header         { return m.header }
@@ -687,6 +740,9 @@ func (m *mutedWriter) WriteHeader(int)             {}
 func (m *mutedWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 func (m *mutedWriter) SetReadDeadline(t time.Time) error {
+	if m.gate != nil {
+		m.gate.setReadDeadline(t)
+	}
 	return http.NewResponseController(m.w).SetReadDeadline(t)
 }
 
@@ -715,6 +771,201 @@ func (c *cutWriter) Write(b []byte) (int, error) {
 	return n, errCut
 }
 
+// --- stalls ------------------------------------------------------------
+
+// stall holds a transfer a stall rule fired for: an upload's body (its
+// handler's for /nfc/, dropped for /folder/) or a download's answer stops
+// after the rule's cut_after_bytes until the stall ends (stallGate), then
+// the connection is reset.
+func (f *faults) stall(act *faultRule, target string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	g := newStallGate(f, act, r)
+	defer g.release()
+	switch {
+	case r.Method == http.MethodGet:
+		sw := &stallWriter{ResponseWriter: w, left: act.CutAfterBytes, gate: g}
+		next.ServeHTTP(sw, r)
+		if sw.done {
+			return
+		}
+		// An answer no longer than cut_after_bytes: it went out whole, the
+		// end of the connection is held.
+		_ = http.NewResponseController(w).Flush()
+	case target == targetNFC:
+		r.Body = &stallBody{ReadCloser: r.Body, left: act.CutAfterBytes, gate: g}
+		next.ServeHTTP(&mutedWriter{w: w, header: http.Header{}, gate: g}, r)
+	default:
+		if _, err := io.CopyN(io.Discard, r.Body, act.CutAfterBytes); err != nil && err != io.EOF {
+			g.lost()
+		}
+	}
+	g.wait() // at once if the transfer stalled already, or its client is gone
+	resetConn(w)
+}
+
+// stallGate is one transfer of a stall rule: it counts the rule's hit and
+// holds the transfer (wait) until the rule is cleared, the client goes
+// away or the handler's read deadline passes.
+type stallGate struct {
+	f      *faults
+	rule   *faultRule
+	method string
+	path   string
+	gone   <-chan struct{} // the request's context: its client went away
+
+	mu       sync.Mutex
+	state    int // gateNew, gateHeld, gateOver
+	n        int64
+	timer    *time.Timer
+	expired  chan struct{} // closed once a read deadline set by the handler passed
+	expireMu sync.Once
+}
+
+const (
+	gateNew  = iota // not stalled yet
+	gateHeld        // stalled now
+	gateOver        // stalled and let go, or never to be
+)
+
+func newStallGate(f *faults, rule *faultRule, r *http.Request) *stallGate {
+	return &stallGate{f: f, rule: rule, method: r.Method, path: r.URL.Path, gone: r.Context().Done(),
+		expired: make(chan struct{})}
+}
+
+// wait stalls the transfer after n bytes, once: it returns when the rule
+// is cleared, the client is gone or the read deadline passed (at once if
+// it has stalled before, or lost was called).
+func (g *stallGate) wait() {
+	g.mu.Lock()
+	if g.state != gateNew {
+		g.mu.Unlock()
+		return
+	}
+	g.state = gateHeld
+	g.mu.Unlock()
+	g.f.mu.Lock()
+	g.rule.claimed--
+	g.rule.Hits++
+	g.rule.stalls++
+	g.f.mu.Unlock()
+	log.Printf("faults: %s %s stalled after %d bytes (injected fault %d)", g.method, g.path, g.rule.CutAfterBytes, g.rule.ID)
+	select {
+	case <-g.rule.cleared:
+	case <-g.gone:
+	case <-g.expired:
+	}
+	g.f.mu.Lock()
+	g.rule.stalls--
+	g.f.mu.Unlock()
+	g.mu.Lock()
+	g.state = gateOver
+	g.mu.Unlock()
+}
+
+// lost notes that the client went away before the stall: there is none.
+func (g *stallGate) lost() { g.release() }
+
+// release gives up the rule's claim if the transfer never stalled.
+func (g *stallGate) release() {
+	g.mu.Lock()
+	never := g.state == gateNew
+	g.state = gateOver
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	g.mu.Unlock()
+	if never {
+		g.f.mu.Lock()
+		g.rule.claimed--
+		g.f.mu.Unlock()
+	}
+}
+
+// setReadDeadline arms the end of the stall at t (zero: none), as the
+// handler's read deadline ends any read of its connection (an NFC lease
+// that ends stops its uploads so).
+func (g *stallGate) setReadDeadline(t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
+	if !t.IsZero() {
+		g.timer = time.AfterFunc(time.Until(t), func() { g.expireMu.Do(func() { close(g.expired) }) })
+	}
+}
+
+// err is what a stalled upload's handler reads once the stall ends.
+func (g *stallGate) err() error {
+	return fmt.Errorf("upload stalled after %d bytes, then cut (injected fault %d)", g.rule.CutAfterBytes, g.rule.ID)
+}
+
+// stallBody lets the first left bytes of a request body through; the next
+// read stalls, then fails.
+type stallBody struct {
+	io.ReadCloser
+	left int64
+	gate *stallGate
+	err  error
+}
+
+func (s *stallBody) Read(b []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.left <= 0 {
+		s.gate.wait()
+		s.err = s.gate.err()
+		return 0, s.err
+	}
+	if int64(len(b)) > s.left {
+		b = b[:s.left]
+	}
+	n, err := s.ReadCloser.Read(b)
+	s.left -= int64(n)
+	if err != nil && err != io.EOF {
+		s.gate.lost() // the connection broke before the stall
+	}
+	return n, err
+}
+
+// stallWriter passes on the first left bytes of a response, flushes them,
+// stalls, then resets the connection.
+type stallWriter struct {
+	http.ResponseWriter
+	left int64
+	gate *stallGate
+	done bool
+}
+
+func (s *stallWriter) Write(b []byte) (int, error) {
+	if s.done {
+		return 0, errCut
+	}
+	if int64(len(b)) <= s.left {
+		s.left -= int64(len(b))
+		n, err := s.ResponseWriter.Write(b)
+		if err != nil {
+			s.gate.lost()
+		}
+		return n, err
+	}
+	s.done = true
+	n, err := s.ResponseWriter.Write(b[:s.left])
+	if err == nil {
+		err = http.NewResponseController(s.ResponseWriter).Flush()
+	}
+	if err != nil {
+		s.gate.lost()
+	}
+	s.gate.wait()
+	resetConn(s.ResponseWriter)
+	return n, errCut
+}
+
+// Unwrap lets a handler's ResponseController reach the connection.
+func (s *stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // resetConn closes the request's connection at once, without an answer
 // (or after what was flushed): the client sees a connection reset.
 func resetConn(w http.ResponseWriter) {
@@ -741,7 +992,7 @@ func (f *faults) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		list := make([]faultRule, 0, len(f.rules))
 		for _, rule := range f.rules {
-			list = append(list, *rule)
+			list = append(list, rule.listed())
 		}
 		f.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"faults": list})
@@ -753,7 +1004,7 @@ func (f *faults) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		f.add(rule)
 		f.mu.Lock()
-		out := *rule
+		out := rule.listed()
 		f.mu.Unlock()
 		writeJSON(w, http.StatusCreated, out)
 	case r.Method == http.MethodDelete && id == "":
@@ -855,14 +1106,21 @@ func decodeRule(body io.Reader) (*faultRule, error) {
 		if err := transferTarget(rule); err != nil {
 			return bad("%v", err)
 		}
-		switch rule.HTTPMethod {
-		case "", http.MethodPut, http.MethodGet:
-		case http.MethodPost:
-			if rule.Target != targetNFC {
-				return bad("http_method is PUT or GET for /folder/ (POST is for target nfc)")
-			}
-		default:
-			return bad("http_method is PUT or GET, or POST for target nfc")
+		if err := transferMethod(rule); err != nil {
+			return bad("%v", err)
+		}
+	case kindStall:
+		if !rule.cut {
+			return bad("needs cut_after_bytes (0: before the first byte)")
+		}
+		if rule.Status != 0 {
+			return bad("takes no status (a stalled transfer ends cut)")
+		}
+		if err := transferTarget(rule); err != nil {
+			return bad("%v", err)
+		}
+		if err := transferMethod(rule); err != nil {
+			return bad("%v", err)
 		}
 	case kindSessionExpiry:
 	case kindRestart:
@@ -895,6 +1153,21 @@ func transferTarget(rule *faultRule) error {
 	if (rule.Target == targetFolder && strings.HasPrefix(rule.Path, nfcPathPrefix)) ||
 		(rule.Target == targetNFC && strings.HasPrefix(rule.Path, folderPrefix)) {
 		return fmt.Errorf("path %q is not under /%s/", rule.Path, rule.Target)
+	}
+	return nil
+}
+
+// transferMethod checks a transfer rule's http_method (upper-cased by
+// transferTarget) against its target.
+func transferMethod(rule *faultRule) error {
+	switch rule.HTTPMethod {
+	case "", http.MethodPut, http.MethodGet:
+	case http.MethodPost:
+		if rule.Target != targetNFC {
+			return errors.New("http_method is PUT or GET for /folder/ (POST is for target nfc)")
+		}
+	default:
+		return errors.New("http_method is PUT or GET, or POST for target nfc")
 	}
 	return nil
 }

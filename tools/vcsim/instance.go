@@ -28,6 +28,9 @@ type info struct {
 	Datastores map[string]string `json:"datastores"` // name -> backing directory
 	Clusters   []string          `json:"clusters"`
 	AboutUUID  string            `json:"about_uuid"`
+	// cluster name -> its own datastore, with -cluster-datastores only
+	// (absent without, so the line is unchanged)
+	ClusterDatastores map[string]string `json:"cluster_datastores,omitempty"`
 }
 
 // start builds the inventory, starts serving and fills in info, the JSON
@@ -68,6 +71,14 @@ func start(cfg *config) (*instance, error) {
 	if err != nil {
 		return fail("NFS datastores", err)
 	}
+	clusterDirs, clusterDatastores, err := createClusterDatastores(ctx, cfg, m, c, root)
+	if err != nil {
+		return fail("cluster datastores", err)
+	}
+	for name, dir := range clusterDirs {
+		datastores[name] = dir
+	}
+	setDatastoreCapacity(cfg, m)
 	configureHosts(cfg, m)
 	if err := configureHA(cfg.haAdmission, m); err != nil {
 		return fail("HA admission control", err)
@@ -95,6 +106,8 @@ func start(cfg *config) (*instance, error) {
 		Datastores: datastores,
 		Clusters:   clusterNames(m),
 		AboutUUID:  c.ServiceContent.About.InstanceUuid,
+
+		ClusterDatastores: clusterDatastores,
 	}
 	return inst, nil
 }

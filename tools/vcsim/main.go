@@ -1,10 +1,11 @@
 // Command vcsim is vcdriver's launcher around govmomi's vCenter simulator.
 //
 // It builds an inventory (see model.go), adds shared NFS datastores
-// (datastores.go), wraps the HTTP handler with our extensions
-// (extensions.go), prints one JSON line describing the instance on stdout
-// and serves until SIGTERM or SIGINT (or, with -exit-on-stdin-close, EOF on
-// stdin). Everything else goes to stderr.
+// (datastores.go) and, if asked, one per cluster (cluster_datastores.go),
+// wraps the HTTP handler with our extensions (extensions.go), prints one
+// JSON line describing the instance on stdout and serves until SIGTERM or
+// SIGINT (or, with -exit-on-stdin-close, EOF on stdin). Everything else
+// goes to stderr.
 package main
 
 import (

@@ -43,6 +43,7 @@ type config struct {
 	hostCPUCores int
 
 	nfs                 int
+	clusterDatastores   bool
 	datastoreRoot       string
 	datastoreCapacityGB int
 
@@ -74,8 +75,9 @@ func parseFlags(fs *flag.FlagSet, args []string) *config {
 	fs.IntVar(&c.hostMemoryMB, "host-memory-mb", 0, "memory of every host in MB (0 = simulator default, 4095 MB)")
 	fs.IntVar(&c.hostCPUCores, "host-cpu-cores", 0, "CPU cores (and threads) of every host (0 = simulator default, 2)")
 	fs.IntVar(&c.nfs, "nfs", 1, "number of shared NFS datastores nfs0..nfsN-1, mounted on every host")
+	fs.BoolVar(&c.clusterDatastores, "cluster-datastores", false, "also give each cluster a VMFS datastore ds-<cluster>, mounted on that cluster's hosts only (cluster_datastores.go)")
 	fs.StringVar(&c.datastoreRoot, "datastore-root", "", "parent directory of the datastore directories (default: a temp dir removed at exit)")
-	fs.IntVar(&c.datastoreCapacityGB, "datastore-capacity-gb", 0, "capacity (and initial free space) of each NFS datastore in GiB (0 = simulator default: 1 TiB per mounted host)")
+	fs.IntVar(&c.datastoreCapacityGB, "datastore-capacity-gb", 0, "capacity (and initial free space) of each datastore in GiB (0 = simulator default: 1 TiB per mounted host)")
 	fs.StringVar(&c.username, "username", "", "only accept this user name (default: any non-empty pair)")
 	fs.StringVar(&c.password, "password", "", "only accept this password (with -username)")
 	fs.DurationVar(&c.sessionIdleTimeout, "session-idle-timeout", 0, "expire sessions idle for this long (0 = never)")

@@ -220,6 +220,13 @@ class DatastoreCache:
         return True
 
 
+    def remove_stale_lock(self, name):
+        """A lock whose owner stopped beating: taken over and removed with
+        its dead fill's partial folder and import shell VM. True if it
+        was stale."""
+        return _Lock(self, name[:-len('.lock')]).take_over_if_stale()
+
+
 def lock_owner(cache, image_id):
     """Who holds the cache lock of an image, as its owner file says
     (None without one): for audits."""

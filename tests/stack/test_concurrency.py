@@ -1,0 +1,139 @@
+"""Concurrency in the stack's runtime (native threads unless the stack
+runs under eventlet): 30 servers in one request and 30 in separate
+requests, all at once, from one uncached image."""
+
+import statistics
+import subprocess
+import threading
+import time
+from concurrent import futures
+
+from tests.stack import images
+from tests.stack import vcenter
+
+SERVERS = 30          # in one request, and as many requests again
+SETTLE_TIMEOUT = 900  # a bound on a hang, not an expectation
+
+
+def _create_separately(stack, image_id, flavor_id, names):
+    """One ``create_server`` per name through openstacksdk, 10 at a time,
+    each thread with a connection of its own; their start times."""
+    local = threading.local()
+    started = {}
+
+    def create(name):
+        if not hasattr(local, 'conn'):
+            local.conn = stack.stack.new_connection()
+        started[name] = time.monotonic()
+        local.conn.compute.create_server(
+            name=name, image_id=image_id, flavor_id=flavor_id,
+            networks='none')
+
+    with futures.ThreadPoolExecutor(10) as pool:
+        for done in [pool.submit(create, n) for n in names]:
+            done.result()
+    return started
+
+
+def _settle(conn, prefixes, count):
+    """Poll until ``count`` servers named with ``prefixes`` are out of
+    BUILD; ``(servers by id, monotonic time each was first seen out of
+    BUILD)``."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    settled_at = {}
+    while True:
+        servers = {s.id: s for s in conn.compute.servers(details=True)
+                   if s.name.startswith(prefixes)}
+        now = time.monotonic()
+        for s in servers.values():
+            if s.status != 'BUILD':
+                settled_at.setdefault(s.id, now)
+        if len(servers) == count and len(settled_at) == count:
+            return servers, settled_at
+        assert now < deadline, '%d of %d servers still in BUILD after ' \
+            '%d s' % (count - len(settled_at), count, SETTLE_TIMEOUT)
+        time.sleep(0.5)
+
+
+def test_sixty_servers_at_once_one_download_per_datastore(stack, flavor,
+                                                          tmp_path):
+    stack.openstack('quota', 'set', '--instances', '-1', '--cores', '-1',
+                    '--ram', '-1', 'admin', parse=False)
+    image_id = stack.create_image(
+        images.qcow2(tmp_path / 'many.qcow2', pattern=0x3c), 'qcow2',
+        'stack-concurrency')
+    conn = stack.stack.connection()
+    si = vcenter.connect(stack)
+    nodes = vcenter.clusters_by_node(stack, si)
+    try:
+        t0 = time.monotonic()
+        # 30 in one request, through the CLI, while 30 more go in one by
+        # one through the SDK.
+        multi = subprocess.Popen(
+            stack.argv('server', 'create', '--image', image_id,
+                       '--flavor', flavor['id'], '--nic', 'none',
+                       '--min', str(SERVERS), '--max', str(SERVERS),
+                       'stack-many'),
+            env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        started = _create_separately(
+            stack, image_id, flavor['id'],
+            ['stack-one-%02d' % i for i in range(SERVERS)])
+        out, err = multi.communicate(timeout=600)
+        assert multi.returncode == 0, out + err
+        servers, settled_at = _settle(conn, ('stack-many', 'stack-one'),
+                                      2 * SERVERS)
+        errors = {s.name: (s.fault or {}).get('message')
+                  for s in servers.values() if s.status != 'ACTIVE'}
+        assert not errors, 'servers not ACTIVE: %s' % errors
+
+        # Each VM as its flavor says, in its node's cluster, powered on.
+        per_node = {}
+        for s in servers.values():
+            node = s.hypervisor_hostname
+            per_node[node] = per_node.get(node, 0) + 1
+            vm = vcenter.vm_of(si, s.id)
+            assert vm is not None, 'no VM for %s' % s.name
+            assert vm.runtime.powerState == 'poweredOn', s.name
+            assert vm.config.hardware.numCPU == flavor['vcpus'], s.name
+            assert vm.config.hardware.memoryMB == flavor['ram'], s.name
+            assert vm.resourcePool.owner == nodes[node], s.name
+        assert sorted(per_node) == sorted(nodes), (
+            'not spread over every cluster: %s' % per_node)
+
+        # One download per datastore that caches the image, and every
+        # VM on one of those.
+        caching = vcenter.datastores_caching(si, image_id)
+        used = {vcenter.datastore_of(vcenter.vm_of(si, s.id))
+                for s in servers.values()}
+        assert used <= set(caching), (used, caching)
+        downloads = stack.image_downloads(image_id)
+        assert downloads == len(caching), (
+            '%d downloads of the image for %d datastores caching it (%s)'
+            % (downloads, len(caching), caching))
+
+        waits = sorted(settled_at[s.id] - (
+            started.get(s.name, t0)) for s in servers.values())
+        print('\n60 servers ACTIVE (%s) in %.0f s; time to ACTIVE p50 '
+              '%.1f s, p95 %.1f s; %d downloads for datastores %s'
+              % (', '.join('%s: %d' % (n.split('.')[0], c)
+                           for n, c in sorted(per_node.items())),
+                 max(settled_at.values()) - t0,
+                 statistics.median(waits),
+                 waits[int(0.95 * (len(waits) - 1))], downloads, caching))
+    finally:
+        _delete_all(stack, conn, si, ('stack-many', 'stack-one'))
+        stack.openstack('image', 'delete', image_id, check=False)
+    for host in ('compute1', 'compute2'):
+        code, found = stack.audit(host)
+        assert code == 0, 'vcdriver audit of %s found: %s' % (host, found)
+
+
+def _delete_all(stack, conn, si, prefixes):
+    ids = [s.id for s in conn.compute.servers()
+           if s.name.startswith(prefixes)]
+    if not ids:
+        return
+    stack.openstack('server', 'delete', '--wait', *ids, check=False)
+    left = [i for i in ids if vcenter.vm_of(si, i) is not None]
+    assert not left, 'VMs left after delete: %s' % left
