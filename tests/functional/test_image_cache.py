@@ -153,6 +153,22 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
             json.dump({'owner': 'dead-host pid 1', 'token': token,
                        'heartbeat': self.session.current_time() - 60}, f)
 
+    def _dead_import(self, image, token):
+        """What a service that died mid-import leaves: its lock, its
+        partial folder and the shell VM its import lease made (vCenter
+        would remove the shell only when the lease times out). The
+        shell's name."""
+        self._dead_lock(image, token)
+        partial = self.cache.root.join('%s.partial-%s' % (image.id, token))
+        files.make_directory(self.session, self.cluster.datacenter_ref,
+                             partial)
+        dead = disk_import.DiskImport(
+            self.session, self.cluster, None,
+            partial.join(image.id + '.vmdk'), 1024 * 1024, 'lsiLogic',
+            progress=lambda: 0)
+        self.addCleanup(dead.lease.abort)
+        return 'vcdriver-import-%s.partial-%s' % (image.id, token)
+
     def test_second_service_waits_for_the_first(self):
         image = self._image('11111111-0000-4000-8000-000000000001')
         calls, results = [], []
@@ -181,19 +197,9 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
         self.assertEqual([image.id], self._names(image.id))
 
     def test_stale_lock_takeover_removes_the_dead_fills_import_shell(self):
-        # A service died mid-import: its lock, its partial folder and the
-        # shell VM its import lease made are left (vCenter would remove
-        # the shell only when the lease times out).
+        # A service died mid-import (_dead_import).
         image = self._image('11111111-0000-4000-8000-000000000003')
-        self._dead_lock(image, 'cafe')
-        partial = self.cache.root.join(image.id + '.partial-cafe')
-        files.make_directory(self.session, self.cluster.datacenter_ref,
-                             partial)
-        dead = disk_import.DiskImport(
-            self.session, self.cluster, None,
-            partial.join(image.id + '.vmdk'), 1024 * 1024, 'lsiLogic',
-            progress=lambda: 0)
-        shell = 'vcdriver-import-%s.partial-cafe' % image.id
+        shell = self._dead_import(image, 'cafe')
         self.assertEqual([shell], self.import_shells())
         report = audit.audit(self.session, [self.cluster], [], CONF)
         self.assertIn(shell, [d['detail'].split()[1]
@@ -205,7 +211,6 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
         self.assertEqual(1024, entry.virtual_size)
         self.assertEqual([], self.import_shells())
         self.assertEqual([image.id], self._names(image.id))
-        dead.lease.abort()
 
     def test_ageing_removes_a_dead_fill_no_spawn_needs(self):
         # A service died mid-import of an image that no spawn needs on
@@ -213,15 +218,7 @@ class TestDatastoreCache(nova_harness.VcdriverTestCase):
         # over, with its partial folder and shell VM; a live fill's lock
         # stays.
         dead_image = self._image('11111111-0000-4000-8000-000000000004')
-        self._dead_lock(dead_image, 'f00d')
-        partial = self.cache.root.join(dead_image.id + '.partial-f00d')
-        files.make_directory(self.session, self.cluster.datacenter_ref,
-                             partial)
-        dead = disk_import.DiskImport(
-            self.session, self.cluster, None,
-            partial.join(dead_image.id + '.vmdk'), 1024 * 1024, 'lsiLogic',
-            progress=lambda: 0)
-        self.addCleanup(dead.lease.abort)
+        self._dead_import(dead_image, 'f00d')
         live_image = self._image('11111111-0000-4000-8000-000000000005')
         live = image_cache._Lock(self.cache, live_image.id)
         self.assertTrue(live.acquire())
