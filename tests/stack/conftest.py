@@ -57,10 +57,18 @@ class Cloud:
             self.openstack('server', 'delete', '--wait',
                            *[s['ID'] for s in servers], check=False)
 
-    def create_image(self, path, disk_format, name, *properties):
+    def flavor(self, name, ram, vcpus, disk):
+        """Flavor ``name`` as the CLI shows it, created if missing."""
+        if self.openstack('flavor', 'show', name, check=False).returncode:
+            self.openstack('flavor', 'create', '--ram', str(ram), '--vcpus',
+                           str(vcpus), '--disk', str(disk), name)
+        return self.openstack('flavor', 'show', name)
+
+    def create_image(self, path, disk_format, name, *properties,
+                     container_format='bare'):
         """``openstack image create`` of the file at ``path``; its id."""
         args = ['image', 'create', '--disk-format', disk_format,
-                '--container-format', 'bare', '--file', str(path)]
+                '--container-format', container_format, '--file', str(path)]
         for prop in properties:
             args += ['--property', prop]
         return self.openstack(*args + [name])['id']
@@ -139,12 +147,7 @@ class Cloud:
 @pytest.fixture(scope='session')
 def flavor(stack):
     """m1.tiny-like: 1 vCPU, 512 MB, 1 GB."""
-    name = 'stack-tiny'
-    got = stack.openstack('flavor', 'show', name, check=False)
-    if got.returncode:
-        stack.openstack('flavor', 'create', '--ram', '512', '--vcpus', '1',
-                        '--disk', '1', name)
-    return stack.openstack('flavor', 'show', name)
+    return stack.flavor('stack-tiny', ram=512, vcpus=1, disk=1)
 
 
 @pytest.fixture(scope='session')

@@ -33,10 +33,7 @@ def test_every_cluster_is_a_hypervisor_of_its_compute_service(stack):
 def test_boot_on_each_cluster_then_delete_leaves_nothing(stack, image,
                                                           flavor):
     si = vcenter.connect(stack)
-    hosts = {}
-    for hypervisor in stack.openstack('hypervisor', 'list'):
-        shown = stack.openstack('hypervisor', 'show', hypervisor['ID'])
-        hosts[shown['hypervisor_hostname']] = shown['service_host']
+    hosts = stack.nodes()
     assert sorted(set(hosts.values())) == ['compute1', 'compute2']
     servers = []
     try:
@@ -54,10 +51,8 @@ def test_boot_on_each_cluster_then_delete_leaves_nothing(stack, image,
 def _boot_on_each(stack, si, image, flavor, hosts, servers):
     """A server on each node, each checked against its VM."""
     for node, host in sorted(hosts.items()):
-        server = stack.openstack(
-            'server', 'create', '--image', image, '--flavor', flavor['id'],
-            '--nic', 'none', '--availability-zone', 'nova:%s:%s'
-            % (host, node), '--wait', 'stack-cli-%s' % node.split('.')[0])
+        server = stack.boot(image, flavor,
+                            'stack-cli-%s' % node.split('.')[0], node, host)
         servers.append(server)
         assert server['status'] == 'ACTIVE', server
         assert server['OS-EXT-SRV-ATTR:hypervisor_hostname'] == node

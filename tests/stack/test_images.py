@@ -20,11 +20,9 @@ def test_image_boots_with_its_disk_equal(stack, flavor, fmt, tmp_path):
     path, oracle, oracle_format = corpus.image(SOURCE, fmt)
     _made, disk_format, container, disktype, _found = corpus_mod.FORMATS[
         fmt]
-    args = ['image', 'create', '--disk-format', disk_format,
-            '--container-format', container, '--file', str(path)]
-    if disktype:
-        args += ['--property', 'vmware_disktype=' + disktype]
-    image_id = stack.openstack(*args + ['stack-' + fmt])['id']
+    properties = ['vmware_disktype=' + disktype] if disktype else []
+    image_id = stack.create_image(path, disk_format, 'stack-' + fmt,
+                                  *properties, container_format=container)
     si = vcenter.connect(stack)
     server = None
     try:

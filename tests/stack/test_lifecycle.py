@@ -25,11 +25,7 @@ def image(stack, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def bigger(stack):
-    name = 'stack-small'
-    if stack.openstack('flavor', 'show', name, check=False).returncode:
-        stack.openstack('flavor', 'create', '--ram', '1024', '--vcpus', '2',
-                        '--disk', '2', name)
-    return stack.openstack('flavor', 'show', name)
+    return stack.flavor('stack-small', ram=1024, vcpus=2, disk=2)
 
 
 class Life:
