@@ -181,31 +181,51 @@ class TestVcenterRestart(_OwnVcenter):
         self._restart_mid_spawn(2, 'PowerOnVM_Task')
 
     def test_long_restart_mid_spawn(self):
-        # Longer than the driver's retries of a call (api_retry_count 3,
-        # 0.5 s apart): the image cache's copy for the linked clone.
+        # Longer than pyVmomi's own resends of a call: the image cache's
+        # copy for the linked clone.
         self._restart_mid_spawn(8, 'CopyVirtualDisk_Task')
-        self.assertIn('vCenter unreachable while waiting',
-                      self.stdlog.logger.output)
+        # The task wait's call backs off, or the wait opens a new
+        # collector once vCenter answers, as the timing falls.
+        self.assertRegex(self.stdlog.logger.output,
+                         'vCenter call WaitForUpdatesEx failed \\(vCenter '
+                         'unreachable|vCenter unreachable while waiting')
 
-    def test_long_restart_as_the_spawn_calls(self):
-        """vCenter goes away as the spawn calls it (no task to wait for
-        yet) and stays away longer than the call's retries: the spawn
-        fails, and its cleanup waits for vCenter to remove the VM and
-        its folder (Nova forgets a failed build's host: nothing else
-        would)."""
+    def _restart_as_the_spawn_calls(self, seconds, expected):
+        """vCenter goes away as the spawn calls PowerOnVM_Task (no task
+        to wait for yet) for ``seconds``; the server that results."""
         # One compute service: no other host to try, and the fault says
         # what failed (a reschedule would say "Exhausted all hosts").
         self.flags(max_attempts=1, group='scheduler')
-        image = self.upload_flat_vmdk('restart-call')
+        image = self.upload_flat_vmdk('restart-call-%d' % seconds)
         held = self.sim.inject(kind='latency', method='PowerOnVM_Task',
                                ms=1000, times=1)
         restart = []
         self._when_hit(held, lambda: restart.append(
-            self.sim.inject(kind='restart', seconds=8)), delay=0.1)
-        server = self.boot(image['id'], expected='ERROR')
+            self.sim.inject(kind='restart', seconds=seconds)), delay=0.1)
+        server = self.boot(image['id'], expected=expected)
         self._join_watchers()
-        uuid = server['id']
         self.assertGreaterEqual(self._hits(restart[0]), 1)
+        self.assertIn('vCenter call PowerOnVM_Task failed (vCenter '
+                      'unreachable', self.stdlog.logger.output)
+        return image, server
+
+    def test_long_restart_as_the_spawn_calls(self):
+        """Longer than pyVmomi's own resends: the call backs off until
+        vCenter answers, and the spawn goes on."""
+        image, server = self._restart_as_the_spawn_calls(8, 'ACTIVE')
+        uuid = server['id']
+        self.assertEqual('poweredOn', self._vm(uuid).runtime.powerState)
+        self._delete_server(server)
+        self._assert_gone_from_vcenter(uuid)
+        audit_helpers.assert_clean(self)
+
+    def test_vcenter_away_longer_than_the_retries(self):
+        """Away longer than the call's back-off (api_retry_count 3 here:
+        about 10 s): the spawn fails, and its cleanup waits for vCenter
+        to remove the VM and its folder (Nova forgets a failed build's
+        host: nothing else would)."""
+        image, server = self._restart_as_the_spawn_calls(25, 'ERROR')
+        uuid = server['id']
         self.sim.clear_faults()  # vCenter back, if it is not yet
         self._assert_gone_from_vcenter(uuid)
         # The connection's own error (threads: a reset; eventlet: a close).

@@ -76,6 +76,8 @@ class FakeSoap:
     def InvokeMethod(self, mo, info, args, outer_stub=None):
         self.calls += 1
         answer = self.answers.pop(0)
+        if isinstance(answer, OSError):
+            raise answer
         if isinstance(answer, vmodl.MethodFault):
             return 500, answer
         return 200, answer
@@ -127,6 +129,50 @@ def test_backoff_is_capped(sleeps):
     folder.CreateFolder('x')
     assert max(sleeps) == 10
     assert sleeps[:3] == [2, 4, 8]
+
+
+def test_vcenter_away_is_ridden_out(sleeps):
+    """A vCenter restarting resets every connection for longer than
+    pyVmomi's quick resend: the call backs off, up to 30 s apart, and
+    goes through once vCenter answers."""
+    reset = ConnectionResetError(104, 'Connection reset by peer')
+    done = vim.Folder('group-v9', None)
+    soap, folder = retrying([reset] * 14 + [done], retry_count=10,
+                            retry_delay=0.5)
+    assert folder.CreateFolder('x')._moId == 'group-v9'
+    # pyVmomi resends once at once (0.5 s), then the back-off.
+    assert [s for s in sleeps if s != 0.5] == [1.0, 2.0, 4.0, 8.0, 16.0,
+                                               30, 30]
+    assert soap.calls == 15
+
+
+def test_vcenter_away_for_good_is_raised(sleeps):
+    refused = ConnectionRefusedError(111, 'Connection refused')
+    soap, folder = retrying([refused] * 20, retry_count=3)
+    with pytest.raises(ConnectionRefusedError):
+        folder.CreateFolder('x')
+    assert soap.calls == 8  # 4 tries, each with pyVmomi's one resend
+
+
+def test_a_certificate_that_fails_is_not_retried(sleeps):
+    bad = ssl.SSLCertVerificationError(1, 'certificate verify failed')
+    soap, folder = retrying([bad] * 4)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        folder.CreateFolder('x')
+    assert soap.calls == 2  # pyVmomi's own resend only
+
+
+def test_a_session_lost_again_after_login_is_retried(sleeps):
+    """vCenter back up but still forgetting sessions: log in, back off,
+    log in again."""
+    lost = vim.fault.NotAuthenticated()
+    logins = []
+    soap = FakeSoap([lost, lost, lost, vim.Folder('f', None)])
+    stub = session_mod._RetryingStub(soap, logins.append, 3, 0.5)
+    stub.state = stub.STATE_AUTHENTICATED
+    vim.Folder('group-d1', stub).CreateFolder('x')
+    assert soap.calls == 4
+    assert len(logins) == 3
 
 
 @pytest.mark.parametrize('fault', [

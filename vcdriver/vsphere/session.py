@@ -32,6 +32,12 @@ TRANSIENT_FAULTS = (
     vim.fault.ConcurrentAccess,
 )
 
+# Longest sleep between retries of a busy fault, and of a vCenter that is
+# away: with the default api_retry_count (10) and 0.5 s, the second adds
+# up to about three minutes (1, 2, 4 ... 30 s).
+BUSY_MAX_DELAY_SECONDS = 10
+AWAY_MAX_DELAY_SECONDS = 30
+
 _TASK_DONE = (vim.TaskInfo.State.success, vim.TaskInfo.State.error)
 
 # A SOAP answer that takes longer means the connection is dead (a
@@ -52,13 +58,37 @@ def _session_lost_in_result(method, result):
 
 
 class _RetryingStub(pyvim_connect.VimSessionOrientedStub):
-    """Session stub that also retries transient vSphere faults."""
+    """Session stub that also retries transient vSphere faults and rides
+    out a vCenter that is away for a while (a restart, a network cut).
+
+    pyVmomi resends a call at once after a socket error and logs in again
+    after NotAuthenticated, a fixed number of times 0.1 s apart: a few
+    seconds at most, less than any vCenter restart. It keeps one quick
+    resend (a pooled connection the server had closed) and one login; the
+    rest backs off here, about three minutes with the default retry count
+    (task waits, which cost vCenter nothing, wait longer:
+    ``watch.VCENTER_RETURN_SECONDS``). vCenter refuses requests while it
+    restarts, so sending one again does not do its work twice; pyVmomi's
+    own resend relies on the same. A certificate that no longer verifies
+    is not a vCenter away: it is raised at once.
+    """
 
     def __init__(self, soap_stub, login, retry_count, retry_delay):
         super().__init__(soap_stub, login, retryDelay=retry_delay,
-                         retryCount=max(retry_count, 1))
+                         retryCount=2)
         self._retry_count = retry_count
         self._retry_delay = retry_delay
+
+    def _back_off(self, attempt, method, why, max_delay):
+        """Sleep before retry ``attempt``, or say no (False) when the
+        retries are spent."""
+        if attempt > self._retry_count:
+            return False
+        delay = min(self._retry_delay * 2 ** attempt, max_delay)
+        LOG.warning('vCenter call %s failed (%s), retry %d of %d in %.1f s',
+                    method, why, attempt, self._retry_count, delay)
+        time.sleep(delay)
+        return True
 
     def InvokeMethod(self, mo, info, args):
         attempt = 0
@@ -79,14 +109,27 @@ class _RetryingStub(pyvim_connect.VimSessionOrientedStub):
                 self._SetStateUnauthenticated()
             except TRANSIENT_FAULTS as fault:
                 attempt += 1
-                if attempt > self._retry_count:
+                if not self._back_off(attempt, info.wsdlName,
+                                      type(fault).__name__,
+                                      BUSY_MAX_DELAY_SECONDS):
                     raise
-                delay = min(self._retry_delay * 2 ** attempt, 10)
-                LOG.warning('vCenter call %s failed with %s, retry %d of %d '
-                            'in %.1f s', info.wsdlName,
-                            type(fault).__name__, attempt, self._retry_count,
-                            delay)
-                time.sleep(delay)
+            except vim.fault.NotAuthenticated:
+                # Logged in again, and the session was gone at once: a
+                # vCenter coming back up.
+                attempt += 1
+                self._SetStateUnauthenticated()
+                if not self._back_off(attempt, info.wsdlName,
+                                      'session lost again',
+                                      AWAY_MAX_DELAY_SECONDS):
+                    raise
+            except ssl.SSLCertVerificationError:
+                raise
+            except watch.VCENTER_AWAY as e:
+                attempt += 1
+                if not self._back_off(attempt, info.wsdlName,
+                                      'vCenter unreachable: %s' % e,
+                                      AWAY_MAX_DELAY_SECONDS):
+                    raise
 
 
 class Session:
