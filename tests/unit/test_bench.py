@@ -13,6 +13,11 @@ import re
 import pytest
 
 from tools.bench import image_transfer as it
+from tools.bench.image_transfer import bench
+from tools.bench.image_transfer import cli
+from tools.bench.image_transfer import figures
+from tools.bench.image_transfer import naming
+from tools.bench.image_transfer import realistic
 from tools.bench import measure
 from tools.bench import netns
 from tools.bench import report
@@ -46,7 +51,7 @@ README_LEVELS = (0, 1, 6)
 
 def _realistic(**kwargs):
     kwargs.setdefault('levels', README_LEVELS)
-    return it.Realistic(**kwargs)
+    return realistic.Realistic(**kwargs)
 
 
 def _documented_exception(name):
@@ -61,13 +66,15 @@ def _documented_exception(name):
 def _readme_names():
     section = _readme_section('Benchmark')
     templates = set(re.findall(r'`(image_transfer\.[^`]+)`', section))
-    sizes = [it.size_label(s) for s in it.DEFAULT_SIZES]
+    sizes = [naming.size_label(s) for s in figures.DEFAULT_SIZES]
     r = _realistic()
-    common = dict(link=it.LINKS, case=it.CASES, metric=it.METRICS,
-                  chunk=[it.bytes_label(c) for c in it.SWEEP_CHUNKS],
-                  depth=it.SWEEP_DEPTHS,
-                  image=[r.label(k) for k in it.IMAGE_KINDS],
-                  rcase=it.R_CASES, ocase=('ours', 'ours_flat'),
+    common = dict(link=figures.LINKS, case=figures.CASES,
+                  metric=figures.METRICS,
+                  chunk=[naming.bytes_label(c)
+                         for c in figures.SWEEP_CHUNKS],
+                  depth=figures.SWEEP_DEPTHS,
+                  image=[r.label(k) for k in realistic.IMAGE_KINDS],
+                  rcase=realistic.R_CASES, ocase=('ours', 'ours_flat'),
                   level=README_LEVELS)
     names = set()
     for template in templates:
@@ -78,19 +85,21 @@ def _readme_names():
 
 
 def _default_sweep():
-    return (min(it.DEFAULT_SIZES), it.SWEEP_CHUNKS, it.SWEEP_DEPTHS)
+    return (min(figures.DEFAULT_SIZES), figures.SWEEP_CHUNKS,
+            figures.SWEEP_DEPTHS)
 
 
 def test_readme_lists_every_figure_name():
-    expected = set(it.figure_names(it.DEFAULT_SIZES, it.LINKS,
-                                   _default_sweep(), _realistic()))
+    expected = set(figures.figure_names(figures.DEFAULT_SIZES,
+                                        figures.LINKS, _default_sweep(),
+                                        _realistic()))
     assert _readme_names() == expected
 
 
 def _summary(sizes, links):
     summary = {}
     for n, (link, size, case) in enumerate(
-            itertools.product(links, sizes, it.CASES)):
+            itertools.product(links, sizes, figures.CASES)):
         summary[(link, size, case)] = {'mib_per_s': 100.0 + n,
                                        'cpu_s_per_gib': 1.0 + n / 10,
                                        'rss_growth_mib': 10.0 + n}
@@ -100,11 +109,12 @@ def _summary(sizes, links):
 def test_figures_of_a_full_run_are_exactly_the_names():
     sweep = {(1, c, d): {'mib_per_s': 1.0, 'cpu_s_per_gib': 2.0,
                          'rss_growth_mib': 3.0}
-             for c in it.SWEEP_CHUNKS for d in it.SWEEP_DEPTHS}
-    figs = it.figures(_summary(it.DEFAULT_SIZES, it.LINKS),
-                      it.DEFAULT_SIZES, it.LINKS, 119.2, sweep, 1.5)
-    assert set(figs) == set(it.figure_names(it.DEFAULT_SIZES, it.LINKS,
-                                            _default_sweep()))
+             for c in figures.SWEEP_CHUNKS for d in figures.SWEEP_DEPTHS}
+    figs = figures.figures(_summary(figures.DEFAULT_SIZES, figures.LINKS),
+                           figures.DEFAULT_SIZES, figures.LINKS, 119.2, sweep,
+                           1.5)
+    assert set(figs) == set(figures.figure_names(
+        figures.DEFAULT_SIZES, figures.LINKS, _default_sweep()))
     report.check_figures(figs)
 
 
@@ -117,14 +127,14 @@ def test_ratios():
         ('tbf', 1, 'ours'): {'mib_per_s': 113.0, 'cpu_s_per_gib': 3.0,
                              'rss_growth_mib': 5.0},
     }
-    figs = it.figures(summary, [1], ['tbf'], 119.2)
+    figs = figures.figures(summary, [1], ['tbf'], 119.2)
     assert figs['image_transfer.tbf.1gib.ours_vs_raw'] == \
         pytest.approx(113.0 / 110)
     assert figs['image_transfer.tbf.1gib.ours_cpu_vs_intree'] == 0.75
     assert figs['image_transfer.tbf.1gib.ours_vs_link'] == \
         pytest.approx(113.0 / 119.2)
     assert figs['image_transfer.tbf.link_mib_per_s'] == 119.2
-    targets = {t.label: t for t in it.targets(figs, [1], ['tbf'])}
+    targets = {t.label: t for t in figures.targets(figs, [1], ['tbf'])}
     assert targets['tbf 1gib: ours / in-tree CPU s per GiB'].met is False
     assert targets['tbf 1gib: ours / link rate'].met is False
 
@@ -132,26 +142,27 @@ def test_ratios():
 def test_failed_cases_leave_figures_out():
     summary = _summary([1], ['loopback'])
     del summary[('loopback', 1, 'raw')]
-    figs = it.figures(summary, [1], ['loopback'])
+    figs = figures.figures(summary, [1], ['loopback'])
     assert 'image_transfer.loopback.1gib.raw.mib_per_s' not in figs
     assert 'image_transfer.loopback.1gib.ours_vs_raw' not in figs
     assert 'image_transfer.loopback.1gib.ours_cpu_vs_intree' in figs
-    text = it.format_results(figs, [1], ['loopback'])
+    text = figures.format_results(figs, [1], ['loopback'])
     assert 'not measured' in text
 
 
 def test_names():
-    assert it.size_label(1) == '1gib'
-    assert it.size_label(4.0) == '4gib'
-    assert it.size_label(0.25) == '256mib'
-    assert it.size_bytes(0.25) == 256 << 20
-    assert it.bytes_label(64 << 10) == '64kib'
-    assert it.bytes_label(4 << 20) == '4mib'
-    assert it.case_name('tbf', 4, 'ours', 'mib_per_s') == \
+    assert naming.size_label(1) == '1gib'
+    assert naming.size_label(4.0) == '4gib'
+    assert naming.size_label(0.25) == '256mib'
+    assert naming.size_bytes(0.25) == 256 << 20
+    assert naming.bytes_label(64 << 10) == '64kib'
+    assert naming.bytes_label(4 << 20) == '4mib'
+    assert figures.case_name('tbf', 4, 'ours', 'mib_per_s') == \
         'image_transfer.tbf.4gib.ours.mib_per_s'
-    assert it.sweep_name(1, 1 << 20, 8, 'cpu_s_per_gib') == \
+    assert figures.sweep_name(1, 1 << 20, 8, 'cpu_s_per_gib') == \
         'image_transfer.sweep.1gib.chunk_1mib.depth_8.cpu_s_per_gib'
-    for name in it.figure_names([0.25, 1], it.LINKS, _default_sweep()):
+    for name in figures.figure_names([0.25, 1], figures.LINKS,
+                                     _default_sweep()):
         assert re.fullmatch(r'[a-z0-9_]+(\.[a-z0-9_]+)+', name), name
 
 
@@ -164,8 +175,8 @@ def test_format_table():
 
 
 def test_format_results_table():
-    figs = it.figures(_summary([1], ['loopback']), [1], ['loopback'])
-    text = it.format_results(figs, [1], ['loopback'])
+    figs = figures.figures(_summary([1], ['loopback']), [1], ['loopback'])
+    text = figures.format_results(figs, [1], ['loopback'])
     assert 'vcdriver' in text and 'in-tree' in text and 'raw pipe' in text
     assert 'loopback 1gib: ours / raw pipe MiB/s' in text
 
@@ -238,11 +249,11 @@ def test_measurement_shape():
 
 # -- realistic images (issue 14 item 6) -------------------------------------
 
-def _realistic_run(r, links=it.LINKS):
+def _realistic_run(r, links=figures.LINKS):
     """A made-up full run of ``r``: summary, images, sweep."""
     summary, levels, info = {}, {}, {}
     for n, (link, kind, case) in enumerate(
-            itertools.product(links, r.images, it.R_CASES)):
+            itertools.product(links, r.images, realistic.R_CASES)):
         if r.runs(kind, case):
             summary[(link, kind, case)] = {
                 'seconds': 10.0 + n, 'sent_bytes': 100 * (n + 1) << 20,
@@ -261,32 +272,33 @@ def _realistic_run(r, links=it.LINKS):
 
 
 def test_realistic_labels_and_names():
-    r = it.Realistic()
+    r = realistic.Realistic()
     assert r.label('qcow2') == 'qcow2_8gib_1gib'
     assert r.label('vmdk_stream') == 'vmdk_stream_8gib_1gib'
     assert r.label('incompressible') == 'incompressible_1gib'
-    small = it.Realistic(virtual=1, data=0.125, incompressible=0.25)
+    small = realistic.Realistic(virtual=1, data=0.125, incompressible=0.25)
     assert small.label('raw') == 'raw_1gib_128mib'
     assert small.label('incompressible') == 'incompressible_256mib'
     assert small.data_bytes('raw') == 128 << 20
     assert small.virtual_bytes('raw') == 1 << 30
     assert small.data_bytes('incompressible') == 256 << 20
     assert small.virtual_bytes('incompressible') == 256 << 20
-    assert it.r_name('tbf', 'raw_8gib_1gib', 'ours', 'seconds') == \
+    assert realistic.r_name('tbf', 'raw_8gib_1gib', 'ours', 'seconds') == \
         'image_transfer.tbf.raw_8gib_1gib.ours.seconds'
-    assert it.image_name('raw_8gib_1gib', 'glance_bytes') == \
+    assert realistic.image_name('raw_8gib_1gib', 'glance_bytes') == \
         'image_transfer.image.raw_8gib_1gib.glance_bytes'
-    assert it.level_name('loopback', 'qcow2_8gib_1gib', 6, 'sent_bytes') == \
+    assert realistic.level_name('loopback', 'qcow2_8gib_1gib', 6,
+                                'sent_bytes') == \
         'image_transfer.loopback.qcow2_8gib_1gib.ours.deflate_6.sent_bytes'
-    names = it.figure_names([0.25], it.LINKS, None, _realistic())
+    names = figures.figure_names([0.25], figures.LINKS, None, _realistic())
     assert len(names) == len(set(names))
     for name in names:
         assert re.fullmatch(r'[a-z0-9_]+(\.[a-z0-9_]+)+', name), name
     # Nothing of the sizes part is named like the realistic part.
-    sizes_part = set(it.figure_names(it.DEFAULT_SIZES, it.LINKS,
-                                     _default_sweep()))
-    assert not sizes_part & set(it.realistic_figure_names(_realistic(),
-                                                          it.LINKS))
+    sizes_part = set(figures.figure_names(figures.DEFAULT_SIZES,
+                                          figures.LINKS, _default_sweep()))
+    assert not sizes_part & set(realistic.realistic_figure_names(
+        _realistic(), figures.LINKS))
 
 
 def test_realistic_what_runs():
@@ -294,12 +306,12 @@ def test_realistic_what_runs():
     assert not r.runs('qcow2', 'intree')
     assert r.runs('vmdk_stream', 'intree') and r.runs('raw', 'intree')
     assert r.runs('qcow2', 'ours') and r.runs('qcow2', 'ours_flat')
-    assert [k for k in it.IMAGE_KINDS if r.swept(k)] == \
+    assert [k for k in realistic.IMAGE_KINDS if r.swept(k)] == \
         ['qcow2', 'vmdk_sparse', 'raw']
-    assert not it.Realistic().swept('qcow2')      # no levels, no sweep
-    some = it.Realistic(images=('raw',), cases=('ours',))
+    assert not realistic.Realistic().swept('qcow2')   # no levels, no sweep
+    some = realistic.Realistic(images=('raw',), cases=('ours',))
     assert not some.runs('qcow2', 'ours') and not some.runs('raw', 'intree')
-    names = it.realistic_figure_names(some, ['tbf'])
+    names = realistic.realistic_figure_names(some, ['tbf'])
     assert 'image_transfer.tbf.raw_8gib_1gib.ours_vs_intree' not in names
     assert 'image_transfer.tbf.raw_8gib_1gib.ours.sent_vs_data' in names
 
@@ -307,13 +319,16 @@ def test_realistic_what_runs():
 def test_realistic_figures_of_a_full_run_are_exactly_the_names():
     r = _realistic()
     summary, info, levels = _realistic_run(r)
-    figs = it.realistic_figures(summary, r, it.LINKS, info, levels)
-    assert set(figs) == set(it.realistic_figure_names(r, it.LINKS))
+    figs = realistic.realistic_figures(summary, r, figures.LINKS, info,
+                                       levels)
+    assert set(figs) == set(realistic.realistic_figure_names(
+        r, figures.LINKS))
     report.check_figures(figs)
 
 
 def test_realistic_ratios():
-    r = it.Realistic(images=('qcow2', 'vmdk_stream', 'incompressible'))
+    r = realistic.Realistic(images=('qcow2', 'vmdk_stream',
+                                    'incompressible'))
     data = 1 << 30
     allow = 1.05 * data + (1 << 20)
     summary = {
@@ -328,7 +343,7 @@ def test_realistic_ratios():
         ('tbf', 'incompressible', 'ours_flat'): {'seconds': 9.5},
     }
     info = {k: {'data_bytes': data} for k in r.images}
-    figs = it.realistic_figures(summary, r, ['tbf'], info)
+    figs = realistic.realistic_figures(summary, r, ['tbf'], info)
     base = 'image_transfer.tbf.qcow2_8gib_1gib.'
     assert figs[base + 'ours.sent_vs_data'] == pytest.approx((800 << 20) /
                                                              allow)
@@ -344,7 +359,8 @@ def test_realistic_ratios():
     # Not measured: no ratio.
     assert 'image_transfer.tbf.vmdk_stream_8gib_1gib.ours_vs_flat' \
         not in figs
-    targets = {t.label: t for t in it.realistic_targets(figs, r, ['tbf'])}
+    targets = {t.label: t
+               for t in realistic.realistic_targets(figs, r, ['tbf'])}
     assert targets['tbf qcow2_8gib_1gib: ours sent / (1.05 x data + 1 MiB)'
                    ].met is True
     assert targets['tbf qcow2_8gib_1gib: ours qcow2 / ours vmdk_stream '
@@ -356,31 +372,31 @@ def test_realistic_ratios():
     assert targets['tbf vmdk_stream_8gib_1gib: ours sent / (1.05 x data '
                    '+ 1 MiB)'].met is None
     # On loopback no seconds targets but the qcow2 one.
-    loop = {t.label for t in it.realistic_targets({}, r, ['loopback'])}
+    loop = {t.label for t in realistic.realistic_targets({}, r, ['loopback'])}
     assert not any('in-tree' in t or 'ours_flat' in t for t in loop)
     assert any('ours qcow2 / ours vmdk_stream' in t for t in loop)
 
 
 def test_allowance():
-    assert it.allowance(0) == 1 << 20
-    assert it.allowance(1 << 30) == 1.05 * (1 << 30) + (1 << 20)
+    assert realistic.allowance(0) == 1 << 20
+    assert realistic.allowance(1 << 30) == 1.05 * (1 << 30) + (1 << 20)
 
 
 def test_format_realistic():
     r = _realistic()
     summary, info, levels = _realistic_run(r, ['loopback'])
-    figs = it.realistic_figures(summary, r, ['loopback'], info, levels)
-    text = it.format_realistic(figs, r, ['loopback'],
-                               skipped={('vmdk_sparse', 'intree'): 'why'})
+    figs = realistic.realistic_figures(summary, r, ['loopback'], info, levels)
+    text = realistic.format_realistic(
+        figs, r, ['loopback'], skipped={('vmdk_sparse', 'intree'): 'why'})
     assert 'refuses it' in text and 'n/a' in text
     assert 'vmdk_sparse_8gib_1gib intree: not run against vcsim, why' in text
     assert 'image_deflate_level' in text
     assert 'loopback qcow2_8gib_1gib: ours sent / (1.05 x data + 1 MiB)' \
         in text
     # Without levels, no sweep table.
-    plain = it.Realistic()
+    plain = realistic.Realistic()
     summary, info, _ = _realistic_run(plain, ['loopback'])
-    text = it.format_realistic(it.realistic_figures(
+    text = realistic.format_realistic(realistic.realistic_figures(
         summary, plain, ['loopback'], info), plain, ['loopback'])
     assert 'image_deflate_level' not in text
 
@@ -392,19 +408,19 @@ def test_realistic_arguments():
     assert args.realistic and not args.only_realistic
     assert (args.realistic_virtual_gib, args.realistic_data_gib,
             args.incompressible_gib) == (8, 1, 1)
-    assert args.images == list(it.IMAGE_KINDS)
-    assert args.realistic_cases == list(it.R_CASES)
+    assert args.images == list(realistic.IMAGE_KINDS)
+    assert args.realistic_cases == list(realistic.R_CASES)
     assert args.deflate_levels == []
-    assert it.realistic_config(args) == it.Realistic()
+    assert cli.realistic_config(args) == realistic.Realistic()
     args = parser.parse_args([
         '--realistic-virtual-gib', '1', '--realistic-data-gib', '0.125',
         '--incompressible-gib', '0.25', '--images', 'qcow2,raw',
         '--realistic-cases', 'ours,intree', '--deflate-levels', '0,1,6'])
-    assert it.realistic_config(args) == it.Realistic(
+    assert cli.realistic_config(args) == realistic.Realistic(
         virtual=1, data=0.125, incompressible=0.25, images=('qcow2', 'raw'),
         cases=('ours', 'intree'), levels=(0, 1, 6))
-    assert it.realistic_config(parser.parse_args(['--no-realistic'])) is None
-    assert it.realistic_config(parser.parse_args(['--only-sweep'])) is None
+    assert cli.realistic_config(parser.parse_args(['--no-realistic'])) is None
+    assert cli.realistic_config(parser.parse_args(['--only-sweep'])) is None
     for bad in (['--deflate-levels', '10'], ['--deflate-levels', 'fast'],
                 ['--images', 'vhd'], ['--realistic-cases', 'raw'],
                 ['--realistic-data-gib', '0'],
@@ -417,12 +433,12 @@ def test_realistic_arguments():
                 ['--realistic-virtual-gib', '1', '--realistic-data-gib',
                  '2']):
         with pytest.raises(ValueError):
-            it.realistic_config(parser.parse_args(bad))
+            cli.realistic_config(parser.parse_args(bad))
     # ... unless no realistic format is asked for.
     args = parser.parse_args(['--realistic-data-gib', '2',
                               '--realistic-virtual-gib', '1',
                               '--images', 'incompressible'])
-    assert it.realistic_config(args).images == ('incompressible',)
+    assert cli.realistic_config(args).images == ('incompressible',)
 
 
 def test_layout():
@@ -483,7 +499,7 @@ def test_qemu_img_commands():
         'qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', 'a.raw', 'b']
     assert disk_images.compare_command('b.vmdk', 'vmdk_sparse', 'f') == [
         'qemu-img', 'compare', '-f', 'vmdk', '-F', 'raw', 'b.vmdk', 'f']
-    assert set(disk_images.FORMATS) == set(it.REALISTIC_FORMATS)
+    assert set(disk_images.FORMATS) == set(realistic.REALISTIC_FORMATS)
 
 
 def test_tree_and_topmost(tmp_path):
@@ -491,7 +507,7 @@ def test_tree_and_topmost(tmp_path):
     (tmp_path / 'a' / 'b' / 'f').write_text('x')
     (tmp_path / 'g').write_text('y')
     before = {'g'}
-    new = it._tree(str(tmp_path)) - before
+    new = bench._tree(str(tmp_path)) - before
     assert new == {'a', 'a/b', 'a/b/f'}
-    assert it._topmost(new) == ['a']
-    assert it._topmost({'a/b', 'a/b/f', 'c'}) == ['a/b', 'c']
+    assert bench._topmost(new) == ['a']
+    assert bench._topmost({'a/b', 'a/b/f', 'c'}) == ['a/b', 'c']
