@@ -6,11 +6,15 @@ The scheduler's choice of node is forced by a patched ComputeFilter (both
 nodes belong to one compute host, which the API cannot name apart).
 
 Simulated: vcsim's RelocateVM_Task only changes the VM's host and pool
-(both clusters see the shared datastore, so no file has to move here);
-CopyVirtualDisk copies files as they are, so a linked clone's delta is
-not consolidated with its parent as vCenter does (its bytes are checked
-only for full copies).
+(both clusters see the shared datastore, so no file has to move here).
+CopyVirtualDisk of a linked clone's delta consolidates it with its parent
+as vCenter does (our launcher, tools/vcsim/linked_clones.go), so a grown
+linked clone's bytes are checked as a full copy's are.
 """
+
+import hashlib
+import os
+import re
 
 import fixtures
 from nova.tests.functional.api import client
@@ -20,6 +24,22 @@ from tests.functional import vm_view
 from tests.harness import nova as nova_harness
 
 IMAGE_BYTES = 4 * units.Mi
+
+# A descriptor's extent line: access, sectors, type, "file".
+EXTENT = re.compile(rb'^(?:RW|RDONLY|NOACCESS)\s+(\d+)\s+\w+\s+"([^"]+)"',
+                    re.M)
+
+
+def disk_chunks(extents, chunk=16 * units.Mi):
+    """A disk's bytes as a guest reads them, in chunks: each flat extent
+    [(file, bytes)] in order, zeros past a short file's end."""
+    for name, size in extents:
+        with open(name, 'rb') as f:
+            while size > 0:
+                data = f.read(min(chunk, size))
+                n = min(chunk, size)
+                yield data + bytes(n - len(data))
+                size -= n
 
 
 class ResizeTestBase(nova_harness.VcdriverTestCase):
@@ -64,6 +84,29 @@ class ResizeTestBase(nova_harness.VcdriverTestCase):
         path = self._vcenter(server)[4]
         with open(vm_view.local_path(self.vcsim, path), 'rb') as f:
             return f.read()
+
+    def _assert_root_holds(self, server, image, size_bytes):
+        """The root disk, read from the datastore as its descriptor says,
+        is standalone and holds ``image``, then zeros up to
+        ``size_bytes``."""
+        local = vm_view.local_path(self.vcsim, self._vcenter(server)[4])
+        with open(local, 'rb') as f:
+            descriptor = f.read()
+        self.assertNotIn(b'parentFileNameHint', descriptor,
+                         'the root disk is still a delta')
+        extents = [(os.path.join(os.path.dirname(local), name.decode()),
+                    int(sectors) * 512)
+                   for sectors, name in EXTENT.findall(descriptor)]
+        self.assertEqual(size_bytes, sum(n for _f, n in extents))
+        head, seen, stray = hashlib.sha256(), 0, 0
+        for data in disk_chunks(extents):
+            take = max(0, min(len(data), len(image) - seen))
+            head.update(data[:take])
+            stray += len(data) - take - data.count(0, take)
+            seen += len(data)
+        self.assertEqual(hashlib.sha256(image).hexdigest(), head.hexdigest(),
+                         'the root disk does not start with the image')
+        self.assertEqual(0, stray, 'non-zero bytes after the image')
 
     def _orig_files(self, server):
         return {f for f in self.datastore_files()
@@ -111,7 +154,7 @@ class TestResize(ResizeTestBase):
                          server['OS-EXT-SRV-ATTR:hypervisor_hostname'])
         self.assertEqual(before, self._vcenter(server))
         # vcsim reports no parent for an existing delta attached again (it
-        # keeps none in descriptors): the descriptor shows it is the
+        # reads none from descriptors): the descriptor shows it is the
         # original that came back.
         self.assertEqual(descriptor, self._descriptor(server))
         self.assertEqual(set(), self._orig_files(server))
@@ -144,6 +187,32 @@ class TestResize(ResizeTestBase):
                          self._vcenter(server)[:4])
         self.assertEqual(set(), self._orig_files(server))
         self.assertIsNone(self._revert_state(server))
+        self._delete_server(server)
+
+    def test_resize_of_a_linked_clone_keeps_the_image_then_confirm(self):
+        # The grown root disk is a copy of the delta consolidated with the
+        # cached image (CopyVirtualDisk), then extended: the image's bytes
+        # to their end, zeros after them.
+        image = (b'linked clone root disk ' * (IMAGE_BYTES // 23 + 1))[
+            :IMAGE_BYTES - 512] + b'\xee' * 512  # its last sector too
+        image_id = self.glance.upload(image, 'resize-linked')['id']
+        server = self.boot(image_id, flavor_id=self.small, node=self.c0)
+        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
+        self.assertEqual(2, len(vm_view.backing_chain(root)),
+                         'root disk should start as a linked clone')
+
+        server = self._resize(server, self.big, self.c0)
+        cluster, cpus, memory, root_gb, path = self._vcenter(server)
+        self.assertEqual(('DC0_C0', 2, 1024, 2), (cluster, cpus, memory,
+                                                  root_gb))
+        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
+        self.assertEqual([path], vm_view.backing_chain(root))
+        self._assert_root_holds(server, image, 2 * units.Gi)
+
+        self.api.post_server_action(server['id'], {'confirmResize': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual(set(), self._orig_files(server))
+        self._assert_root_holds(server, image, 2 * units.Gi)
         self._delete_server(server)
 
     def test_cold_migrate_across_clusters_then_confirm(self):

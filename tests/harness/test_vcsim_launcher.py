@@ -610,3 +610,67 @@ def test_fault_http_error_on_datastore_put(make_vcsim):
     put(sim, "nfs0", "a.bin", b"x" * 1000)  # both fired once
     assert os.path.getsize(sim.datastore_path("nfs0", "a.bin")) == 1000
     assert [f["hits"] for f in sim.faults()] == [1, 1]
+
+
+# -- datastore space (tools/vcsim/datastore_space.go) ------------------
+
+
+def test_datastore_space_set_while_running(make_vcsim):
+    sim = make_vcsim(nfs=2, hosts_per_cluster=1, datastore_capacity_gb=100)
+    content = connect(sim).RetrieveContent()
+    dc = content.rootFolder.childEntity[0]
+    nfs1 = next(ds for ds in dc.datastore if ds.name == "nfs1")
+
+    # A watch opened before the change, as the driver's would be.
+    pc = content.propertyCollector.CreatePropertyCollector()
+    try:
+        pc.CreateFilter(
+            PC.FilterSpec(
+                objectSet=[PC.ObjectSpec(obj=nfs1)],
+                propSet=[
+                    PC.PropertySpec(
+                        type=vim.Datastore,
+                        pathSet=["summary.freeSpace", "info.freeSpace"],
+                    )
+                ],
+            ),
+            True,
+        )
+        first = pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=1))
+        row = sim.set_datastore_space("nfs1", 1.5, capacity_gb=80)
+        upd = pc.WaitForUpdatesEx(
+            first.version, PC.WaitOptions(maxWaitSeconds=10)
+        )
+    finally:
+        pc.Destroy()
+    assert upd is not None, "the watch did not wake"
+    seen = {
+        c.name: c.val
+        for fs in upd.filterSet
+        for o in fs.objectSet
+        for c in o.changeSet
+    }
+    assert seen == {"summary.freeSpace": 3 * 2**29,
+                    "info.freeSpace": 3 * 2**29}
+
+    assert (row["name"], row["type"], row["datacenter"]) == (
+        "nfs1", "NFS", "DC0")
+    assert (row["free_space"], row["capacity"]) == (3 * 2**29, 80 * 2**30)
+    assert (row["free_gb"], row["capacity_gb"]) == (1.5, 80)
+    assert row["changed"] == [nfs1._moId]
+    s = nfs1.summary
+    assert (s.freeSpace, s.capacity) == (3 * 2**29, 80 * 2**30)
+    assert nfs1.info.freeSpace == 3 * 2**29
+    assert nfs1.info.maxFileSize == 80 * 2**30
+    listed = {d["name"]: (d["free_gb"], d["capacity_gb"])
+              for d in sim.list_datastores()}
+    assert listed == {"nfs0": (100, 100), "nfs1": (1.5, 80)}
+
+    with pytest.raises(vcsim_harness.VcsimError,
+                       match='HTTP 404: no datastore "nope"'):
+        sim.set_datastore_space("nope", 1)
+    with pytest.raises(vcsim_harness.VcsimError,
+                       match="HTTP 400: free_gb 90 is more than the "
+                             "capacity of nfs1"):
+        sim.set_datastore_space("nfs1", 90)
+    assert nfs1.summary.freeSpace == 3 * 2**29

@@ -206,6 +206,52 @@ class Control:
         path = "" if fault_id is None else "/%d" % fault_id
         self._faults_request("DELETE", path)
 
+    def _datastores_request(self, method, path="", body=None):
+        from urllib.error import HTTPError
+
+        req = urllib.request.Request(
+            self.http_url("/vcdriver/datastores" + path),
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read())
+        except HTTPError as e:
+            raise VcsimError(
+                "%s /vcdriver/datastores%s: HTTP %d: %s"
+                % (method, path, e.code, e.read().decode().strip())
+            ) from e
+
+    def list_datastores(self):
+        """Every datastore object (one per datacenter for a shared NFS
+        name): ``[{"name", "moref", "datacenter", "type", "accessible",
+        "url", "capacity", "free_space", "capacity_gb", "free_gb"}]``,
+        bytes (summary.capacity, summary.freeSpace) and the same in GiB.
+        (Not ``datastores``: :class:`Vcsim` has that attribute, name ->
+        backing directory.)"""
+        return self._datastores_request("GET")["datastores"]
+
+    def set_datastore_space(self, name, free_gb, capacity_gb=None,
+                            datacenter=None):
+        """Give datastore ``name`` ``free_gb`` GiB of free space (and
+        ``capacity_gb`` of capacity), announced to property collectors
+        as vCenter would (tools/vcsim/datastore_space.go); every
+        datacenter's object of that name unless ``datacenter`` is given.
+        Returns its row as :meth:`list_datastores` lists it, plus
+        ``"changed"`` (the morefs changed). An unknown name or free space
+        above the capacity raises :class:`VcsimError`."""
+        from urllib.parse import quote, urlencode
+
+        body = {"free_gb": free_gb}
+        if capacity_gb is not None:
+            body["capacity_gb"] = capacity_gb
+        path = "/" + quote(name, safe="")
+        if datacenter is not None:
+            path += "?" + urlencode({"datacenter": datacenter})
+        return self._datastores_request("PUT", path, body)
+
     def datastore_url(self, ds, path, dc="DC0"):
         """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""
         from urllib.parse import quote, urlencode

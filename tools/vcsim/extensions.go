@@ -44,7 +44,8 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	tickets := newConsoleTickets() // AcquireTicket for consoles: console_tickets.go
 	tickets.install(m)
 	installHardwareNotifier(m) // a reconfigured VM's size announced: vm_notify.go
-	installSparseCopy(m)       // CopyVirtualDisk_Task converts a sparse VMDK: sparse_copy.go
+	installDiskCopy(m)         // CopyVirtualDisk_Task of a sparse VMDK or a delta: sparse_copy.go
+	installParentHints(m)      // a delta disk names its parent: linked_clones.go
 	// Fault injection (faults.go): installed last, so its hook runs first.
 	faults := newFaults(srv, m)
 	faults.install(m)
@@ -57,6 +58,7 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 		nfcStats(exports, imports),
 		guests.middleware,
 		iscsi.middleware,
+		datastoreControl(m), // datastore space changed at run time: datastore_space.go
 		faults.middleware,
 	}
 

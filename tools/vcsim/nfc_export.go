@@ -13,7 +13,7 @@ package main
 //     (stream_optimized.go) from the flat extent(s) the descriptor names;
 //     a missing or short extent reads as zeros up to the disk's capacity.
 //     The disk of a linked clone (a delta with parents) reads through to its
-//     parents where its own extent holds zeros. Other file-backed devices
+//     parents where its own extent holds zeros (openChain, linked_clones.go). Other file-backed devices
 //     are served as their files.
 //   - A lease whose disk descriptor does not exist goes to state error with
 //     FileNotFound, as vCenter's does, instead of failing later on GET.
@@ -30,7 +30,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -386,82 +385,19 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// serveDisk streams the disk as a streamOptimized VMDK of its capacity.
-// Errors before the first byte leave the response to the caller.
+// serveDisk streams the disk, read through its chain (openChain,
+// linked_clones.go), as a streamOptimized VMDK of its capacity. Errors
+// before the first byte leave the response to the caller.
 func serveDisk(out io.Writer, w http.ResponseWriter, t *exportTarget) error {
-	var layers []io.Reader
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			_ = c.Close()
-		}
-	}()
-	capacity := t.capacity
-	for i, descriptor := range append([]string{t.local}, t.parents...) {
-		extents, size, err := flatExtents(descriptor)
-		if err != nil {
-			return err
-		}
-		if i == 0 && capacity <= 0 {
-			capacity = size
-		}
-		var readers []io.Reader
-		for _, e := range extents {
-			var r io.Reader = zeros{}
-			if f, err := os.Open(e.file); err == nil {
-				closers = append(closers, f)
-				r = io.MultiReader(bufio.NewReaderSize(f, 1<<20), zeros{})
-			} else if !os.IsNotExist(err) {
-				return err
-			}
-			readers = append(readers, io.LimitReader(r, e.size))
-		}
-		layers = append(layers, io.MultiReader(append(readers, zeros{})...))
+	src, capacity, done, err := openChain(append([]string{t.local}, t.parents...), t.capacity)
+	if err != nil {
+		return err
 	}
-	src := layers[0]
-	if len(layers) > 1 {
-		src = &overlay{layers: layers}
-	}
+	defer done()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
-	_, err := writeStreamOptimized(out, src, capacity, t.adapter)
+	_, err = writeStreamOptimized(out, src, capacity, t.adapter)
 	return err
-}
-
-// overlay reads a delta disk over its parents (a linked clone), grain by
-// grain: a grain of the child that is all zeros counts as unwritten and
-// shows its parent's. vcsim keeps no allocation map for delta disks, and
-// nothing but a test writes into one, so zeros are the best guess there
-// is. Every layer reads endlessly (zeros past its extents).
-var zeroGrain [grainBytes]byte
-
-type overlay struct {
-	layers       []io.Reader
-	grain, layer []byte
-	pending      []byte
-}
-
-func (o *overlay) Read(b []byte) (int, error) {
-	if len(o.pending) == 0 {
-		if o.grain == nil {
-			o.grain, o.layer = make([]byte, grainBytes), make([]byte, grainBytes)
-		}
-		clear(o.grain)
-		chosen := false
-		for _, layer := range o.layers {
-			if _, err := io.ReadFull(layer, o.layer); err != nil {
-				return 0, err
-			}
-			if !chosen && !bytes.Equal(o.layer, zeroGrain[:]) {
-				copy(o.grain, o.layer)
-				chosen = true
-			}
-		}
-		o.pending = o.grain
-	}
-	n := copy(b, o.pending)
-	o.pending = o.pending[n:]
-	return n, nil
 }
 
 func serveFile(out io.Writer, w http.ResponseWriter, t *exportTarget) error {
@@ -530,6 +466,19 @@ func flatExtents(descriptor string) ([]flatExtent, int64, error) {
 	}
 	if len(extents) == 0 {
 		return nil, 0, fmt.Errorf("%s names no extent", descriptor)
+	}
+	// vcsim's VirtualDiskManager moves and copies a disk as the pair
+	// <name>.vmdk, <name>-flat.vmdk without rewriting the descriptor, which
+	// then names the extent of the disk it came from (gone after a move,
+	// another disk's after a copy): a one-extent disk's own
+	// <name>-flat.vmdk, where there is one, is its extent.
+	if len(extents) == 1 && extents[0].file != "" {
+		own := filepath.Join(filepath.Dir(descriptor), simulator.VirtualDiskBackingFileName(filepath.Base(descriptor)))
+		if own != extents[0].file && own != filepath.Clean(descriptor) {
+			if _, err := os.Stat(own); err == nil {
+				extents[0].file = own
+			}
+		}
 	}
 	return extents, capacity, nil
 }

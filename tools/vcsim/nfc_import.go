@@ -647,13 +647,14 @@ func writeThinDisk(local, adapter string, src io.Reader, written *atomic.Int64) 
 
 // writeThinDescriptor writes the descriptor at local of a thin disk whose
 // flat extent holds a decoded disk. It keeps what desc (as vcsim wrote it)
-// says but the extent (VMFS, the decoded capacity) and a new CID, says
-// thin, and takes the decoded disk's ddb entries it lacks (hardware and
-// tools versions, ...) but the adapter type and geometry, which follow
-// adapter (the disk's controller).
+// says but the extent (VMFS, the decoded capacity), a new CID and no
+// parent CID, says thin, and takes the decoded disk's ddb entries it lacks
+// (hardware and tools versions, ...) but the adapter type and geometry,
+// which follow adapter (the disk's controller).
 func writeThinDescriptor(local string, desc *vmdk.Descriptor, flat, adapter string, stats streamReadStats) error {
 	desc.Type = "vmfs"
 	desc.CID = vmdk.DiskContentID(rand.Uint32())
+	desc.ParentCID = 0xffffffff // a standalone disk: no parent
 	desc.Extent = []vmdk.Extent{{Permission: "RW", Size: stats.Capacity / sectorSize, Type: "VMFS", Info: flat}}
 	if stream, err := vmdk.ParseDescriptor(strings.NewReader(stats.Descriptor)); err == nil {
 		for k, v := range stream.DDB {

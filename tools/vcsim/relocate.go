@@ -28,8 +28,9 @@ package main
 //     "[its datastore] <folder>/" instead; a chain element already on its
 //     target datastore stays where it is;
 //   - a disk's descriptor is copied with its extent lines naming the new
-//     flat files (<name>-flat.vmdk) and its parentFileNameHint, if any, the
-//     new parent; flat files are copied sparsely (zero blocks left holes);
+//     flat files (<name>-flat.vmdk) and its parentFileNameHint, if any
+//     (linked_clones.go writes one into every delta), the new parent;
+//     flat files are copied sparsely (zero blocks left holes);
 //   - the VM's disk backings (and their parents), other file backings in
 //     its folder, config.files, summary.config.vmPathName, layout,
 //     layoutEx, storage and the datastore property (and the datastores'
@@ -482,10 +483,7 @@ func storageVMotion(ctx *simulator.Context, vm *simulator.VirtualMachine, req *t
 		if mv.parent != "" {
 			var pp object.DatastorePath
 			pp.FromString(newPath(mv.parent))
-			hint = datastoreFile(ctx, pp)
-			if filepath.Dir(hint) == dstDir {
-				hint = filepath.Base(hint)
-			}
+			hint = parentHint(mv.dstLocal, datastoreFile(ctx, pp))
 		}
 		if err := os.MkdirAll(dstDir, 0o755); err != nil {
 			undo()

@@ -79,7 +79,6 @@ const relocDiskBytes = 2 << 20
 
 func newStorageVMotionFixture(t *testing.T) *storageVMotionFixture {
 	t.Helper()
-	ctx := context.Background()
 	root := t.TempDir()
 	inst, err := start(parseFlags(flag.NewFlagSet("test", flag.ContinueOnError),
 		[]string{"-clusters", "2", "-hosts-per-cluster", "1", "-nfs", "1", "-cluster-datastores", "-datastore-root", root}))
@@ -105,55 +104,7 @@ func newStorageVMotionFixture(t *testing.T) *storageVMotionFixture {
 		t.Fatal(err)
 	}
 
-	finder, _ := dcFinder(t, f.c)
-	folder, err := finder.Folder(ctx, "/DC0/vm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := finder.ResourcePool(ctx, "/DC0/host/DC0_C0/Resources")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := finder.HostSystem(ctx, "/DC0/host/DC0_C0/*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	controller := &types.VirtualLsiLogicController{VirtualSCSIController: types.VirtualSCSIController{
-		SharedBus:         types.VirtualSCSISharingNoSharing,
-		VirtualController: types.VirtualController{VirtualDevice: types.VirtualDevice{Key: 1000}},
-	}}
-	unit := int32(0)
-	disk := &types.VirtualDisk{
-		VirtualDevice: types.VirtualDevice{Key: 2000, ControllerKey: 1000, UnitNumber: &unit,
-			Backing: &types.VirtualDiskFlatVer2BackingInfo{
-				VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: "[ds-DC0_C0] reloc/reloc.vmdk"},
-				DiskMode:                     string(types.VirtualDiskModePersistent),
-				ThinProvisioned:              types.NewBool(true),
-				Parent: &types.VirtualDiskFlatVer2BackingInfo{
-					VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: "[ds-DC0_C0] cache/base.vmdk"},
-					DiskMode:                     string(types.VirtualDiskModePersistent),
-				},
-			}},
-		CapacityInKB: relocDiskBytes / 1024,
-	}
-	spec := types.VirtualMachineConfigSpec{
-		Name: "reloc", GuestId: "otherGuest64", MemoryMB: 128, NumCPUs: 1,
-		Files: &types.VirtualMachineFileInfo{VmPathName: "[ds-DC0_C0]"},
-		DeviceChange: []types.BaseVirtualDeviceConfigSpec{
-			&types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: controller},
-			&types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd,
-				FileOperation: types.VirtualDeviceConfigSpecFileOperationCreate, Device: disk},
-		},
-	}
-	task, err := folder.CreateVM(ctx, spec, pool, host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := task.WaitForResult(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.vm = object.NewVirtualMachine(f.c.Client, info.Result.(types.ManagedObjectReference))
+	f.vm = createLinkedClone(t, f.c, "reloc", "ds-DC0_C0", "DC0_C0", "[ds-DC0_C0] cache/base.vmdk")
 
 	// The child wrote its third grain.
 	f.want = append([]byte(nil), base...)
@@ -288,6 +239,9 @@ func TestRelocateMovesFilesToTheNewDatastore(t *testing.T) {
 	}
 	if d, err := os.ReadFile(filepath.Join(dest, "base.vmdk")); err != nil || !strings.Contains(string(d), `"base-flat.vmdk"`) {
 		t.Errorf("copied base descriptor: %s (%v)", d, err)
+	}
+	if p, err := descriptorParent(filepath.Join(dest, "reloc.vmdk")); err != nil || p != filepath.Join(dest, "base.vmdk") {
+		t.Errorf("the moved delta names the parent %q (%v), not the moved base", p, err)
 	}
 	for _, name := range []string{"base.vmdk", "base-flat.vmdk"} {
 		if _, err := os.Stat(filepath.Join(f.root, "ds-DC0_C0", "cache", name)); err != nil {

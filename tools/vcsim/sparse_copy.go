@@ -1,12 +1,20 @@
 package main
 
-// CopyVirtualDisk_Task from a monolithicSparse VMDK: the in-tree Nova
-// driver's path for sparse images PUTs the sparse file to a datastore and
-// has ESX convert it with that copy. vcsim copies a disk's two files, the
-// descriptor and its -flat.vmdk, byte for byte, and a sparse file has no
-// -flat.vmdk; so a copy whose source is a sparse VMDK is answered here, as
-// ESX does it: the destination is a thin disk (descriptor and flat extent)
-// holding the source's data, and the source is left as it was.
+// CopyVirtualDisk_Task from a source vcsim would copy wrongly, answered as
+// ESX does it; vcsim copies a disk's two files, the descriptor and its
+// -flat.vmdk, byte for byte, which suits a flat disk (left to vcsim) but
+// not:
+//   - a monolithicSparse VMDK: the in-tree Nova driver's path for sparse
+//     images PUTs the sparse file to a datastore and has ESX convert it
+//     with that copy, and a sparse file has no -flat.vmdk. The destination
+//     is a thin disk (descriptor and flat extent) holding the source's
+//     data (expandSparse);
+//   - a delta disk naming a parent (a linked clone's child): the
+//     destination is one standalone thin disk holding what the chain reads
+//     (consolidateChain, linked_clones.go); vcsim would copy the child
+//     alone, with its parent link.
+// Either way the source is left as it was, and an existing destination is
+// refused without force (FileAlreadyExists), as vCenter does.
 
 import (
 	"bytes"
@@ -14,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,24 +42,26 @@ const (
 	maxGTEs     = 1 << 16 // grain table entries; VMware and qemu-img write 512
 )
 
-// sparseCopier answers CopyVirtualDisk_Task for sparse sources; see
-// exportService for why calls are pointed at an object of ours.
-type sparseCopier struct {
+// diskCopier answers CopyVirtualDisk_Task for sparse and delta sources;
+// see exportService for why calls are pointed at an object of ours.
+type diskCopier struct {
 	mo.ExtensibleManagedObject
 }
 
-var sparseCopierRef = types.ManagedObjectReference{Type: "VcdriverSparseCopier", Value: "vcdriver-sparse-copier"}
+var diskCopierRef = types.ManagedObjectReference{Type: "VcdriverDiskCopier", Value: "vcdriver-disk-copier"}
 
-func installSparseCopy(m *simulator.Model) {
-	c := &sparseCopier{}
-	c.Self = sparseCopierRef
+func installDiskCopy(m *simulator.Model) {
+	c := &diskCopier{}
+	c.Self = diskCopierRef
 	m.Map().Put(c)
 	routeMethods(m, func(ctx *simulator.Context, method *simulator.Method) {
 		if method.Name != "CopyVirtualDisk_Task" {
 			return
 		}
-		if req, ok := method.Body.(*types.CopyVirtualDisk_Task); ok && isMonolithicSparse(localFile(ctx, req.SourceName)) {
-			method.This = sparseCopierRef
+		if req, ok := method.Body.(*types.CopyVirtualDisk_Task); ok {
+			if src := localFile(ctx, req.SourceName); isMonolithicSparse(src) || hasParent(src) {
+				method.This = diskCopierRef
+			}
 		}
 	})
 }
@@ -64,7 +75,7 @@ func localFile(ctx *simulator.Context, name string) string {
 	return datastoreFile(ctx, p)
 }
 
-func (c *sparseCopier) CopyVirtualDiskTask(ctx *simulator.Context, req *types.CopyVirtualDisk_Task) soap.HasFault {
+func (c *diskCopier) CopyVirtualDiskTask(ctx *simulator.Context, req *types.CopyVirtualDisk_Task) soap.HasFault {
 	task := simulator.CreateTask(c, "copyVirtualDisk", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
 		src, dst := localFile(ctx, req.SourceName), localFile(ctx, req.DestName)
 		if dst == "" {
@@ -73,9 +84,17 @@ func (c *sparseCopier) CopyVirtualDiskTask(ctx *simulator.Context, req *types.Co
 		if _, err := os.Stat(dst); err == nil && (req.Force == nil || !*req.Force) {
 			return nil, &types.FileAlreadyExists{FileFault: types.FileFault{File: req.DestName}}
 		}
-		if err := expandSparse(src, dst); err != nil {
-			return nil, &types.FileFault{File: req.SourceName, VimFault: types.VimFault{MethodFault: types.MethodFault{
-				FaultMessage: []types.LocalizableMessage{{Key: "vcdriver.vcsim.sparse", Message: err.Error()}}}}}
+		convert, key := consolidateChain, "vcdriver.vcsim.chain"
+		if isMonolithicSparse(src) {
+			convert, key = expandSparse, "vcdriver.vcsim.sparse"
+		}
+		if err := convert(src, dst); err != nil {
+			fault := types.FileFault{File: req.SourceName, VimFault: types.VimFault{MethodFault: types.MethodFault{
+				FaultMessage: []types.LocalizableMessage{{Key: key, Message: err.Error()}}}}}
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, &types.FileNotFound{FileFault: fault} // a parent gone
+			}
+			return nil, &fault
 		}
 		return nil, nil
 	})
