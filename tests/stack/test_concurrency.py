@@ -2,6 +2,7 @@
 runs under eventlet): 30 servers in one request and 30 in separate
 requests, all at once, from one uncached image."""
 
+import datetime
 import statistics
 import subprocess
 import threading
@@ -137,3 +138,71 @@ def _delete_all(stack, conn, si, prefixes):
     stack.openstack('server', 'delete', '--wait', *ids, check=False)
     left = [i for i in ids if vcenter.vm_of(si, i) is not None]
     assert not left, 'VMs left after delete: %s' % left
+
+
+HOLD_MS = 8000     # the first fill's ImportVApp held: the other must wait
+
+
+def test_two_compute_services_one_download_on_a_shared_datastore(
+        stack, flavor, tmp_path):
+    """compute1 and compute2 boot the same uncached image at the same
+    moment onto the NFS datastore both see: one downloads it, the other
+    waits on the cache lock that lives on the datastore and uses the
+    entry. The per-cluster datastores are made nearly full (the
+    launcher's datastore control) so both pick the shared one, and the
+    first fill's ImportVApp is held 8 s so that the second spawn surely
+    meets the lock rather than the finished entry."""
+    si = vcenter.connect(stack)
+    ctl = vcenter.control(stack)
+    nodes = stack.nodes()
+    node1 = next(n for n, h in nodes.items() if h == 'compute1')
+    node2 = next(n for n, h in nodes.items() if h == 'compute2')
+    before = {d['name']: d for d in ctl.list_datastores()}
+    shared = 'nfs0'
+    for name in set(before) - {shared}:
+        ctl.set_datastore_space(name, free_gb=0.5)
+    image_id = stack.create_image(
+        images.qcow2(tmp_path / 'shared.qcow2', pattern=0x77), 'qcow2',
+        'stack-shared')
+    hold = ctl.inject(kind='latency', method='ImportVApp', ms=HOLD_MS,
+                      times=1)
+    made = []
+    try:
+        for node, host, name in ((node1, 'compute1', 'stack-shared-1'),
+                                 (node2, 'compute2', 'stack-shared-2')):
+            made.append(stack.boot(image_id, flavor, name, node, host,
+                                   wait=False)['id'])
+        servers = stack.wait_servers('stack-shared-', 2)
+        errors = {s.name: s.fault for s in servers.values()
+                  if s.status != 'ACTIVE'}
+        assert not errors, errors
+        assert {s.compute_host for s in servers.values()} == {
+            'compute1', 'compute2'}
+        on = {s.name: vcenter.datastore_of(vcenter.vm_of(si, s.id))
+              for s in servers.values()}
+        assert set(on.values()) == {shared}, on
+        hits = next(f['hits'] for f in ctl.faults() if f['id'] == hold)
+        assert hits == 1, 'one import, held'
+        assert vcenter.datastores_caching(si, image_id) == [shared]
+        downloads = stack.image_downloads(image_id)
+        assert downloads == 1, '%d downloads by two services' % downloads
+        # Both waited out the held fill: the second did not make its own.
+        for s in servers.values():
+            took = (_when(s.launched_at) - _when(s.created_at))
+            assert took >= HOLD_MS / 1000, (s.name, took)
+    finally:
+        ctl.clear_faults()
+        stack.delete_servers(made)
+        stack.openstack('image', 'delete', image_id, check=False)
+        for name in set(before) - {shared}:
+            ctl.set_datastore_space(name, free_gb=min(
+                before[name]['free_gb'], before[name]['capacity_gb']))
+    for host in ('compute1', 'compute2'):
+        code, found = stack.audit(host)
+        assert code == 0, 'vcdriver audit of %s found: %s' % (host, found)
+
+
+def _when(stamp):
+    """Seconds since the epoch of an API timestamp."""
+    return datetime.datetime.fromisoformat(stamp.rstrip('Z')).replace(
+        tzinfo=datetime.timezone.utc).timestamp()
