@@ -61,9 +61,9 @@ def authtoken(stack, user):
 KEEP_ALIVE = ['--keep-alive', '75']
 
 
-def gunicorn(venv_bin, app, port, threads=8):
+def gunicorn(venv_bin, app, port, threads=8, workers=1):
     return [os.path.join(venv_bin, 'gunicorn'), '--bind',
-            '127.0.0.1:%d' % port, '--workers', '1', '--threads',
+            '127.0.0.1:%d' % port, '--workers', str(workers), '--threads',
             str(threads), '--timeout', '600', '--graceful-timeout', '5',
             '--no-control-socket'] + KEEP_ALIVE + [app]
 
@@ -414,6 +414,13 @@ class NovaAPI:
         return env
 
     def argv(self, stack):
+        if stack.eventlet:
+            # The API monkey-patches itself as it loads: under gunicorn's
+            # gthread worker, whose threads are already running, it then
+            # answered its first request and hung on the next. Its sync
+            # worker (one request at a time each) has no threads to break.
+            return gunicorn(stack.bin, 'apps:nova_api', stack.port('nova'),
+                            threads=1, workers=4)
         return gunicorn(stack.bin, 'apps:nova_api', stack.port('nova'))
 
     def ready(self, stack):
