@@ -209,6 +209,19 @@ def relocate(session, vm, cluster, instance, flavor):
     session.wait_for_task(vm.RelocateVM_Task(spec))
 
 
+def _move(session, context, clusters, vm, cluster, instance, flavor):
+    """Relocate the VM into ``cluster`` unless it is there already, its
+    server group's DRS rule going with it (a cold move: the rule leaves
+    first)."""
+    here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
+    if here is not None and here.ref == cluster.ref:
+        return
+    if here is not None:
+        drs_rules.on_destroy(session, here, instance)
+    relocate(session, vm, cluster, instance, flavor)
+    drs_rules.on_spawn(session, context, cluster, instance)
+
+
 def pick_host(state, flavor):
     """The usable host with the most memory left that takes the VM."""
     usable = [h for h in state.hosts if h.usable and not state.ha.spare(h)]
@@ -234,12 +247,7 @@ def finish_migration(session, context, clusters, dest, instance, migration,
                               flavor.root_gb * units.Gi)
     # Saved before the VM moves, so a failure below can still be reverted.
     _reconfigure(session, vm, old.vcpus, old.memory_mb, state)
-    source = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
-    if source is None or source.ref != dest.ref:
-        if source is not None:
-            drs_rules.on_destroy(session, source, instance)
-        relocate(session, vm, dest, instance, flavor)
-        drs_rules.on_spawn(session, context, dest, instance)
+    _move(session, context, clusters, vm, dest, instance, flavor)
     _reconfigure(session, vm, flavor.vcpus, flavor.memory_mb, state)
     LOG.info('Migrated to node %s with %d vCPU, %d MB, %d GB root disk',
              dest.nodename, flavor.vcpus, flavor.memory_mb, flavor.root_gb,
@@ -266,12 +274,7 @@ def finish_revert_migration(session, context, clusters, source, instance,
     flavor = instance.flavor  # Nova put the old one back
     state = read_state(session, vm)
     vm_mod.power_off(session, vm)
-    here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
-    if here is None or here.ref != source.ref:
-        if here is not None:
-            drs_rules.on_destroy(session, here, instance)
-        relocate(session, vm, source, instance, flavor)
-        drs_rules.on_spawn(session, context, source, instance)
+    _move(session, context, clusters, vm, source, instance, flavor)
     if state and state.get('disk'):
         _restore_disk(session, source, vm, instance,
                       state['disk'])
