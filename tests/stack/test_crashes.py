@@ -33,17 +33,6 @@ def cached_image(stack, flavor, node, tmp_path_factory):
     stack.openstack('image', 'delete', image_id, check=False)
 
 
-def _wait_rule(ctl, rule_id, key, timeout=300):
-    """Until the launcher's rule ``rule_id`` has ``key`` >= 1."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rule = next(r for r in ctl.faults() if r['id'] == rule_id)
-        if rule.get(key, 0) >= 1:
-            return
-        assert time.monotonic() < deadline, 'fault never fired: %s' % rule
-        time.sleep(0.2)
-
-
 def _nothing_left(stack, si, vms_before, image_id=None, timeout=0):
     """No VM the test made, no cache leftovers (waiting ``timeout`` s for
     the cache's ageing to remove them), clean audits."""
@@ -82,7 +71,7 @@ def test_compute_killed_during_image_download(stack, flavor, node,
     try:
         server = stack.boot(image_id, flavor, 'stack-crash-download', node,
                             HOST, wait=False)
-        _wait_rule(ctl, rule, 'stalled')
+        vcenter.wait_rule(ctl, rule, 'stalled')
         names = [n for _ds, n in vcenter.cache_files(si, image_id)]
         assert image_id + '.lock' in names, names
         stack.stack.kill(HOST)
@@ -114,7 +103,7 @@ def test_compute_killed_during_create_vm(stack, flavor, node, cached_image):
     try:
         server = stack.boot(cached_image, flavor, 'stack-crash-create',
                             node, HOST, wait=False)
-        _wait_rule(ctl, rule, 'hits')
+        vcenter.wait_rule(ctl, rule, 'hits')
         stack.stack.kill(HOST)
     finally:
         ctl.clear_faults(rule)

@@ -1,6 +1,7 @@
 """What the stack's vCenter (the launcher) holds, read with pyVmomi: the
 oracle the stack tests hold Nova's answers against."""
 
+import time
 import types
 
 from pyVim import task as vim_task
@@ -93,3 +94,14 @@ def powered_on_events(si, vm):
                                                   recursion='self'),
         eventTypeId=['VmPoweredOnEvent'])
     return len(si.content.eventManager.QueryEvents(spec))
+
+
+def wait_rule(ctl, rule_id, key, timeout=300):
+    """Until the launcher's rule ``rule_id`` has ``key`` >= 1."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rule = next(r for r in ctl.faults() if r['id'] == rule_id)
+        if rule.get(key, 0) >= 1:
+            return
+        assert time.monotonic() < deadline, 'fault never fired: %s' % rule
+        time.sleep(0.2)

@@ -141,8 +141,11 @@ class DatastoreCache:
                 raise exception.ImageCacheTimeout(
                     image_id=image.id, datastore=self.datastore,
                     owner=lock.owner_description())
-            LOG.debug('Waiting for %s to cache image %s on %s',
-                      lock.owner_description(), image.id, self.datastore)
+            # Said once at INFO: a spawn that waits on another service's
+            # download is worth an operator's knowing, every retry not.
+            (LOG.debug if delay > 0.5 else LOG.info)(
+                'Waiting for %s to cache image %s on %s',
+                lock.owner_description(), image.id, self.datastore)
             time.sleep(delay)
             delay = min(delay * 2, 5)
 
