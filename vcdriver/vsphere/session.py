@@ -61,9 +61,10 @@ class _RetryingStub(pyvim_connect.VimSessionOrientedStub):
     """Session stub that also retries transient vSphere faults and rides
     out a vCenter that is away for a while (a restart, a network cut).
 
-    pyVmomi resends a call at once after a socket error and logs in again
-    after NotAuthenticated, a fixed number of times 0.1 s apart: a few
-    seconds at most, less than any vCenter restart. It keeps one quick
+    pyVmomi resends a call after a socket error and logs in again after
+    NotAuthenticated, a fixed number of times a fixed delay apart (it was
+    given api_retry_count and 0.5 s: about 5 s in all, less than any
+    vCenter restart). It keeps one quick
     resend (a pooled connection the server had closed) and one login; the
     rest backs off here, about three minutes with the default retry count
     (task waits, which cost vCenter nothing, wait longer:
