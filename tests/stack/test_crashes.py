@@ -152,19 +152,21 @@ def _never_scheduled(server):
 
 
 @pytest.mark.parametrize('restart,all_active', [
-    (_restart_vcenter, True), (_restart_rabbitmq, True),
+    (_restart_vcenter, True), (_restart_rabbitmq, False),
     (_restart_mariadb, False)], ids=['vcenter', 'rabbitmq', 'mariadb'])
 def test_restart_during_boots(stack, flavor, cached_image, restart,
                               all_active):
     """Four servers in one request, then the service restarts under them.
-    The services recover by themselves. A vCenter or RabbitMQ away for a
-    few seconds loses no build: the driver's calls back off until vCenter
-    answers, and oslo.messaging reconnects. Without the database, every
-    server ends ACTIVE or ERROR (one whose build failed on a compute
-    while the database was away, so that Nova could not record the
-    failure, is put in ERROR by Nova's ``instance_build_timeout``) or,
-    lost before any compute had it, stays in BUILD on none. Either way a
-    boot afterwards works, and deleting them all leaves no VM."""
+    The services recover by themselves. A vCenter away for a few seconds
+    loses no build: the driver's calls back off until vCenter answers.
+    Without RabbitMQ or the database, Nova may lose builds (messages in
+    flight, RPC calls that time out: 4 ACTIVE in most runs, once under
+    CI load 2 ACTIVE, 1 ERROR after its retries, 1 lost), so every server
+    ends ACTIVE or ERROR (one whose build failed on a compute while the
+    database was away, so that Nova could not record the failure, is put
+    in ERROR by Nova's ``instance_build_timeout``) or, lost before any
+    compute had it, stays in BUILD on none. Either way a boot afterwards
+    works, and deleting them all leaves no VM."""
     si = vcenter.connect(stack)
     vms_before = vcenter.vm_names(si)
     prefix = 'stack-restart-%s' % restart.__name__.split('_')[-1]
