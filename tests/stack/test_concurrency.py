@@ -2,13 +2,13 @@
 runs under eventlet): 30 servers in one request and 30 in separate
 requests, all at once, from one uncached image."""
 
-import datetime
 import statistics
 import subprocess
 import threading
 import time
 from concurrent import futures
 
+from tests.stack import clock
 from tests.stack import images
 from tests.stack import vcenter
 
@@ -189,8 +189,8 @@ def test_two_compute_services_one_download_on_a_shared_datastore(
         assert downloads == 1, '%d downloads by two services' % downloads
         # The second was created while the first's fill was held, and
         # its service waited on the lock the first holds on nfs0.
-        assert _when(by_name['stack-shared-2'].created_at) < _when(
-            by_name['stack-shared-1'].launched_at)
+        assert (clock.api_time(by_name['stack-shared-2'].created_at) <
+                clock.api_time(by_name['stack-shared-1'].launched_at))
         with open(stack.stack.log('compute2'), errors='replace') as f:
             waited = [line for line in f if 'Waiting for' in line and
                       'to cache image %s on %s' % (image_id, shared) in line]
@@ -205,9 +205,3 @@ def test_two_compute_services_one_download_on_a_shared_datastore(
     for host in ('compute1', 'compute2'):
         code, found = stack.audit(host)
         assert code == 0, 'vcdriver audit of %s found: %s' % (host, found)
-
-
-def _when(stamp):
-    """Seconds since the epoch of an API timestamp."""
-    return datetime.datetime.fromisoformat(stamp.rstrip('Z')).replace(
-        tzinfo=datetime.timezone.utc).timestamp()

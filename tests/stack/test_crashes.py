@@ -4,11 +4,11 @@ Nova's own recovery decides what becomes of the instances; the driver
 must leave no VM, no file and no lock behind, and take over what a dead
 process held."""
 
-import datetime
 import time
 
 import pytest
 
+from tests.stack import clock
 from tests.stack import images
 from tests.stack import vcenter
 from tools.stack import openstack
@@ -144,11 +144,8 @@ def _never_scheduled(server):
     """In BUILD on no compute for a minute: the conductor or scheduler
     lost it while the database was away, and Nova leaves it so (no
     compute owns it to time it out); deleting it is all there is."""
-    created = datetime.datetime.fromisoformat(
-        server.created_at.rstrip('Z')).replace(tzinfo=datetime.timezone.utc)
     return (server.status == 'BUILD' and not server.compute_host and
-            datetime.datetime.now(datetime.timezone.utc) - created >
-            datetime.timedelta(seconds=60))
+            time.time() - clock.api_time(server.created_at) > 60)
 
 
 @pytest.mark.parametrize('restart,all_active', [
