@@ -137,7 +137,7 @@ def test_vcdriver_options_have_their_defaults(flags):
     vc = vcdriver.conf.CONF.vcdriver
     assert vc.cluster_names == []
     assert vc.vcenter_protocol == 'https'
-    assert vc.image_transfer_chunk_size == 1024 * 1024
+    assert vc.image_transfer_chunk_size == 64 * 1024
     assert vc.image_transfer_buffer_chunks == 16
 
 

@@ -11,6 +11,7 @@ import os
 import time
 
 from tools.bench import report
+from vcdriver.images.formats import deflate
 from tools.bench.image_transfer.bench import Bench
 from tools.bench.image_transfer.bench import say
 from tools.bench.image_transfer.cli import realistic_config
@@ -209,7 +210,8 @@ def run(args, log=say):
             'the launcher counts PUTs, not their bytes); alloc: st_blocks x '
             '512 of every file the case left on the datastore (disk, '
             'descriptor, cache metadata); CPU per GiB of data, not of '
-            'virtual size.')
+            'virtual size. Grains deflated and inflated by %s.'
+            % deflate.LIBRARY)
         notes.append(INTREE_NOTE)
     notes += where
     notes += failures

@@ -26,6 +26,7 @@ import sys
 import threading
 import zlib
 
+from vcdriver.images.formats import deflate
 from vcdriver.images.formats._base import CorruptImage
 from vcdriver.images.formats._base import MiB
 from vcdriver.images.formats._base import SECTOR
@@ -361,7 +362,7 @@ def _deflate(level, grains):
         if level and _sample_size(grain) > SAMPLE * INCOMPRESSIBLE:
             out.append(_stored(grain))
         else:
-            out.append(zlib.compress(grain, level))
+            out.append(deflate.compress(grain, level))
     return out
 
 
@@ -372,7 +373,7 @@ def _sample_size(grain):
     """
     sampler = getattr(_local, 'sampler', None)
     if sampler is None:
-        sampler = _local.sampler = zlib.compressobj(1, zlib.DEFLATED, -15)
+        sampler = _local.sampler = deflate.raw_deflater(1)
     return (len(sampler.compress(grain[:SAMPLE]))
             + len(sampler.flush(zlib.Z_FULL_FLUSH)))
 

@@ -10,9 +10,9 @@ puts its tables in the head and ends the file after the last grain.
 
 import re
 import struct
-import zlib
 
 from vcdriver.images.formats import _mapped
+from vcdriver.images.formats import deflate
 from vcdriver.images.formats._base import CorruptImage
 from vcdriver.images.formats._base import MiB
 from vcdriver.images.formats._base import SECTOR
@@ -226,10 +226,9 @@ def stream_pieces(reader, header, size):
         if offset >= size:
             raise CorruptImage('streamOptimized VMDK has a grain at LBA %d, '
                                'beyond its capacity' % lba)
-        inflater = zlib.decompressobj()
         try:
-            data = inflater.decompress(compressed, grain)
-        except zlib.error as e:
+            data = deflate.inflate(compressed, grain)
+        except deflate.error as e:
             raise CorruptImage('streamOptimized VMDK grain at byte %d does '
                                'not inflate: %s' % (at, e))
         need = min(grain, size - offset)
