@@ -61,7 +61,11 @@ class _Pipe:
     reads them in its own thread; at most ``depth`` (>= 2) in between.
 
     Nothing waits on a timer: a reader that stops drains the queue, so a
-    writer blocked on it wakes and learns on its next write.
+    writer blocked on it wakes and learns on its next write. The upload's
+    thread says so when it ends (``stop_reading``), not only the
+    iterator's ``finally``: an upload that fails mid-stream keeps the
+    iterator alive in its exception's traceback, never closed, and a
+    writer waiting on it would wait for ever.
     """
 
     _END = object()
@@ -79,7 +83,8 @@ class _Pipe:
         self._queue.put(chunk)
 
     def close(self):
-        self._queue.put(self._END)
+        if not self._reader_gone.is_set():
+            self._queue.put(self._END)
 
     def fail(self, error):
         """Make the reader raise ``error`` instead of seeing an end."""
@@ -101,12 +106,18 @@ class _Pipe:
                     return
                 yield chunk
         finally:
-            self._reader_gone.set()
-            while True:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            self.stop_reading()
+
+    def stop_reading(self):
+        """No more reads: a writer blocked on the queue wakes (one
+        writer's put after the drain still fits), and its next write
+        raises _UploadStopped."""
+        self._reader_gone.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
 
 
 class _RootDisk:
@@ -302,6 +313,8 @@ def _upload(context, image_id, metadata, reader, label):
                                              pipe)
         except BaseException as e:  # handed over to the caller's thread
             outcome['error'] = e
+        finally:
+            pipe.stop_reading()
 
     uploader = threading.Thread(target=upload, daemon=True,
                                 name='glance-upload-%s' % image_id)

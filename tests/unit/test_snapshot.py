@@ -326,6 +326,31 @@ def test_pipe_writer_blocked_on_a_reader_that_stops_is_released():
     pipe.close()                # never blocks once the reader is gone
 
 
+def test_upload_failing_mid_stream_never_leaves_the_writer_blocked(
+        monkeypatch):
+    """glanceclient reads some of the data, then fails; its exception's
+    traceback holds the pipe's iterator, never closed. The copy must end
+    with the upload's error, not wait for ever on a full pipe."""
+    def upload(context, image_id, metadata, chunks):
+        data = glance._ChunkFile(chunks)
+        data.read(10)
+        raise RuntimeError('glance-api went away')
+    monkeypatch.setattr(glance, 'upload', upload)
+    reader = iter([b'x' * 65536] * 50)
+    raised = []
+
+    def run():
+        try:
+            snapshot._upload(None, IMAGE_ID, {}, reader, 'test')
+        except Exception as e:
+            raised.append(e)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), 'the copy hangs on the pipe'
+    assert 'glance-api went away' in str(raised[0])
+
+
 def test_pipe_failure_reaches_the_reader_even_when_full():
     pipe = snapshot._Pipe(depth=2)
     pipe.write(b'a')
