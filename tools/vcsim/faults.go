@@ -999,7 +999,7 @@ func (f *faults) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && id == "":
 		rule, err := decodeRule(r.Body)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			badRequest(w, err.Error())
 			return
 		}
 		f.add(rule)
@@ -1020,12 +1020,6 @@ func (f *faults) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // decodeRule reads and checks a posted rule, filling in defaults.

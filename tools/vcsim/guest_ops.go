@@ -22,7 +22,6 @@ package main
 // export calls are (nfc_export.go): the hook points them at guestService.
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
@@ -186,15 +185,14 @@ func (g *guestOps) middleware(next http.Handler) http.Handler {
 		defer g.mu.Unlock()
 		switch r.Method {
 		case http.MethodGet:
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"guests": g.guests})
+			writeJSON(w, http.StatusOK, map[string]any{"guests": g.guests})
 		case http.MethodPost:
 			var req struct {
 				VM           string `json:"vm"`
 				Unresponsive bool   `json:"unresponsive"`
 			}
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.VM == "" {
-				http.Error(w, "want {\"vm\": instance uuid, \"unresponsive\": bool}", http.StatusBadRequest)
+			if err := decodeJSON(r, &req); err != nil || req.VM == "" {
+				badRequest(w, `want {"vm": instance uuid, "unresponsive": bool}`)
 				return
 			}
 			s := g.guests[req.VM]

@@ -18,7 +18,6 @@ package main
 // in the VM's configuration, nothing reads or writes it.
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -290,12 +289,11 @@ func (a *iscsiArray) middleware(next http.Handler) http.Handler {
 		defer a.mu.Unlock()
 		switch r.Method {
 		case http.MethodGet:
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"targets": a.targets})
+			writeJSON(w, http.StatusOK, map[string]any{"targets": a.targets})
 		case http.MethodPost:
 			var t iscsiTarget
-			if err := json.NewDecoder(r.Body).Decode(&t); err != nil || t.Portal == "" || t.IQN == "" {
-				http.Error(w, "want {\"portal\": \"addr:port\", \"iqn\": name, \"luns\": [{\"lun\", \"uuid\", \"blocks\"}]}", http.StatusBadRequest)
+			if err := decodeJSON(r, &t); err != nil || t.Portal == "" || t.IQN == "" {
+				badRequest(w, `want {"portal": "addr:port", "iqn": name, "luns": [{"lun", "uuid", "blocks"}]}`)
 				return
 			}
 			a.targets = append(a.targets, t)
