@@ -106,9 +106,9 @@ func poweredOnFault(vm *simulator.VirtualMachine) *soap.Fault {
 // ShutdownGuest is vcsim's, unless the guest is unresponsive.
 func (s *guestService) ShutdownGuest(ctx *simulator.Context, req *types.ShutdownGuest) soap.HasFault {
 	body := new(methods.ShutdownGuestBody)
-	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	vm, fault := lookup[*simulator.VirtualMachine](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	if s.g.seen(vm, ctx, "ShutdownGuest") {
@@ -126,9 +126,9 @@ func (s *guestService) ShutdownGuest(ctx *simulator.Context, req *types.Shutdown
 // RebootGuest takes the guest's Tools down and brings them back.
 func (s *guestService) RebootGuest(ctx *simulator.Context, req *types.RebootGuest) soap.HasFault {
 	body := new(methods.RebootGuestBody)
-	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	vm, fault := lookup[*simulator.VirtualMachine](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	unresponsive := s.g.seen(vm, ctx, "RebootGuest")

@@ -108,17 +108,21 @@ func (a *iscsiArray) install(m *simulator.Model) {
 	})
 }
 
-// hostOf returns the host of a storage system and its storage device info.
-func hostOf(ctx *simulator.Context, ref types.ManagedObjectReference) (*simulator.HostSystem, *types.HostStorageDeviceInfo) {
-	storage, ok := ctx.Map.Get(ref).(*simulator.HostStorageSystem)
-	if !ok || storage.Host == nil {
-		return nil, nil
+// hostOf returns the host of a storage system and its storage device
+// info, or ManagedObjectNotFound for the storage system if either is gone.
+func hostOf(ctx *simulator.Context, ref types.ManagedObjectReference) (*simulator.HostSystem, *types.HostStorageDeviceInfo, *soap.Fault) {
+	storage, fault := lookup[*simulator.HostStorageSystem](ctx, ref)
+	if fault != nil {
+		return nil, nil, fault
+	}
+	if storage.Host == nil {
+		return nil, nil, notFound(ref)
 	}
 	host, ok := ctx.Map.Get(storage.Host.Self).(*simulator.HostSystem)
 	if !ok {
-		return nil, nil
+		return nil, nil, notFound(ref)
 	}
-	return host, host.Config.StorageDevice
+	return host, host.Config.StorageDevice, nil
 }
 
 func softwareHba(info *types.HostStorageDeviceInfo, device string) *types.HostInternetScsiHba {
@@ -132,16 +136,15 @@ func softwareHba(info *types.HostStorageDeviceInfo, device string) *types.HostIn
 
 func (s *iscsiService) AddInternetScsiStaticTargets(ctx *simulator.Context, req *types.AddInternetScsiStaticTargets) soap.HasFault {
 	body := new(methods.AddInternetScsiStaticTargetsBody)
-	host, info := hostOf(ctx, req.This)
-	if host == nil {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	host, info, fault := hostOf(ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
-	var fault types.BaseMethodFault
 	ctx.WithLock(host, func() {
 		hba := softwareHba(info, req.IScsiHbaDevice)
 		if hba == nil {
-			fault = &types.NotFound{}
+			body.Fault_ = simulator.Fault("", &types.NotFound{})
 			return
 		}
 		for _, t := range req.Targets {
@@ -154,8 +157,7 @@ func (s *iscsiService) AddInternetScsiStaticTargets(ctx *simulator.Context, req 
 			}
 		}
 	})
-	if fault != nil {
-		body.Fault_ = simulator.Fault("", fault)
+	if body.Fault_ != nil {
 		return body
 	}
 	body.Res = new(types.AddInternetScsiStaticTargetsResponse)
@@ -164,9 +166,9 @@ func (s *iscsiService) AddInternetScsiStaticTargets(ctx *simulator.Context, req 
 
 func (s *iscsiService) AddInternetScsiSendTargets(ctx *simulator.Context, req *types.AddInternetScsiSendTargets) soap.HasFault {
 	body := new(methods.AddInternetScsiSendTargetsBody)
-	host, info := hostOf(ctx, req.This)
-	if host == nil {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	host, info, fault := hostOf(ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	ctx.WithLock(host, func() {
@@ -182,9 +184,9 @@ func (s *iscsiService) AddInternetScsiSendTargets(ctx *simulator.Context, req *t
 // and every target of the array behind a send-target (discovery) portal.
 func (s *iscsiService) RescanHba(ctx *simulator.Context, req *types.RescanHba) soap.HasFault {
 	body := new(methods.RescanHbaBody)
-	host, info := hostOf(ctx, req.This)
-	if host == nil {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	host, info, fault := hostOf(ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	s.a.mu.Lock()

@@ -62,7 +62,8 @@ func (s *importService) HttpNfcLeasePullFromUrlsTask(ctx *simulator.Context, req
 	}
 	l := s.x.lease(req.This.Value)
 	if _, fault := sessionLease(ctx, req.This); fault != nil || l == nil {
-		return fail("", &types.ManagedObjectNotFound{Obj: req.This})
+		body.Fault_ = notFound(req.This)
+		return body
 	}
 	if state, _ := s.x.sync(l); state != "ready" {
 		return fail("lease is "+state, &types.InvalidState{})
