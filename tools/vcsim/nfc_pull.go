@@ -256,7 +256,7 @@ func pullFault(fault types.BaseMethodFault, format string, a ...any) types.BaseM
 }
 
 // pullMessage is the reason pullFault gave a fault, else its type as
-// vcsim's tasks say (faults.go's responseFix rewrites that for an
+// vcsim's tasks say (faults_soap.go's responseFix rewrites that for an
 // injected fault).
 func pullMessage(fault types.BaseMethodFault) string {
 	for _, m := range fault.GetMethodFault().FaultMessage {
