@@ -47,9 +47,9 @@ var consoleTicketTypes = map[string]bool{"mks": true, "webmks": true, "device": 
 // port 443 (ESX serves WebMKS there), as vSphere does.
 func (s *ticketService) AcquireTicket(ctx *simulator.Context, req *types.AcquireTicket) soap.HasFault {
 	body := new(methods.AcquireTicketBody)
-	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	vm, fault := lookup[*simulator.VirtualMachine](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	if !consoleTicketTypes[req.TicketType] {

@@ -37,7 +37,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -213,25 +212,23 @@ func (d *datastoreSpace) serveOne(w http.ResponseWriter, r *http.Request, name s
 		FreeGB     *float64 `json:"free_gb"`
 		CapacityGB *float64 `json:"capacity_gb"`
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.FreeGB == nil {
+	if err := decodeJSONStrict(r, &req); err != nil || req.FreeGB == nil {
 		msg := `want {"free_gb": N} or {"free_gb": N, "capacity_gb": M} (GiB)`
 		if err != nil {
 			msg += ": " + err.Error()
 		}
-		http.Error(w, msg, http.StatusBadRequest)
+		badRequest(w, msg)
 		return
 	}
 	free := gibBytes(*req.FreeGB)
 	if free < 0 || math.IsNaN(*req.FreeGB) {
-		http.Error(w, fmt.Sprintf("free_gb %v is negative", *req.FreeGB), http.StatusBadRequest)
+		badRequest(w, fmt.Sprintf("free_gb %v is negative", *req.FreeGB))
 		return
 	}
 	capacity := int64(-1) // each keeps its own
 	if req.CapacityGB != nil {
 		if capacity = gibBytes(*req.CapacityGB); capacity <= 0 {
-			http.Error(w, fmt.Sprintf("capacity_gb %v is not positive", *req.CapacityGB), http.StatusBadRequest)
+			badRequest(w, fmt.Sprintf("capacity_gb %v is not positive", *req.CapacityGB))
 			return
 		}
 	}
@@ -242,8 +239,8 @@ func (d *datastoreSpace) serveOne(w http.ResponseWriter, r *http.Request, name s
 			have = capacity
 		}
 		if free > have {
-			http.Error(w, fmt.Sprintf("free_gb %v is more than the capacity of %s (%v GiB)",
-				*req.FreeGB, name, float64(have)/float64(units.GB)), http.StatusBadRequest)
+			badRequest(w, fmt.Sprintf("free_gb %v is more than the capacity of %s (%v GiB)",
+				*req.FreeGB, name, float64(have)/float64(units.GB)))
 			return
 		}
 	}

@@ -22,7 +22,6 @@ package main
 // export calls are (nfc_export.go): the hook points them at guestService.
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
@@ -107,9 +106,9 @@ func poweredOnFault(vm *simulator.VirtualMachine) *soap.Fault {
 // ShutdownGuest is vcsim's, unless the guest is unresponsive.
 func (s *guestService) ShutdownGuest(ctx *simulator.Context, req *types.ShutdownGuest) soap.HasFault {
 	body := new(methods.ShutdownGuestBody)
-	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	vm, fault := lookup[*simulator.VirtualMachine](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	if s.g.seen(vm, ctx, "ShutdownGuest") {
@@ -127,9 +126,9 @@ func (s *guestService) ShutdownGuest(ctx *simulator.Context, req *types.Shutdown
 // RebootGuest takes the guest's Tools down and brings them back.
 func (s *guestService) RebootGuest(ctx *simulator.Context, req *types.RebootGuest) soap.HasFault {
 	body := new(methods.RebootGuestBody)
-	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	vm, fault := lookup[*simulator.VirtualMachine](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	unresponsive := s.g.seen(vm, ctx, "RebootGuest")
@@ -186,15 +185,14 @@ func (g *guestOps) middleware(next http.Handler) http.Handler {
 		defer g.mu.Unlock()
 		switch r.Method {
 		case http.MethodGet:
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"guests": g.guests})
+			writeJSON(w, http.StatusOK, map[string]any{"guests": g.guests})
 		case http.MethodPost:
 			var req struct {
 				VM           string `json:"vm"`
 				Unresponsive bool   `json:"unresponsive"`
 			}
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.VM == "" {
-				http.Error(w, "want {\"vm\": instance uuid, \"unresponsive\": bool}", http.StatusBadRequest)
+			if err := decodeJSON(r, &req); err != nil || req.VM == "" {
+				badRequest(w, `want {"vm": instance uuid, "unresponsive": bool}`)
 				return
 			}
 			s := g.guests[req.VM]

@@ -18,7 +18,6 @@ package main
 // in the VM's configuration, nothing reads or writes it.
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -109,17 +108,21 @@ func (a *iscsiArray) install(m *simulator.Model) {
 	})
 }
 
-// hostOf returns the host of a storage system and its storage device info.
-func hostOf(ctx *simulator.Context, ref types.ManagedObjectReference) (*simulator.HostSystem, *types.HostStorageDeviceInfo) {
-	storage, ok := ctx.Map.Get(ref).(*simulator.HostStorageSystem)
-	if !ok || storage.Host == nil {
-		return nil, nil
+// hostOf returns the host of a storage system and its storage device
+// info, or ManagedObjectNotFound for the storage system if either is gone.
+func hostOf(ctx *simulator.Context, ref types.ManagedObjectReference) (*simulator.HostSystem, *types.HostStorageDeviceInfo, *soap.Fault) {
+	storage, fault := lookup[*simulator.HostStorageSystem](ctx, ref)
+	if fault != nil {
+		return nil, nil, fault
+	}
+	if storage.Host == nil {
+		return nil, nil, notFound(ref)
 	}
 	host, ok := ctx.Map.Get(storage.Host.Self).(*simulator.HostSystem)
 	if !ok {
-		return nil, nil
+		return nil, nil, notFound(ref)
 	}
-	return host, host.Config.StorageDevice
+	return host, host.Config.StorageDevice, nil
 }
 
 func softwareHba(info *types.HostStorageDeviceInfo, device string) *types.HostInternetScsiHba {
@@ -133,16 +136,15 @@ func softwareHba(info *types.HostStorageDeviceInfo, device string) *types.HostIn
 
 func (s *iscsiService) AddInternetScsiStaticTargets(ctx *simulator.Context, req *types.AddInternetScsiStaticTargets) soap.HasFault {
 	body := new(methods.AddInternetScsiStaticTargetsBody)
-	host, info := hostOf(ctx, req.This)
-	if host == nil {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	host, info, fault := hostOf(ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
-	var fault types.BaseMethodFault
 	ctx.WithLock(host, func() {
 		hba := softwareHba(info, req.IScsiHbaDevice)
 		if hba == nil {
-			fault = &types.NotFound{}
+			body.Fault_ = simulator.Fault("", &types.NotFound{})
 			return
 		}
 		for _, t := range req.Targets {
@@ -155,8 +157,7 @@ func (s *iscsiService) AddInternetScsiStaticTargets(ctx *simulator.Context, req 
 			}
 		}
 	})
-	if fault != nil {
-		body.Fault_ = simulator.Fault("", fault)
+	if body.Fault_ != nil {
 		return body
 	}
 	body.Res = new(types.AddInternetScsiStaticTargetsResponse)
@@ -165,9 +166,9 @@ func (s *iscsiService) AddInternetScsiStaticTargets(ctx *simulator.Context, req 
 
 func (s *iscsiService) AddInternetScsiSendTargets(ctx *simulator.Context, req *types.AddInternetScsiSendTargets) soap.HasFault {
 	body := new(methods.AddInternetScsiSendTargetsBody)
-	host, info := hostOf(ctx, req.This)
-	if host == nil {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	host, info, fault := hostOf(ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	ctx.WithLock(host, func() {
@@ -183,9 +184,9 @@ func (s *iscsiService) AddInternetScsiSendTargets(ctx *simulator.Context, req *t
 // and every target of the array behind a send-target (discovery) portal.
 func (s *iscsiService) RescanHba(ctx *simulator.Context, req *types.RescanHba) soap.HasFault {
 	body := new(methods.RescanHbaBody)
-	host, info := hostOf(ctx, req.This)
-	if host == nil {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	host, info, fault := hostOf(ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	s.a.mu.Lock()
@@ -290,12 +291,11 @@ func (a *iscsiArray) middleware(next http.Handler) http.Handler {
 		defer a.mu.Unlock()
 		switch r.Method {
 		case http.MethodGet:
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"targets": a.targets})
+			writeJSON(w, http.StatusOK, map[string]any{"targets": a.targets})
 		case http.MethodPost:
 			var t iscsiTarget
-			if err := json.NewDecoder(r.Body).Decode(&t); err != nil || t.Portal == "" || t.IQN == "" {
-				http.Error(w, "want {\"portal\": \"addr:port\", \"iqn\": name, \"luns\": [{\"lun\", \"uuid\", \"blocks\"}]}", http.StatusBadRequest)
+			if err := decodeJSON(r, &t); err != nil || t.Portal == "" || t.IQN == "" {
+				badRequest(w, `want {"portal": "addr:port", "iqn": name, "luns": [{"lun", "uuid", "blocks"}]}`)
 				return
 			}
 			a.targets = append(a.targets, t)

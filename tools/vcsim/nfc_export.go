@@ -143,9 +143,9 @@ func (x *exports) finish(ref types.ManagedObjectReference, state string) {
 // ExportVm exports a powered-off VM's disks as they are.
 func (s *exportService) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.HasFault {
 	body := new(methods.ExportVmBody)
-	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	vm, fault := lookup[*simulator.VirtualMachine](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	var state types.VirtualMachinePowerState
@@ -169,9 +169,9 @@ func (s *exportService) ExportVm(ctx *simulator.Context, req *types.ExportVm) so
 // taken, whatever the VM's power state.
 func (s *exportService) ExportSnapshot(ctx *simulator.Context, req *types.ExportSnapshot) soap.HasFault {
 	body := new(methods.ExportSnapshotBody)
-	snapshot, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachineSnapshot)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	snapshot, fault := lookup[*simulator.VirtualMachineSnapshot](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	var vm types.ManagedObjectReference

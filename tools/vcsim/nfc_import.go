@@ -161,7 +161,7 @@ func (s *importService) ImportVApp(ctx *simulator.Context, req *types.ImportVApp
 	case *simulator.VirtualApp:
 		ctx.WithLock(pool, func() { res = pool.ImportVApp(ctx, req) })
 	default:
-		return &methods.ImportVAppBody{Fault_: simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})}
+		return &methods.ImportVAppBody{Fault_: notFound(req.This)}
 	}
 	if body, ok := res.(*methods.ImportVAppBody); ok && body.Res != nil {
 		if lease, ok := ctx.Session.Get(body.Res.Returnval).(*simulator.HttpNfcLease); ok {
@@ -184,7 +184,7 @@ func sessionLease(ctx *simulator.Context, ref types.ManagedObjectReference) (*si
 	if lease, ok := ctx.Session.Get(ref).(*simulator.HttpNfcLease); ok {
 		return lease, nil
 	}
-	return nil, simulator.Fault("", &types.ManagedObjectNotFound{Obj: ref})
+	return nil, notFound(ref)
 }
 
 func (s *importService) HttpNfcLeaseComplete(ctx *simulator.Context, req *types.HttpNfcLeaseComplete) soap.HasFault {

@@ -62,7 +62,8 @@ func (s *importService) HttpNfcLeasePullFromUrlsTask(ctx *simulator.Context, req
 	}
 	l := s.x.lease(req.This.Value)
 	if _, fault := sessionLease(ctx, req.This); fault != nil || l == nil {
-		return fail("", &types.ManagedObjectNotFound{Obj: req.This})
+		body.Fault_ = notFound(req.This)
+		return body
 	}
 	if state, _ := s.x.sync(l); state != "ready" {
 		return fail("lease is "+state, &types.InvalidState{})
@@ -255,7 +256,7 @@ func pullFault(fault types.BaseMethodFault, format string, a ...any) types.BaseM
 }
 
 // pullMessage is the reason pullFault gave a fault, else its type as
-// vcsim's tasks say (faults.go's responseFix rewrites that for an
+// vcsim's tasks say (faults_soap.go's responseFix rewrites that for an
 // injected fault).
 func pullMessage(fault types.BaseMethodFault) string {
 	for _, m := range fault.GetMethodFault().FaultMessage {

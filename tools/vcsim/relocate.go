@@ -172,9 +172,9 @@ func routeStorageVMotion(ctx *simulator.Context, method *simulator.Method) {
 // RelocateVMTask is the storage vMotion's task, on the VM.
 func (s *relocateService) RelocateVMTask(ctx *simulator.Context, req *types.RelocateVM_Task) soap.HasFault {
 	body := new(methods.RelocateVM_TaskBody)
-	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
-	if !ok {
-		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.This})
+	vm, fault := lookup[*simulator.VirtualMachine](ctx, req.This)
+	if fault != nil {
+		body.Fault_ = fault
 		return body
 	}
 	task := simulator.CreateTask(vm, "relocateVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {

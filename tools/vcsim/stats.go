@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -83,8 +82,7 @@ func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
 		for k, v := range s.soap {
 			calls[k] = v
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
+		writeJSON(w, http.StatusOK, map[string]any{
 			"folder_puts":      puts,
 			"folder_put_total": s.total,
 			"soap_calls":       calls,
