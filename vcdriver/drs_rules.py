@@ -32,7 +32,7 @@ from pyVmomi import vmodl
 
 from vcdriver import conf
 from vcdriver import exception
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
@@ -198,8 +198,8 @@ def _lock(cluster):
 def _read(session, cluster):
     """({instance uuid: VM}, our rules) of a cluster: vm.instances' reads
     and one more, whatever the number of VMs and rules."""
-    placements = {uuid: vm for uuid, (vm, _c)
-                  in vm_mod.instances(session, [cluster]).items()}
+    placements = {uuid: vm_ref for uuid, (vm_ref, _c)
+                  in vm.instances(session, [cluster]).items()}
     config = props.properties(
         session, [cluster.ref], vim.ClusterComputeResource,
         ['configurationEx']).get(cluster.ref, {}).get('configurationEx')

@@ -27,7 +27,7 @@ from oslo_utils import uuidutils
 from pyVmomi import vim
 
 from tests.functional import vm_view
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -242,7 +242,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         # Real vCenter's Destroy_Task deletes every disk of the VM (vcsim
         # only the VM's folder): the volume must be off it by then.
         disks_at_destroy = []
-        destroy = vm_mod.destroy
+        destroy = vm.destroy
 
         def spy(session, vm_ref):
             disks_at_destroy.append(
@@ -274,8 +274,8 @@ class TestVolumes(nova_harness.VcdriverTestCase):
             self.si.content.virtualDiskManager.MoveVirtualDisk_Task(
                 sourceName=path, sourceDatacenter=dc, destName=moved,
                 destDatacenter=dc, force=False))
-        vm = vm_view.vm_of(self.vcsim, server['id'])
-        vcsim_harness.wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+        vm_ref = vm_view.vm_of(self.vcsim, server['id'])
+        vcsim_harness.wait_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
             deviceChange=[
                 vim.vm.device.VirtualDeviceSpec(operation='remove',
                                                 device=disk),
@@ -329,9 +329,9 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         servers = [self.boot(image['id']), self.boot(image['id'])]
         for server in servers:
             self.attach(server, volume_id)
-            vm = vm_view.vm_of(self.vcsim, server['id'])
+            vm_ref = vm_view.vm_of(self.vcsim, server['id'])
             # The VM's host has the target and found the LUN.
-            storage = vm.runtime.host.config.storageDevice
+            storage = vm_ref.runtime.host.config.storageDevice
             [hba] = [h for h in storage.hostBusAdapter
                      if isinstance(h, vim.host.InternetScsiHba)]
             self.assertIn(('192.0.2.10', 3260, iqn),
@@ -366,17 +366,17 @@ class TestVolumes(nova_harness.VcdriverTestCase):
 
     def test_volume_connector_names_the_vm(self):
         server = self.boot(self.upload_flat_vmdk('vol-connector')['id'])
-        vm = vm_view.vm_of(self.vcsim, server['id'])
+        vm_ref = vm_view.vm_of(self.vcsim, server['id'])
         connector = self.driver.get_volume_connector(
             objects.Instance(uuid=server['id']))
         # tools/vcsim gives every host a software iSCSI adapter.
         iqn = next(h.iScsiName
-                   for h in vm.runtime.host.config.storageDevice.
+                   for h in vm_ref.runtime.host.config.storageDevice.
                    hostBusAdapter
                    if isinstance(h, vim.host.InternetScsiHba))
         self.assertEqual(
             {'ip': self.vcsim.host, 'host': self.vcsim.host,
-             'instance': vm._moId, 'initiator': iqn}, connector)
+             'instance': vm_ref._moId, 'initiator': iqn}, connector)
         self.assertTrue(iqn.startswith('iqn.1998-01.com.vmware:'))
         self._delete_server(server)
 
