@@ -39,9 +39,9 @@ EXTENT_RE = re.compile(r'-(flat|delta|sesparse|ctk|rdm|rdmp|s\d{3}|f\d{3})'
                        r'\.vmdk$')
 # Files of an instance folder that no VM may reference and still matter.
 STRAY_SUFFIXES = ('.vmdk', '.iso')
-MARKER = vm.INSTANCE_PROPS[-1]
 VM_FILE_PROPS = ['name', 'runtime.powerState', 'config.files.vmPathName',
-                 'layoutEx.file', 'config.hardware.device', MARKER]
+                 'layoutEx.file', 'config.hardware.device',
+                 vm.INSTANCE_MARKER_PROP]
 LISTS = ('vms_without_instance', 'instances_without_vm', 'orphan_folders',
          'cache_debris')
 
@@ -208,7 +208,7 @@ def referenced_files(vm_props):
 
 
 def _marker(p):
-    value = p.get(MARKER)
+    value = p.get(vm.INSTANCE_MARKER_PROP)
     value = getattr(value, 'value', value)
     return value.lower() if isinstance(value, str) and value else None
 
