@@ -10,8 +10,8 @@ so removed with the instance's folder.
 import os
 import tempfile
 
-from nova.api.metadata import base as instance_metadata
 from nova import exception as nova_exception
+from nova.api.metadata import base as instance_metadata
 from nova.virt import configdrive
 from oslo_log import log as logging
 

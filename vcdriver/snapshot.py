@@ -18,8 +18,8 @@ delete_image_on_error); we leave nothing behind in vCenter.
 import queue
 import threading
 
-from nova.compute import task_states
 from nova import exception as nova_exception
+from nova.compute import task_states
 from oslo_log import log as logging
 from oslo_utils import units
 from pyVmomi import vim

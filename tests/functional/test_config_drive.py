@@ -11,8 +11,8 @@ import json
 import os
 import subprocess
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pyVmomi import vim
 
 from tests.functional import vcsim_view

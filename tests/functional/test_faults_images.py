@@ -18,7 +18,6 @@ from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 from tests.unit import formats_fixtures as ff
-
 from vcdriver import conf as vc_conf
 
 MiB = 1024 * 1024

@@ -20,7 +20,6 @@ from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
 
-
 class TestLiveMigration(nova_harness.VcdriverTestCase):
     clusters = ('DC0_C0',)
     start_compute = False

@@ -27,9 +27,9 @@ from oslo_utils import uuidutils
 from pyVmomi import vim
 
 from tests.functional import vcsim_view
-from vcdriver import vm
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
+from vcdriver import vm
 
 MiB = 1024 ** 2
 VOLUME_BYTES = 4 * MiB

@@ -140,7 +140,8 @@ def test_one_image_and_clear(proxy):
 
 
 def test_in_front_of_glance(glance):
-    from glanceclient import Client, exc
+    from glanceclient import Client
+    from glanceclient import exc
 
     from tests.harness.glance import DUMMY_TOKEN
 

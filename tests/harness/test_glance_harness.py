@@ -13,8 +13,9 @@ import urllib.request
 import pytest
 
 from tests.harness import glance as glance_mod
-from tests.harness.glance import Glance, GlanceError
 from tests.harness import venvs
+from tests.harness.glance import Glance
+from tests.harness.glance import GlanceError
 
 MiB = 1024 * 1024
 

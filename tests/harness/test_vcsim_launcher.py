@@ -8,10 +8,12 @@ import urllib.request
 import uuid
 
 import pytest
-from pyVmomi import vim, vmodl
+from pyVmomi import vim
+from pyVmomi import vmodl
 
 from tests.harness import vcsim as vcsim_harness
-from tests.harness.vcsim import Vcsim, connect
+from tests.harness.vcsim import connect
+from tests.harness.vcsim import Vcsim
 
 PC = vmodl.query.PropertyCollector
 

@@ -242,7 +242,8 @@ class Control:
         Returns its row as :meth:`list_datastores` lists it, plus
         ``"changed"`` (the morefs changed). An unknown name or free space
         above the capacity raises :class:`VcsimError`."""
-        from urllib.parse import quote, urlencode
+        from urllib.parse import quote
+        from urllib.parse import urlencode
 
         body = {"free_gb": free_gb}
         if capacity_gb is not None:
@@ -254,7 +255,8 @@ class Control:
 
     def datastore_url(self, ds, path, dc="DC0"):
         """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""
-        from urllib.parse import quote, urlencode
+        from urllib.parse import quote
+        from urllib.parse import urlencode
 
         return self.http_url(
             "/folder/%s?%s"

@@ -18,9 +18,9 @@ import time
 from tools.bench import disk_images
 from tools.bench import netns
 from tools.bench import worker
-from tools.bench.image_transfer.naming import NAME
 from tools.bench.image_transfer.naming import GiB
 from tools.bench.image_transfer.naming import MiB
+from tools.bench.image_transfer.naming import NAME
 from tools.bench.image_transfer.naming import size_bytes
 from tools.bench.image_transfer.naming import size_label
 from tools.bench.image_transfer.realistic import INCOMPRESSIBLE

@@ -11,7 +11,6 @@ import os
 import time
 
 from tools.bench import report
-from vcdriver.images.formats import deflate
 from tools.bench.image_transfer.bench import Bench
 from tools.bench.image_transfer.bench import say
 from tools.bench.image_transfer.cli import realistic_config
@@ -19,14 +18,15 @@ from tools.bench.image_transfer.figures import CASES
 from tools.bench.image_transfer.figures import figures
 from tools.bench.image_transfer.figures import format_results
 from tools.bench.image_transfer.figures import summarize
-from tools.bench.image_transfer.naming import MiB
 from tools.bench.image_transfer.naming import bytes_label
+from tools.bench.image_transfer.naming import MiB
 from tools.bench.image_transfer.naming import size_label
+from tools.bench.image_transfer.realistic import format_realistic
 from tools.bench.image_transfer.realistic import LEVEL_METRICS
 from tools.bench.image_transfer.realistic import R_CASES
 from tools.bench.image_transfer.realistic import R_METRICS
-from tools.bench.image_transfer.realistic import format_realistic
 from tools.bench.image_transfer.realistic import realistic_figures
+from vcdriver.images.formats import deflate
 
 INTREE_NOTE = (
     'In-tree, three adjustments to run on the launcher '
