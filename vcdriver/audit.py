@@ -279,7 +279,7 @@ def instance_folders(ds_name, items, refs, nova, marked):
                     'kind': 'file', 'datastore': ds_name,
                     'path': '[%s] %s' % (ds_name, i.path), 'files': 1,
                     'size': i.size or 0,
-                    'reason': 'in a VM\'s folder, but no VM references it'})
+                    'reason': "in a VM's folder, but no VM references it"})
     return orphans, unused
 
 

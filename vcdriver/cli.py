@@ -79,8 +79,8 @@ def resolve_each(session, problems):
         try:
             found.extend(cluster_mod.resolve(session, [name]))
         except exception.ClusterNotFound as e:
-            problem(problems, ERROR, "%s: cluster %r not found in %s "
-                    "(known: %s)" % (setting(name), name, session.url,
+            problem(problems, ERROR, '%s: cluster %r not found in %s '
+                    '(known: %s)' % (setting(name), name, session.url,
                                      e.kwargs['known']))
         except exception.AmbiguousCluster as e:
             problem(problems, ERROR, '%s: %s' % (setting(name), e))

@@ -309,7 +309,7 @@ def on_destroy(session, cluster, instance):
             sync_group(session, cluster, group_uuid, policy, members,
                        leaving=instance.uuid)
     except Exception:
-        LOG.warning('Could not update the DRS rule of this instance\'s '
+        LOG.warning("Could not update the DRS rule of this instance's "
                     'server group in cluster %s; the periodic repair will',
                     cluster.name, exc_info=True, instance=instance)
 
@@ -340,7 +340,7 @@ def repair(session, context, cluster):
                             'cluster %s: %s', name, cluster.name, e.reason)
         if done:
             LOG.warning('Repaired %d DRS rule change(s) in cluster %s that '
-                        'had drifted from Nova\'s server groups', len(done),
+                        "had drifted from Nova's server groups", len(done),
                         cluster.name)
         return done
 

@@ -102,7 +102,7 @@ class TestImagesAsToolsWriteThem(nova_harness.VcdriverTestCase):
         self.assertFalse(
             [f for f in self.datastore_files()
              if '/import/' in f or '.partial-' in f],
-            'the shell\'s files or the partial download stayed')
+            "the shell's files or the partial download stayed")
         self._delete_server(server)
         return image
 

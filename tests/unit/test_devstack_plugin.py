@@ -32,7 +32,7 @@ PHASES = (('stack', 'install'), ('stack', 'post-config'),
 # devstack's functions, as far as the plugin uses them. ``log`` writes one
 # JSON array per call; commands that would reach the network or build
 # something leave a file behind instead.
-STUBS = r'''
+STUBS = r"""
 log() {
     python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \
         "$@" >>"$CALLS"
@@ -119,7 +119,7 @@ go() {
     printf '#!/bin/sh\n' >"$out"
     chmod +x "$out"
 }
-'''
+"""
 
 
 def _launcher_flags():

@@ -222,7 +222,7 @@ def format_results(figs, result, notes=()):
                      % (_fmt(f('malloc_used_slope_mib_per_100'), 2),
                         _fmt(f('rss_trimmed_slope_mib_per_100'), 2)))
     if f('purged_rows') is not None:
-        lines.append('%s rows of deleted servers purged from Nova\'s '
+        lines.append("%s rows of deleted servers purged from Nova's "
                      'in-memory databases at the checkpoints'
                      % _int(f('purged_rows')))
     lines.extend(notes)

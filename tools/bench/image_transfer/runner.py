@@ -32,10 +32,10 @@ INTREE_NOTE = (
     'In-tree, three adjustments to run on the launcher '
     '(tools/bench/image_transfer/workers.py _intree_fetch), none changing '
     'a byte sent: its PUTs go through vCenter (its own fallback when it '
-    'gets no ESX ticket: vcsim\'s hosts have no address of their own); '
+    "gets no ESX ticket: vcsim's hosts have no address of their own); "
     'CreateVirtualDisk_Task gets capacityKb as an integer (it sends '
     'file_size / 1024, a float, "1048576.0", which vCenter takes and '
-    'vcsim\'s decoder refuses); its VmdkWriteHandle reads its NFC PUT\'s '
+    "vcsim's decoder refuses); its VmdkWriteHandle reads its NFC PUT's "
     'response before HttpNfcLeaseComplete (it completes first and never '
     'reads it; the launcher ends a transfer still in flight at Complete, '
     'which cut the disk short).')
@@ -204,7 +204,7 @@ def run(args, log=say):
         notes.append(
             'Realistic part: s is wall time to a cached disk (ours: '
             'pipeline.cached; in-tree: VMwareVMOps._fetch_image_if_missing, '
-            'as each spawn calls them, Glance\'s image record read '
+            "as each spawn calls them, Glance's image record read "
             'included); sent: bytes the launcher received on NFC import '
             'leases plus the body of flat PUTs (counted in the worker: '
             'the launcher counts PUTs, not their bytes); alloc: st_blocks x '
