@@ -239,7 +239,8 @@ def _check_acceptable(opts, props):
 class TestRealVcenter:
 
     @pytest.fixture(scope='class')
-    def run(self, tmp_path_factory):
+    @classmethod
+    def run(cls, tmp_path_factory):
         tmp = tmp_path_factory.mktemp('vcenter')
         run = run_plugin(tmp, VCENTER)
         assert run.proc.returncode == 0, run.proc.stderr
@@ -319,7 +320,8 @@ class TestRealVcenter:
 class TestVcsim:
 
     @pytest.fixture(scope='class')
-    def run(self, tmp_path_factory):
+    @classmethod
+    def run(cls, tmp_path_factory):
         tmp = tmp_path_factory.mktemp('vcsim')
         run = run_plugin(tmp, {'VCDRIVER_USE_VCSIM': 'True'},
                          phases=PHASES[:-1])
