@@ -12,7 +12,6 @@ import pytest
 from tests.harness import glance as glance_harness
 from tests.harness import vcsim as vcsim_harness
 
-
 # Never in a log line at any level: vCenter passwords, session cookies.
 COOKIE_NAME = 'vmware_soap_session'
 

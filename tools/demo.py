@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.harness import nova as nova_harness  # noqa: E402 (nova first)
 
+# isort: split
+
 import logging  # noqa: E402
 import unittest  # noqa: E402
 

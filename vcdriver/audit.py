@@ -26,7 +26,7 @@ from pyVmomi import vmodl
 
 from vcdriver import cluster as cluster_mod
 from vcdriver import migration
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.images import cache as image_cache
 from vcdriver.images import disk_import
 from vcdriver.vsphere import props
@@ -39,9 +39,9 @@ EXTENT_RE = re.compile(r'-(flat|delta|sesparse|ctk|rdm|rdmp|s\d{3}|f\d{3})'
                        r'\.vmdk$')
 # Files of an instance folder that no VM may reference and still matter.
 STRAY_SUFFIXES = ('.vmdk', '.iso')
-MARKER = vm_mod.INSTANCE_PROPS[-1]
 VM_FILE_PROPS = ['name', 'runtime.powerState', 'config.files.vmPathName',
-                 'layoutEx.file', 'config.hardware.device', MARKER]
+                 'layoutEx.file', 'config.hardware.device',
+                 vm.INSTANCE_MARKER_PROP]
 LISTS = ('vms_without_instance', 'instances_without_vm', 'orphan_folders',
          'cache_debris')
 
@@ -89,7 +89,7 @@ def audit(session, clusters, instance_uuids, conf, states=None):
     ``states`` (cluster.read_state of the clusters) if the caller has them.
     """
     nova = {u.lower() for u in instance_uuids}
-    marked = vm_mod.instances(session, clusters)
+    marked = vm.instances(session, clusters)
     if states is None:
         states = cluster_mod.read_state(session, clusters)
     datastores = usable_datastores(clusters, states,
@@ -106,7 +106,7 @@ def audit(session, clusters, instance_uuids, conf, states=None):
         session, marked, nova, vms)
     folders = {}  # instance uuid -> ['[ds] uuid'], of unused folders
     refs = referenced_files(vms.values())
-    elsewhere = {_marker(p): (vm, p) for vm, p in vms.items()
+    elsewhere = {_marker(p): (vm_ref, p) for vm_ref, p in vms.items()
                  if _marker(p)}
     cache_folder = conf.vcdriver.image_cache_folder.strip('/')
     stale = conf.vcdriver.image_cache_lock_stale_seconds
@@ -125,8 +125,8 @@ def audit(session, clusters, instance_uuids, conf, states=None):
         entry = {'uuid': uuid, 'folders': folders.get(uuid, []),
                  'vm_elsewhere': None}
         if uuid in elsewhere:
-            vm, p = elsewhere[uuid]
-            entry['vm_elsewhere'] = '%s (%s)' % (p.get('name'), vm._moId)
+            vm_ref, p = elsewhere[uuid]
+            entry['vm_elsewhere'] = '%s (%s)' % (p.get('name'), vm_ref._moId)
         report.instances_without_vm.append(entry)
     return report
 
@@ -208,7 +208,7 @@ def referenced_files(vm_props):
 
 
 def _marker(p):
-    value = p.get(MARKER)
+    value = p.get(vm.INSTANCE_MARKER_PROP)
     value = getattr(value, 'value', value)
     return value.lower() if isinstance(value, str) and value else None
 
@@ -216,7 +216,8 @@ def _marker(p):
 def vms_without_instance(session, marked, nova, known_props):
     """Marked VMs of the clusters whose uuid Nova does not know."""
     orphans = {u: vm_c for u, vm_c in marked.items() if u.lower() not in nova}
-    missing = [vm for vm, _c in orphans.values() if vm not in known_props]
+    missing = [vm_ref for vm_ref, _c in orphans.values()
+               if vm_ref not in known_props]
     details = dict(known_props)
     if missing:  # VMs on datastores we do not scan: one more read
         try:
@@ -225,10 +226,10 @@ def vms_without_instance(session, marked, nova, known_props):
         except vmodl.fault.ManagedObjectNotFound:
             LOG.debug('A VM went away while the audit read it')
     found = []
-    for uuid, (vm, cluster) in sorted(orphans.items()):
-        p = details.get(vm, {})
+    for uuid, (vm_ref, cluster) in sorted(orphans.items()):
+        p = details.get(vm_ref, {})
         found.append({'uuid': uuid, 'name': p.get('name'),
-                      'moref': vm._moId, 'cluster': cluster.name,
+                      'moref': vm_ref._moId, 'cluster': cluster.name,
                       'power_state': p.get('runtime.powerState'),
                       'vmx': p.get('config.files.vmPathName')})
     return found
@@ -278,7 +279,7 @@ def instance_folders(ds_name, items, refs, nova, marked):
                     'kind': 'file', 'datastore': ds_name,
                     'path': '[%s] %s' % (ds_name, i.path), 'files': 1,
                     'size': i.size or 0,
-                    'reason': 'in a VM\'s folder, but no VM references it'})
+                    'reason': "in a VM's folder, but no VM references it"})
     return orphans, unused
 
 
@@ -322,7 +323,7 @@ def import_shells(vm_props, listings, debris, cache_folder):
     dead = {d['path'].rpartition('/')[2] for d in debris
             if d['kind'] == 'partial download'}
     found = []
-    for vm, p in sorted(vm_props.items(), key=lambda kv: kv[0]._moId):
+    for vm_ref, p in sorted(vm_props.items(), key=lambda kv: kv[0]._moId):
         name = p.get('name') or ''
         if not name.startswith(disk_import.SHELL_PREFIX):
             continue
@@ -336,7 +337,7 @@ def import_shells(vm_props, listings, debris, cache_folder):
             'image_id': partial.partition('.partial-')[0],
             'age_seconds': None,
             'detail': 'VM %s (%s) made by an image download that died; '
-                      'remove it before its folder' % (name, vm._moId)})
+                      'remove it before its folder' % (name, vm_ref._moId)})
     return found
 
 

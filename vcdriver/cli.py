@@ -79,8 +79,8 @@ def resolve_each(session, problems):
         try:
             found.extend(cluster_mod.resolve(session, [name]))
         except exception.ClusterNotFound as e:
-            problem(problems, ERROR, "%s: cluster %r not found in %s "
-                    "(known: %s)" % (setting(name), name, session.url,
+            problem(problems, ERROR, '%s: cluster %r not found in %s '
+                    '(known: %s)' % (setting(name), name, session.url,
                                      e.kwargs['known']))
         except exception.AmbiguousCluster as e:
             problem(problems, ERROR, '%s: %s' % (setting(name), e))
@@ -275,10 +275,10 @@ def nova_instance_uuids(host=None):
     host) from Nova's database: the host's cell through [api_database]
     when it is set, else [database] itself."""
     from nova import context as nova_context
-    from nova.db.api import api as api_db_api
-    from nova.db.main import api as main_db_api
     from nova import objects
     from nova import rpc
+    from nova.db.api import api as api_db_api
+    from nova.db.main import api as main_db_api
     from oslo_db.sqlalchemy import enginefacade
     objects.register_all()
     # What Nova's own parse_args does after reading the files. Without it

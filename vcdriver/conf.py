@@ -69,22 +69,22 @@ vcdriver_opts = [
                          'images).'),
                         ('flat',
                          'the whole flat extent, zeros included, with one '
-                         'PUT through vCenter\'s datastore /folder '
+                         "PUT through vCenter's datastore /folder "
                          'endpoint; the cached disk is as large as the '
                          'virtual size. For sites where only vCenter is '
                          'reachable.')],
                help='How image disks are written into the datastore image '
                     'cache. ISO images are always copied as they are '
-                    'through vCenter\'s datastore endpoint.'),
+                    "through vCenter's datastore endpoint."),
     cfg.IntOpt('image_deflate_level',
                default=1,
                min=0,
                max=9,
                help='Deflate level of the grains sent with '
                     'image_upload_method = stream_optimized (0: stored, no '
-                    'compression; 9: smallest). Levels 1 to 3 are ISA-L\'s '
+                    "compression; 9: smallest). Levels 1 to 3 are ISA-L's "
                     '(PyPI isal, several times faster than zlib at a like '
-                    'ratio) where it is installed, the others zlib\'s.'),
+                    "ratio) where it is installed, the others zlib's."),
     cfg.IntOpt('image_compress_threads',
                default=2,
                min=1,
@@ -100,19 +100,19 @@ vcdriver_opts = [
                      '(HttpNfcLeasePullFromUrls, vSphere 6.7 and later): '
                      'no image byte passes through nova-compute. The ESX '
                      'hosts must reach Glance at image_pull_glance_url, '
-                     'and the request carries the user\'s Keystone token '
-                     '(X-Auth-Token); an https Glance\'s certificate is '
+                     "and the request carries the user's Keystone token "
+                     "(X-Auth-Token); an https Glance's certificate is "
                      'verified by nova-compute ([glance] cafile) and given '
                      'to ESX as its thumbprint. nova-compute never sees '
                      'the bytes, '
-                     'so Glance\'s hash is not checked in this mode: ESX '
+                     "so Glance's hash is not checked in this mode: ESX "
                      'must have received exactly the bytes Glance '
                      'records, making a disk of the virtual size Glance '
                      'records, and ESX checks each grain as it decodes it. '
                      'Any failure falls back to streaming the image '
                      'through nova-compute (image_upload_method).'),
     cfg.StrOpt('image_pull_glance_url',
-               help='Glance\'s endpoint as the ESX hosts reach it, e.g. '
+               help="Glance's endpoint as the ESX hosts reach it, e.g. "
                     'https://glance.example.org:9292, for image_pull; '
                     'default: the endpoint nova-compute uses ([glance] '
                     'api_servers, else the service catalog).'),
@@ -146,7 +146,7 @@ vcdriver_opts = [
                min=0,
                help='Seconds between passes that make the DRS VM-VM rules '
                     'of server groups (nova-servergroup-<group uuid>) in '
-                    'each cluster match Nova\'s groups again, undoing '
+                    "each cluster match Nova's groups again, undoing "
                     'changes made in vCenter by hand. Passes run within '
                     'the resource update periodic ([DEFAULT] '
                     'update_resources_interval), so they come no more '

@@ -10,13 +10,13 @@ so removed with the instance's folder.
 import os
 import tempfile
 
-from nova.api.metadata import base as instance_metadata
 from nova import exception as nova_exception
+from nova.api.metadata import base as instance_metadata
 from nova.virt import configdrive
 from oslo_log import log as logging
 
 from vcdriver import conf
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.vsphere import datastore_http
 
 LOG = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def required_by(instance):
     return configdrive.required_by(instance)
 
 
-def attach(session, cluster, vm, instance, folder, injected_files=None,
+def attach(session, cluster, vm_ref, instance, folder, injected_files=None,
            admin_password=None, network_info=None):
     """Build the ISO, upload it into the instance's folder and attach it
     as a CD-ROM; returns its datastore path."""
@@ -47,7 +47,7 @@ def attach(session, cluster, vm, instance, folder, injected_files=None,
         with configdrive.ConfigDriveBuilder(instance_md=metadata) as builder:
             builder.make_drive(iso)
         _upload(session, cluster, iso, path)
-    vm_mod.attach_cdrom(session, vm, path)
+    vm.attach_cdrom(session, vm_ref, path)
     LOG.info('Config drive %s attached', path, instance=instance)
     return path
 

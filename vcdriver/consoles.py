@@ -12,8 +12,8 @@ import os
 import threading
 import urllib.parse
 
-from nova.console import type as ctype
 from nova import exception as nova_exception
+from nova.console import type as ctype
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 from oslo_utils import units

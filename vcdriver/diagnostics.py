@@ -10,7 +10,7 @@ from nova import objects
 from nova.virt import configdrive
 from pyVmomi import vim
 
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.vsphere import props
 
 PATHS = ['runtime.powerState', 'config.hardware.numCPU',
@@ -18,9 +18,9 @@ PATHS = ['runtime.powerState', 'config.hardware.numCPU',
          'summary.quickStats', 'config.guestId']
 
 
-def _read(session, vm):
-    return props.properties(session, [vm], vim.VirtualMachine,
-                            PATHS).get(vm, {})
+def _read(session, vm_ref):
+    return props.properties(session, [vm_ref], vim.VirtualMachine,
+                            PATHS).get(vm_ref, {})
 
 
 def _devices(p, kind):
@@ -28,10 +28,10 @@ def _devices(p, kind):
             if isinstance(d, kind)]
 
 
-def legacy(session, vm):
+def legacy(session, vm_ref):
     """get_diagnostics: a flat dict, names prefixed ``vmware:`` as the
     in-tree driver's are."""
-    p = _read(session, vm)
+    p = _read(session, vm_ref)
     stats = p.get('summary.quickStats')
     data = {
         'powerState': p.get('runtime.powerState'),
@@ -52,12 +52,12 @@ def legacy(session, vm):
     return {'vmware:' + k: v for k, v in data.items()}
 
 
-def instance_diagnostics(session, vm, instance):
+def instance_diagnostics(session, vm_ref, instance):
     """get_instance_diagnostics: Nova's Diagnostics object."""
-    p = _read(session, vm)
+    p = _read(session, vm_ref)
     stats = p.get('summary.quickStats')
     diags = objects.Diagnostics(
-        state=vm_mod.POWER_STATES.get(p.get('runtime.powerState'), 0),
+        state=vm.POWER_STATES.get(p.get('runtime.powerState'), 0),
         driver='vmwareapi', hypervisor='vmware', hypervisor_os='esxi',
         uptime=getattr(stats, 'uptimeSeconds', None),
         config_drive=configdrive.required_by(instance))

@@ -8,8 +8,9 @@ import threading
 import time
 import uuid
 
-from nova.compute import task_states
+import os_resource_classes as orc
 from nova import exception as nova_exception
+from nova.compute import task_states
 from nova.objects import fields as obj_fields
 from nova.virt import driver
 from nova.virt import hardware
@@ -18,8 +19,6 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import units
 from oslo_utils import versionutils
-
-import os_resource_classes as orc
 
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod

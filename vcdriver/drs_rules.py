@@ -32,7 +32,7 @@ from pyVmomi import vmodl
 
 from vcdriver import conf
 from vcdriver import exception
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
@@ -198,8 +198,8 @@ def _lock(cluster):
 def _read(session, cluster):
     """({instance uuid: VM}, our rules) of a cluster: vm.instances' reads
     and one more, whatever the number of VMs and rules."""
-    placements = {uuid: vm for uuid, (vm, _c)
-                  in vm_mod.instances(session, [cluster]).items()}
+    placements = {uuid: vm_ref for uuid, (vm_ref, _c)
+                  in vm.instances(session, [cluster]).items()}
     config = props.properties(
         session, [cluster.ref], vim.ClusterComputeResource,
         ['configurationEx']).get(cluster.ref, {}).get('configurationEx')
@@ -309,7 +309,7 @@ def on_destroy(session, cluster, instance):
             sync_group(session, cluster, group_uuid, policy, members,
                        leaving=instance.uuid)
     except Exception:
-        LOG.warning('Could not update the DRS rule of this instance\'s '
+        LOG.warning("Could not update the DRS rule of this instance's "
                     'server group in cluster %s; the periodic repair will',
                     cluster.name, exc_info=True, instance=instance)
 
@@ -340,7 +340,7 @@ def repair(session, context, cluster):
                             'cluster %s: %s', name, cluster.name, e.reason)
         if done:
             LOG.warning('Repaired %d DRS rule change(s) in cluster %s that '
-                        'had drifted from Nova\'s server groups', len(done),
+                        "had drifted from Nova's server groups", len(done),
                         cluster.name)
         return done
 

@@ -122,7 +122,7 @@ class ISCSITargetNotFound(VCenterError):
 class ISCSIVolumeNeedsSCSI(nova_exception.Invalid):
     msg_fmt = ('iSCSI volume %(volume_id)s is attached as a physical raw '
                'device mapping, which needs a SCSI controller; this '
-               'server\'s disks are on %(bus)s.')
+               "server's disks are on %(bus)s.")
 
 
 class VMHasNoHost(VCenterError):

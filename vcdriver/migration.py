@@ -43,7 +43,7 @@ from vcdriver import conf
 from vcdriver import drs_rules
 from vcdriver import lifecycle
 from vcdriver import power
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver.vsphere import datastore_http
 from vcdriver.vsphere import files
@@ -77,12 +77,12 @@ def check_resize(instance, old, new):
                              field))
 
 
-def migrate_disk_and_power_off(session, instance, vm, flavor, timeout=0,
+def migrate_disk_and_power_off(session, instance, vm_ref, flavor, timeout=0,
                                retry_interval=0):
     """Source side: refuse or power off; the rest is done where the VM
     goes (it is one VM in one vCenter)."""
     check_resize(instance, instance.flavor, flavor)
-    how = power.power_off(session, vm, timeout, retry_interval)
+    how = power.power_off(session, vm_ref, timeout, retry_interval)
     LOG.info('Powered off (%s) for a migration to flavor %s', how,
              flavor.name, instance=instance)
     return ''
@@ -90,16 +90,16 @@ def migrate_disk_and_power_off(session, instance, vm, flavor, timeout=0,
 
 # --- vCenter-side helpers ------------------------------------------------
 
-def read_state(session, vm):
+def read_state(session, vm_ref):
     """What revert needs, from the VM's extraConfig, or None."""
-    p = props.properties(session, [vm], vim.VirtualMachine,
+    p = props.properties(session, [vm_ref], vim.VirtualMachine,
                          ['config.extraConfig["%s"]' % STATE_KEY])
-    value = p.get(vm, {}).get('config.extraConfig["%s"]' % STATE_KEY)
+    value = p.get(vm_ref, {}).get('config.extraConfig["%s"]' % STATE_KEY)
     value = getattr(value, 'value', value)
     return json.loads(value) if value else None
 
 
-def _reconfigure(session, vm, vcpus, memory_mb, state):
+def _reconfigure(session, vm_ref, vcpus, memory_mb, state):
     """New vCPUs and memory (None: unchanged, as a running VM needs),
     and the revert state (None: removed), in one ReconfigVM_Task."""
     spec = vim.vm.ConfigSpec(extraConfig=vm_spec.extra_config(
@@ -107,14 +107,14 @@ def _reconfigure(session, vm, vcpus, memory_mb, state):
          if state is not None else ''}))
     if vcpus is not None:
         spec.numCPUs, spec.memoryMB = vcpus, memory_mb
-    session.wait_for_task(vm.ReconfigVM_Task(spec))
+    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
 
 
-def root_disk(session, vm, instance_uuid):
+def root_disk(session, vm_ref, instance_uuid):
     """(bus, VirtualDisk) of the instance's root disk (``<uuid>.vmdk``),
     or (None, None) when it has none (booted from a volume or ISO)."""
     suffix = '/%s.vmdk' % instance_uuid
-    for bus, device in vm_mod.disks(session, vm):
+    for bus, device in vm.disks(session, vm_ref):
         if device.backing.fileName.endswith(suffix):
             return bus, device
     return None, None
@@ -125,11 +125,11 @@ def _datastore_path(text):
     return ds_obj.DatastorePath(ds, rel.strip())
 
 
-def grow_root(session, cluster, vm, instance, new_bytes):
+def grow_root(session, cluster, vm_ref, instance, new_bytes):
     """Copy-on-resize: the root disk becomes a bigger copy; the original
     is kept detached beside it. The revert state for the disk, or None
     when there is nothing to grow."""
-    bus, device = root_disk(session, vm, instance.uuid)
+    bus, device = root_disk(session, vm_ref, instance.uuid)
     if device is None or device.capacityInKB * units.Ki >= new_bytes:
         return None
     path = _datastore_path(device.backing.fileName)
@@ -144,17 +144,17 @@ def grow_root(session, cluster, vm, instance, new_bytes):
     old_kb = device.capacityInKB
     datacenter = cluster.datacenter_ref
     controller, unit = device.controllerKey, device.unitNumber
-    vm_mod.detach_disk(session, vm, device)
+    vm.detach_disk(session, vm_ref, device)
     try:
         files.move_virtual_disk(session, datacenter, path, orig)
         files.copy_virtual_disk(session, datacenter, orig, path,
                                 vm_spec.vmdk_adapter_type(bus), 'thin')
         files.extend_virtual_disk(session, datacenter, path, new_bytes)
-        _attach(session, vm, controller, unit, path, new_bytes)
+        _attach(session, vm_ref, controller, unit, path, new_bytes)
     except BaseException:
         LOG.warning('Growing the root disk failed; putting the original '
                     'back', instance=instance)
-        _restore_disk(session, cluster, vm, instance, {
+        _restore_disk(session, cluster, vm_ref, instance, {
             'orig': str(orig), 'path': str(path), 'kb': old_kb,
             'controller': controller, 'unit': unit})
         raise
@@ -162,32 +162,32 @@ def grow_root(session, cluster, vm, instance, new_bytes):
             'controller': controller, 'unit': unit}
 
 
-def _attach(session, vm, controller, unit, path, size_bytes):
-    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+def _attach(session, vm_ref, controller, unit, path, size_bytes):
+    session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
         deviceChange=[vm_spec.disk(-101, controller, unit, path,
                                    size_bytes)])))
 
 
-def _restore_disk(session, cluster, vm, instance, disk):
+def _restore_disk(session, cluster, vm_ref, instance, disk):
     """Put the original root disk back in its slot; the grown one goes."""
     datacenter = cluster.datacenter_ref
     path, orig = _datastore_path(disk['path']), _datastore_path(disk['orig'])
-    _bus, device = root_disk(session, vm, instance.uuid)
+    _bus, device = root_disk(session, vm_ref, instance.uuid)
     if device is not None:
-        vm_mod.detach_disk(session, vm, device)
+        vm.detach_disk(session, vm_ref, device)
     if datastore_http.exists(session, cluster.datacenter, orig.datastore,
                              orig.rel_path):
         files.delete_virtual_disk(session, datacenter, path)
         files.move_virtual_disk(session, datacenter, orig, path)
-    _attach(session, vm, disk['controller'], disk['unit'], path,
+    _attach(session, vm_ref, disk['controller'], disk['unit'], path,
             disk['kb'] * units.Ki)
 
 
-def _cluster_ref_of(session, vm):
-    return vm_mod.state_and_cluster(session, vm)[1]
+def _cluster_ref_of(session, vm_ref):
+    return vm.state_and_cluster(session, vm_ref)[1]
 
 
-def relocate(session, vm, cluster, instance, flavor):
+def relocate(session, vm_ref, cluster, instance, flavor):
     """Move a VM into ``cluster``: a host that has room for it, the
     cluster's root resource pool, and a datastore of the cluster when the
     VM's own is not one of them (vCenter moves its files then)."""
@@ -195,10 +195,10 @@ def relocate(session, vm, cluster, instance, flavor):
     lifecycle.check_fit(state, flavor)
     host = pick_host(state, flavor)
     spec = vim.vm.RelocateSpec(pool=cluster.resource_pool, host=host.ref)
-    ds_name, _folder = vm_mod.files_location(session, vm)
+    ds_name, _folder = vm.files_location(session, vm_ref)
     if ds_name not in {d.name for d in state.datastores}:
         needed = sum(d.capacityInKB * units.Ki
-                     for _b, d in vm_mod.disks(session, vm))
+                     for _b, d in vm.disks(session, vm_ref))
         datastore = lifecycle.choose_datastore(state, needed)
         spec.datastore = datastore.ref
         LOG.info('Datastore %s is not in cluster %s: moving the files to '
@@ -206,19 +206,19 @@ def relocate(session, vm, cluster, instance, flavor):
                  instance=instance)
     LOG.info('Relocating the VM to cluster %s, host %s', cluster.name,
              host.name, instance=instance)
-    session.wait_for_task(vm.RelocateVM_Task(spec))
+    session.wait_for_task(vm_ref.RelocateVM_Task(spec))
 
 
-def _move(session, context, clusters, vm, cluster, instance, flavor):
+def _move(session, context, clusters, vm_ref, cluster, instance, flavor):
     """Relocate the VM into ``cluster`` unless it is there already, its
     server group's DRS rule going with it (a cold move: the rule leaves
     first)."""
-    here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
+    here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm_ref))
     if here is not None and here.ref == cluster.ref:
         return
     if here is not None:
         drs_rules.on_destroy(session, here, instance)
-    relocate(session, vm, cluster, instance, flavor)
+    relocate(session, vm_ref, cluster, instance, flavor)
     drs_rules.on_spawn(session, context, cluster, instance)
 
 
@@ -235,7 +235,7 @@ def _cluster_by_ref(clusters, ref):
 # --- the driver's calls --------------------------------------------------
 
 def finish_migration(session, context, clusters, dest, instance, migration,
-                     vm, power_on=True):
+                     vm_ref, power_on=True):
     """Destination side: grow the root disk, move the VM to ``dest``,
     set the new vCPUs and memory, power on."""
     flavor, old = instance.flavor, instance.old_flavor or instance.flavor
@@ -243,47 +243,47 @@ def finish_migration(session, context, clusters, dest, instance, migration,
              'memory_mb': old.memory_mb, 'disk': None}
     # A root disk of 0 GB (booted from a volume or an ISO without one)
     # has nothing to grow.
-    state['disk'] = grow_root(session, dest, vm, instance,
+    state['disk'] = grow_root(session, dest, vm_ref, instance,
                               flavor.root_gb * units.Gi)
     # Saved before the VM moves, so a failure below can still be reverted.
-    _reconfigure(session, vm, old.vcpus, old.memory_mb, state)
-    _move(session, context, clusters, vm, dest, instance, flavor)
-    _reconfigure(session, vm, flavor.vcpus, flavor.memory_mb, state)
+    _reconfigure(session, vm_ref, old.vcpus, old.memory_mb, state)
+    _move(session, context, clusters, vm_ref, dest, instance, flavor)
+    _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, state)
     LOG.info('Migrated to node %s with %d vCPU, %d MB, %d GB root disk',
              dest.nodename, flavor.vcpus, flavor.memory_mb, flavor.root_gb,
              instance=instance)
     if power_on:
-        vm_mod.power_on(session, vm)
+        vm.power_on(session, vm_ref)
 
 
-def confirm_migration(session, cluster, instance, vm):
+def confirm_migration(session, cluster, instance, vm_ref):
     """Source side: the original root disk and the revert state go."""
-    state = read_state(session, vm) if vm is not None else None
+    state = read_state(session, vm_ref) if vm_ref is not None else None
     if state and state.get('disk'):
         files.delete_virtual_disk(session, cluster.datacenter_ref,
                                   _datastore_path(state['disk']['orig']))
     if state is not None:
-        _reconfigure(session, vm, None, None, None)
+        _reconfigure(session, vm_ref, None, None, None)
     LOG.info('Resize confirmed; nothing kept for a revert',
              instance=instance)
 
 
 def finish_revert_migration(session, context, clusters, source, instance,
-                            vm, power_on=True):
+                            vm_ref, power_on=True):
     """Source side: the VM comes back to ``source`` as it was."""
     flavor = instance.flavor  # Nova put the old one back
-    state = read_state(session, vm)
-    vm_mod.power_off(session, vm)
-    _move(session, context, clusters, vm, source, instance, flavor)
+    state = read_state(session, vm_ref)
+    vm.power_off(session, vm_ref)
+    _move(session, context, clusters, vm_ref, source, instance, flavor)
     if state and state.get('disk'):
-        _restore_disk(session, source, vm, instance,
+        _restore_disk(session, source, vm_ref, instance,
                       state['disk'])
-    _reconfigure(session, vm, flavor.vcpus, flavor.memory_mb, None)
+    _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, None)
     LOG.info('Resize reverted: back on node %s with %d vCPU, %d MB',
              source.nodename, flavor.vcpus, flavor.memory_mb,
              instance=instance)
     if power_on:
-        vm_mod.power_on(session, vm)
+        vm.power_on(session, vm_ref)
 
 
 # --- live migration ------------------------------------------------------
@@ -326,7 +326,7 @@ def check_source(session, instance, migrate_data):
             reason='node %s belongs to another vCenter (this one is %s): '
                    'vCenter cannot move a VM there'
                    % (migrate_data.cluster_name, ours))
-    if vm_mod.find(session, instance.uuid) is None:
+    if vm.find(session, instance.uuid) is None:
         raise nova_exception.MigrationPreCheckError(
             reason='the instance has no VM in vCenter')
     return migrate_data
@@ -350,19 +350,19 @@ def cluster_by_nodename(session, nodename, like):
         vm_folder=like.vm_folder, resource_pool=p['resourcePool'])
 
 
-def live_migration(session, context, clusters, instance, vm, migrate_data,
+def live_migration(session, context, clusters, instance, vm_ref, migrate_data,
                    on_success, on_failure):
     """Relocate the running VM to the destination cluster; on failure
     (vCenter leaves the VM where it was) ``on_failure`` runs instead of
     ``on_success``."""
     try:
-        here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm))
+        here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm_ref))
         dest = next((c for c in clusters
                      if c.nodename == migrate_data.cluster_name), None)
         dest = dest or cluster_by_nodename(
             session, migrate_data.cluster_name,
             here or next(iter(clusters)))
-        relocate(session, vm, dest, instance, instance.flavor)
+        relocate(session, vm_ref, dest, instance, instance.flavor)
     except Exception as e:
         # Nova's rollback (recover_method) keeps the server ACTIVE on the
         # source; raising instead would put it in ERROR.

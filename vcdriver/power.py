@@ -9,7 +9,7 @@ Waits watch the VM's properties through a PropertyCollector
 from oslo_log import log as logging
 from pyVmomi import vim
 
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.vsphere import props
 from vcdriver.vsphere import watch
 
@@ -19,85 +19,85 @@ TOOLS_RUNNING = 'guestToolsRunning'
 POWERED_OFF = 'poweredOff'
 
 
-def tools_running(session, vm):
-    p = props.properties(session, [vm], vim.VirtualMachine,
+def tools_running(session, vm_ref):
+    p = props.properties(session, [vm_ref], vim.VirtualMachine,
                          ['guest.toolsRunningStatus'])
-    return p.get(vm, {}).get('guest.toolsRunningStatus') == TOOLS_RUNNING
+    return p.get(vm_ref, {}).get('guest.toolsRunningStatus') == TOOLS_RUNNING
 
 
-def power_off(session, vm, timeout=0, retry_interval=0):
+def power_off(session, vm_ref, timeout=0, retry_interval=0):
     """Shut the guest down cleanly (ShutdownGuest, repeated every
     ``retry_interval`` s) when Tools run and ``timeout`` allows; power off
     hard if it is not off within ``timeout`` s. Returns 'clean' or 'hard'.
     """
-    if timeout and tools_running(session, vm):
-        with watch.PropertyWatch(session, vm, vim.VirtualMachine,
+    if timeout and tools_running(session, vm_ref):
+        with watch.PropertyWatch(session, vm_ref, vim.VirtualMachine,
                                  ['runtime.powerState']) as w:
             if w.values.get('runtime.powerState') == POWERED_OFF:
                 return 'clean'
-            if _shutdown_guest(vm) and w.wait(
+            if _shutdown_guest(vm_ref) and w.wait(
                     lambda path, value: (path == 'runtime.powerState' and
                                          value == POWERED_OFF), timeout,
                     every=retry_interval or None,
-                    tick=lambda: _shutdown_guest(vm)):
+                    tick=lambda: _shutdown_guest(vm_ref)):
                 return 'clean'
         LOG.info('The guest of %s did not shut down within %s s: powering '
-                 'it off', vm._moId, timeout)
-    vm_mod.power_off(session, vm)
+                 'it off', vm_ref._moId, timeout)
+    vm.power_off(session, vm_ref)
     return 'hard'
 
 
-def _shutdown_guest(vm):
+def _shutdown_guest(vm_ref):
     try:
-        vm.ShutdownGuest()
+        vm_ref.ShutdownGuest()
         return True
     except vim.fault.InvalidPowerState:
         return True  # off already, or going
     except (vim.fault.ToolsUnavailable, vim.fault.InvalidState) as e:
-        LOG.info('ShutdownGuest of %s refused (%s)', vm._moId,
+        LOG.info('ShutdownGuest of %s refused (%s)', vm_ref._moId,
                  type(e).__name__)
         return False
 
 
-def reboot(session, vm, soft, timeout):
+def reboot(session, vm_ref, soft, timeout):
     """Soft reboot through VMware Tools (RebootGuest); a hard reset when
     Tools do not run, refuse, or the guest has not gone down to reboot
     within ``timeout`` s (Tools stop running while it reboots). Returns
     'soft' or 'hard'.
     """
     if soft:
-        with watch.PropertyWatch(session, vm, vim.VirtualMachine,
+        with watch.PropertyWatch(session, vm_ref, vim.VirtualMachine,
                                  ['guest.toolsRunningStatus']) as w:
             running = (w.values.get('guest.toolsRunningStatus') ==
                        TOOLS_RUNNING)
-            if running and _reboot_guest(vm):
+            if running and _reboot_guest(vm_ref):
                 if w.wait(lambda path, value: (
                         path == 'guest.toolsRunningStatus' and
                         value != TOOLS_RUNNING), timeout):
                     return 'soft'
                 LOG.warning('The guest of %s did not begin to reboot within '
-                            '%s s: resetting it', vm._moId, timeout)
+                            '%s s: resetting it', vm_ref._moId, timeout)
             elif not running:
                 LOG.info('VMware Tools not running in %s: hard reset '
-                         'instead of a soft reboot', vm._moId)
-    session.wait_for_task(vm.ResetVM_Task())
+                         'instead of a soft reboot', vm_ref._moId)
+    session.wait_for_task(vm_ref.ResetVM_Task())
     return 'hard'
 
 
-def _reboot_guest(vm):
+def _reboot_guest(vm_ref):
     try:
-        vm.RebootGuest()
+        vm_ref.RebootGuest()
         return True
     except (vim.fault.ToolsUnavailable, vim.fault.InvalidState) as e:
-        LOG.warning('Soft reboot of %s refused (%s), resetting', vm._moId,
+        LOG.warning('Soft reboot of %s refused (%s), resetting', vm_ref._moId,
                     type(e).__name__)
         return False
 
 
-def suspend(session, vm):
-    session.wait_for_task(vm.SuspendVM_Task())
+def suspend(session, vm_ref):
+    session.wait_for_task(vm_ref.SuspendVM_Task())
 
 
-def resume(session, vm):
+def resume(session, vm_ref):
     """A suspended VM resumes by powering on."""
-    vm_mod.power_on(session, vm)
+    vm.power_on(session, vm_ref)

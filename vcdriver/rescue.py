@@ -13,7 +13,7 @@ from oslo_log import log as logging
 from oslo_vmware.objects import datastore as ds_obj
 
 from vcdriver import instance_disks
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.images import disk
 from vcdriver.images import glance
 from vcdriver.images import pipeline
@@ -23,8 +23,8 @@ LOG = logging.getLogger(__name__)
 SUFFIX = '-rescue.vmdk'
 
 
-def _folder(session, vm):
-    ds_name, folder = vm_mod.files_location(session, vm)
+def _folder(session, vm_ref):
+    ds_name, folder = vm.files_location(session, vm_ref)
     return ds_obj.DatastorePath(ds_name, folder)
 
 
@@ -32,7 +32,7 @@ def _is_rescue_disk(device):
     return device.backing.fileName.endswith(SUFFIX)
 
 
-def rescue(session, context, cluster, vm, instance, image_id):
+def rescue(session, context, cluster, vm_ref, instance, image_id):
     image = glance.get(context, image_id)
     plan = disk.check_acceptable(image)
     if plan.iso:
@@ -40,9 +40,9 @@ def rescue(session, context, cluster, vm, instance, image_id):
             image_id=image_id,
             reason='an ISO cannot be a rescue image here: rescue boots a '
                    'disk image')
-    folder = _folder(session, vm)
-    vm_mod.power_off(session, vm)
-    disks = vm_mod.disks(session, vm)
+    folder = _folder(session, vm_ref)
+    vm.power_off(session, vm_ref)
+    disks = vm.disks(session, vm_ref)
     if any(_is_rescue_disk(d) for _bus, d in disks):
         raise nova_exception.InstanceNotRescuable(
             instance_id=instance.uuid,
@@ -54,22 +54,22 @@ def rescue(session, context, cluster, vm, instance, image_id):
     path = folder.join(instance.uuid + SUFFIX)
     rescue_disk = instance_disks.root_disk(session, cluster, entry, plan,
                                            path, 0)
-    vm_mod.attach_disks(session, vm, root_bus, [rescue_disk])
-    keys = [d.key for _bus, d in vm_mod.disks(session, vm)
+    vm.attach_disks(session, vm_ref, root_bus, [rescue_disk])
+    keys = [d.key for _bus, d in vm.disks(session, vm_ref)
             if d.backing.fileName == str(path)]
     if root is not None:
         keys.append(root.key)
-    vm_mod.set_boot_disks(session, vm, keys)
-    vm_mod.power_on(session, vm)
+    vm.set_boot_disks(session, vm_ref, keys)
+    vm.power_on(session, vm_ref)
     LOG.info('Rescued from image %s (%s)', image_id, path,
              instance=instance)
 
 
-def unrescue(session, vm, instance):
-    vm_mod.power_off(session, vm)
-    for _bus, device in vm_mod.disks(session, vm):
+def unrescue(session, vm_ref, instance):
+    vm.power_off(session, vm_ref)
+    for _bus, device in vm.disks(session, vm_ref):
         if _is_rescue_disk(device):
-            vm_mod.detach_disk(session, vm, device, destroy_file=True)
-    vm_mod.set_boot_disks(session, vm, [])
-    vm_mod.power_on(session, vm)
+            vm.detach_disk(session, vm_ref, device, destroy_file=True)
+    vm.set_boot_disks(session, vm_ref, [])
+    vm.power_on(session, vm_ref)
     LOG.info('Unrescued', instance=instance)

@@ -18,8 +18,8 @@ delete_image_on_error); we leave nothing behind in vCenter.
 import queue
 import threading
 
-from nova.compute import task_states
 from nova import exception as nova_exception
+from nova.compute import task_states
 from oslo_log import log as logging
 from oslo_utils import units
 from pyVmomi import vim
@@ -137,7 +137,7 @@ def _root_disk(instance, devices, image_id):
     disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
     if not disks:
         raise SnapshotFailed(image_id=image_id,
-                             reason='the instance\'s VM has no disk')
+                             reason="the instance's VM has no disk")
     index = next((i for i, d in enumerate(disks)
                   if getattr(d.backing, 'fileName', '').endswith(
                       '/%s.vmdk' % instance.uuid)), 0)
@@ -265,7 +265,7 @@ def _remove_snapshot(session, snap, image_id, instance):
                   instance=instance)
     except Exception as e:
         LOG.error('Could not remove vSphere snapshot %s (%s) from the '
-                  'instance\'s VM: %s. Remove it in vCenter, or the VM '
+                  "instance's VM: %s. Remove it in vCenter, or the VM "
                   'keeps running on a growing delta disk.', snap._moId,
                   SNAPSHOT_NAME % image_id, e, instance=instance)
 
@@ -361,5 +361,5 @@ def _check_upload(image_id, result, image):
              % (image.get('size'), result.size))
     if (image.get('os_hash_algo') == HASH_ALGO and
             image.get('os_hash_value') != result.digest):
-        fail('Glance\'s %s of the upload differs from the bytes sent'
+        fail("Glance's %s of the upload differs from the bytes sent"
              % HASH_ALGO)

@@ -19,8 +19,11 @@ POWER_STATES = {
     'suspended': power_state.SUSPENDED,
 }
 
+# The property whose value marks a VM as Nova's instance (vm_spec writes
+# the key at spawn).
+INSTANCE_MARKER_PROP = 'config.extraConfig["%s"]' % vm_spec.INSTANCE_UUID_KEY
 INSTANCE_PROPS = ['name', 'config.instanceUuid', 'runtime.powerState',
-                  'config.extraConfig["%s"]' % vm_spec.INSTANCE_UUID_KEY]
+                  INSTANCE_MARKER_PROP]
 
 
 def find(session, instance_uuid):
@@ -49,9 +52,8 @@ def instances(session, clusters):
     vm_cluster = {vm: host_cluster[h] for h, vms in host_vms.items()
                   for vm in vms}
     found = {}
-    key = INSTANCE_PROPS[-1]
     for vm, p in vm_props.items():
-        marker = p.get(key)
+        marker = p.get(INSTANCE_MARKER_PROP)
         uuid = getattr(marker, 'value', marker)
         if uuid:
             found[uuid] = (vm, vm_cluster[vm])

@@ -11,11 +11,11 @@ import json
 import os
 import subprocess
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pyVmomi import vim
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
 USER_DATA = b'#cloud-config\nhostname: vcdriver-cd\n'
@@ -51,14 +51,14 @@ class TestConfigDrive(nova_harness.VcdriverTestCase):
         public_key = _public_key()
         server = self._boot_with_config_drive(image['id'], public_key)
         path = '[nfs0] %s/configdrive.iso' % server['id']
-        iso = vm_view.local_path(self.vcsim, path)
+        iso = vcsim_view.local_path(self.vcsim, path)
         self.assertTrue(os.path.isfile(iso), 'no ISO in the folder')
 
-        [cdrom] = vm_view.devices(self.vcsim, server['id'],
-                                  vim.vm.device.VirtualCdrom)
+        [cdrom] = vcsim_view.devices(self.vcsim, server['id'],
+                                     vim.vm.device.VirtualCdrom)
         self.assertEqual(path, cdrom.backing.fileName)
         self.assertTrue(cdrom.connectable.startConnected)
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
 
         meta = json.loads(_iso_file(iso,
@@ -74,8 +74,8 @@ class TestConfigDrive(nova_harness.VcdriverTestCase):
 
     def test_no_config_drive_unless_asked(self):
         server = self.boot(self.upload_flat_vmdk('no-cd')['id'])
-        self.assertEqual([], vm_view.devices(self.vcsim, server['id'],
-                                             vim.vm.device.VirtualCdrom))
+        self.assertEqual([], vcsim_view.devices(self.vcsim, server['id'],
+                                                vim.vm.device.VirtualCdrom))
         self.assertNotIn('configdrive.iso', os.listdir(os.path.join(
             self.vcsim.datastores['nfs0'], server['id'])))
         self._delete_server(server)

@@ -18,7 +18,7 @@ from nova import objects
 from oslo_serialization import jsonutils
 from pyVmomi import vim
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -46,7 +46,7 @@ class ConsolesTestCase(nova_harness.VcdriverTestCase):
             nova_context.get_admin_context(), token[0])
 
     def host_name(self, server):
-        vm = vm_view.vm_of(self.vcsim, server['id'])
+        vm = vcsim_view.vm_of(self.vcsim, server['id'])
         return vm.runtime.host.name
 
 
@@ -58,8 +58,8 @@ class TestVNC(ConsolesTestCase):
         second = self.boot(self.image['id'])
         # vcsim puts VMs on random hosts: bring the second to the first's.
         si = vcsim_harness.connect(self.vcsim)
-        vm1 = vm_view.vm_of(self.vcsim, first['id'])
-        vm2 = vm_view.vm_of(self.vcsim, second['id'])
+        vm1 = vcsim_view.vm_of(self.vcsim, first['id'])
+        vm2 = vcsim_view.vm_of(self.vcsim, second['id'])
         if vm2.runtime.host != vm1.runtime.host:
             vcsim_harness.wait_task(vm2.RelocateVM_Task(
                 vim.vm.RelocateSpec(host=vim.HostSystem(
@@ -71,9 +71,9 @@ class TestVNC(ConsolesTestCase):
         self.assertEqual(self.host_name(first), token1.host)
         self.assertEqual((5900, 5901), (token1.port, token2.port))
         for server, port in ((first, '5900'), (second, '5901')):
-            self.assertEqual(port, vm_view.extra_config(
+            self.assertEqual(port, vcsim_view.extra_config(
                 self.vcsim, server['id'], 'RemoteDisplay.vnc.port'))
-            self.assertEqual('true', vm_view.extra_config(
+            self.assertEqual('true', vcsim_view.extra_config(
                 self.vcsim, server['id'], 'RemoteDisplay.vnc.enabled'))
         # Asked again, each keeps its port.
         self.assertEqual(5901,
@@ -83,7 +83,7 @@ class TestVNC(ConsolesTestCase):
         # host (as DRS may move it), it gets a free port at its next
         # console.
         third = self.boot(self.image['id'])
-        vm3 = vm_view.vm_of(self.vcsim, third['id'])
+        vm3 = vcsim_view.vm_of(self.vcsim, third['id'])
         vcsim_harness.wait_task(vm3.ReconfigVM_Task(vim.vm.ConfigSpec(
             extraConfig=[vim.option.OptionValue(
                 key='RemoteDisplay.vnc.port', value='5900')])))
@@ -131,8 +131,8 @@ class TestSerial(ConsolesTestCase):
                    serial_port_proxy_uri='telnet://vspc.example.org:13370',
                    serial_log_dir=log_dir, group='vmware')
         server = self.boot(self.image['id'])
-        [port] = vm_view.devices(self.vcsim, server['id'],
-                                 vim.vm.device.VirtualSerialPort)
+        [port] = vcsim_view.devices(self.vcsim, server['id'],
+                                    vim.vm.device.VirtualSerialPort)
         self.assertEqual(('vSPC.py', 'telnet://vspc.example.org:13370',
                           'server'),
                          (port.backing.serviceURI, port.backing.proxyURI,
@@ -152,7 +152,7 @@ class TestSerial(ConsolesTestCase):
 
     def test_without_a_concentrator(self):
         server = self.boot(self.image['id'])
-        self.assertEqual([], vm_view.devices(
+        self.assertEqual([], vcsim_view.devices(
             self.vcsim, server['id'], vim.vm.device.VirtualSerialPort))
         self.flags(enabled=True, group='serial_console')
         self.remote_console(server, 'serial', 'serial', status=400)

@@ -11,7 +11,7 @@ import os
 
 from tests.functional import test_image_cache
 from tests.functional import test_instance_disks
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
 MiB = 1024 * 1024
@@ -44,7 +44,7 @@ class TestVsphereLocations(nova_harness.VcdriverTestCase):
                                    container_format='bare')
         self._keep_on_datastore(image, data)
         server = self._boot_without_upload(image)
-        self.assertEqual(data, vm_view.root_disk_bytes(
+        self.assertEqual(data, vcsim_view.root_disk_bytes(
             self.vcsim, server['id'], len(data)))
         self._delete_server(server)
 
@@ -53,7 +53,7 @@ class TestVsphereLocations(nova_harness.VcdriverTestCase):
         image = self.upload_flat_vmdk('flat-on-datastore', size=len(data))
         self._keep_on_datastore(image, data)
         server = self._boot_without_upload(image)
-        self.assertEqual(data, vm_view.root_disk_bytes(
+        self.assertEqual(data, vcsim_view.root_disk_bytes(
             self.vcsim, server['id'], len(data)))
         self._delete_server(server)
 

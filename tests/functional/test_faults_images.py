@@ -14,11 +14,10 @@ import fixtures
 from nova.tests.functional.api import client
 
 from tests.functional import audit_helpers
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 from tests.unit import formats_fixtures as ff
-
 from vcdriver import conf as vc_conf
 
 MiB = 1024 * 1024
@@ -84,7 +83,7 @@ class TestGlanceStreamCut(nova_harness.GlanceBehindProxy, _ImageFaults):
         server = self.boot(image['id'])
         self.assertEqual('poweredOn',
                          self.instance_vm(server).runtime.powerState)
-        self.assertEqual(b'vcdriver-test-disk-', vm_view.root_disk_bytes(
+        self.assertEqual(b'vcdriver-test-disk-', vcsim_view.root_disk_bytes(
             self.vcsim, server['id'], 19))
         cached = self.cache_files(image['id'])
         self.assertIn('%s/%s/%s.vmdk' % (_cache_folder(), image['id'],

@@ -278,7 +278,7 @@ class TestDestroys(_OwnVcenter):
         os.makedirs(self._folder(uuid), exist_ok=True)
         with open(os.path.join(self._folder(uuid), 'configdrive.iso'),
                   'wb') as f:
-            f.write(b'not the VM\'s')
+            f.write(b"not the VM's")
 
         self._delete_server(server)
         self.assertIsNone(self._server_or_none(uuid))

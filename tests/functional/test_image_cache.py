@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from vcdriver import audit
 from vcdriver import conf
@@ -54,8 +54,9 @@ class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
             n for n in os.listdir(cache_root) if n.startswith(image['id'])),
             'locks or partial downloads left behind')
         for server in servers:
-            self.assertEqual(b'vcdriver-test-disk-', vm_view.root_disk_bytes(
-                self.vcsim, server['id'], 19))
+            self.assertEqual(
+                b'vcdriver-test-disk-',
+                vcsim_view.root_disk_bytes(self.vcsim, server['id'], 19))
 
         for server in servers:
             self._delete_server(server)

@@ -12,7 +12,7 @@ import pathlib
 import fixtures
 
 from tests.functional import test_image_import as image_import
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.unit import formats_fixtures as ff
 from tests.unit import test_formats_corpus as corpus_mod
@@ -46,7 +46,7 @@ class TestCorpusBoots(nova_harness.VcdriverTestCase):
                 image = self.glance.upload(ff.read(path), name, **args)
                 before = self.import_leases()
                 server = self.boot(image['id'], flavor_id=self.flavor)
-                extent = vm_view.cache_extent(self.vcsim, image['id'])
+                extent = vcsim_view.cache_extent(self.vcsim, image['id'])
                 ff.qemu_img('compare', '-q', '-f', oracle_fmt, oracle_path,
                             '-F', 'raw', extent)
                 sent = [x for x in self.import_leases() if x not in before]

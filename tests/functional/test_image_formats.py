@@ -5,7 +5,7 @@ import os
 
 import fixtures
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.unit import formats_fixtures as ff
 
@@ -29,8 +29,8 @@ class TestImageFormats(nova_harness.VcdriverTestCase):
         image = self.glance.upload(data, name, **glance_args)
         server = self.boot(image['id'])
         self.assertEqual(
-            self.disk, vm_view.root_disk_bytes(self.vcsim, server['id'],
-                                               len(self.disk)),
+            self.disk, vcsim_view.root_disk_bytes(self.vcsim, server['id'],
+                                                  len(self.disk)),
             '%s: the instance disk differs' % name)
         self._delete_server(server)
 

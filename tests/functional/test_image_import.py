@@ -15,7 +15,7 @@ import random
 import fixtures
 
 from tests.functional import audit_helpers
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.unit import formats_fixtures as ff
 
@@ -71,12 +71,12 @@ class TestImagesAsToolsWriteThem(nova_harness.VcdriverTestCase):
         image = self.glance.upload(data, name, **glance_args)
         before = self.import_leases()
         server = self.boot(image['id'], flavor_id=flavor_id)
-        extent = vm_view.cache_extent(self.vcsim, image['id'])
+        extent = vcsim_view.cache_extent(self.vcsim, image['id'])
         ff.qemu_img('compare', '-q', '-f', image_fmt, image_file,
                     '-F', 'raw', extent)
-        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
-        base = vm_view.local_path(
-            self.vcsim, vm_view.backing_chain(root)[-1], '-flat')
+        _bus, root = vcsim_view.disks(self.vcsim, server['id'])[0]
+        base = vcsim_view.local_path(
+            self.vcsim, vcsim_view.backing_chain(root)[-1], '-flat')
         ff.qemu_img('compare', '-q', '-f', image_fmt, image_file,
                     '-F', 'raw', base)
         sent = [x for x in self.import_leases() if x not in before]
@@ -102,7 +102,7 @@ class TestImagesAsToolsWriteThem(nova_harness.VcdriverTestCase):
         self.assertFalse(
             [f for f in self.datastore_files()
              if '/import/' in f or '.partial-' in f],
-            'the shell\'s files or the partial download stayed')
+            "the shell's files or the partial download stayed")
         self._delete_server(server)
         return image
 
@@ -236,7 +236,7 @@ class TestImagesAsToolsWriteThem(nova_harness.VcdriverTestCase):
         self.glance.client().images.update(image_id, name='esx')
         before = self.import_leases()
         server = self.boot(image_id)
-        extent = vm_view.cache_extent(self.vcsim, image_id)
+        extent = vcsim_view.cache_extent(self.vcsim, image_id)
         ff.qemu_img('compare', '-q', '-f', 'vmdk', exported, '-F', 'raw',
                     extent)
         sent = [x for x in self.import_leases() if x not in before]
@@ -254,7 +254,7 @@ class TestImagesAsToolsWriteThem(nova_harness.VcdriverTestCase):
         before = self.import_leases()
         server = self.boot(image['id'])
         ff.qemu_img('compare', '-q', '-f', 'raw', raw, '-F', 'raw',
-                    vm_view.cache_extent(self.vcsim, image['id']))
+                    vcsim_view.cache_extent(self.vcsim, image['id']))
         self.assertEqual(before, self.import_leases(),
                          'an import lease was used for a flat upload')
         self._delete_server(server)
@@ -299,7 +299,7 @@ class TestESXPullsFromGlance(nova_harness.GlanceBehindProxy,
         self.assertEqual((0, image['size'], 'completed'), (
             leases[0]['bytes_received'], leases[0]['bytes_pulled'],
             leases[0]['state']))
-        extent = vm_view.cache_extent(self.sim, image['id'])
+        extent = vcsim_view.cache_extent(self.sim, image['id'])
         ff.qemu_img('compare', '-q', '-f', 'vmdk', path, '-F', 'raw', extent)
         self.assertEqual([], self.import_shells())
         self._delete_server(server)
@@ -314,7 +314,7 @@ class TestESXPullsFromGlance(nova_harness.GlanceBehindProxy,
         self.assertEqual(1, self.proxy.downloads)
         states = [x['state'] for x in self.import_leases()]
         self.assertEqual(['aborted', 'completed'], states)
-        extent = vm_view.cache_extent(self.sim, image['id'])
+        extent = vcsim_view.cache_extent(self.sim, image['id'])
         ff.qemu_img('compare', '-q', '-f', 'vmdk', path, '-F', 'raw', extent)
         self.assertEqual([], self.import_shells())
         self._delete_server(server)

@@ -10,7 +10,7 @@ import os
 
 from pyVmomi import vim
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
 GiB = 1024 ** 3
@@ -46,9 +46,9 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
         # [vmware] use_linked_clone defaults to True, as in-tree.
         image = self.upload_flat_vmdk('linked', size=GiB // 2)
         server = self.boot(image['id'])  # flavor 1: 1 GB root disk
-        [(bus, root)] = vm_view.disks(self.vcsim, server['id'])
+        [(bus, root)] = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual('VirtualLsiLogicController', bus)
-        chain = vm_view.backing_chain(root)
+        chain = vcsim_view.backing_chain(root)
         self.assertEqual([
             '[nfs0] %s/%s.vmdk' % (server['id'], server['id']),
             '[nfs0] %s/%s/%s.1.vmdk' % (CACHE, image['id'], image['id']),
@@ -61,13 +61,13 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
              '%s.1.vmdk' % image['id'], '%s.vmdk' % image['id'],
              'image.json', 'last-used'], self._cache_files(image['id']))
         self.assertEqual(b'vcdriver-test-disk-',
-                         vm_view.root_disk_bytes(self.vcsim, server['id'],
-                                                 19))
+                         vcsim_view.root_disk_bytes(self.vcsim, server['id'],
+                                                    19))
 
         # A second server shares the grown copy.
         second = self.boot(image['id'])
-        [(_bus, root2)] = vm_view.disks(self.vcsim, second['id'])
-        self.assertEqual(chain[1], vm_view.backing_chain(root2)[1])
+        [(_bus, root2)] = vcsim_view.disks(self.vcsim, second['id'])
+        self.assertEqual(chain[1], vcsim_view.backing_chain(root2)[1])
         for s in (server, second):
             self._delete_server(s)
         # Deleting the servers keeps the cache entry.
@@ -77,23 +77,23 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
     def test_linked_clone_of_an_image_as_big_as_the_flavor(self):
         image = self.upload_flat_vmdk('linked-same', size=GiB)
         server = self.boot(image['id'])
-        [(_bus, root)] = vm_view.disks(self.vcsim, server['id'])
+        [(_bus, root)] = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual(
             '[nfs0] %s/%s/%s.vmdk' % (CACHE, image['id'], image['id']),
-            vm_view.backing_chain(root)[1])
+            vcsim_view.backing_chain(root)[1])
         self._delete_server(server)
 
     def test_full_copy_without_linked_clones(self):
         self.flags(use_linked_clone=False, group='vmware')
         image = self.upload_flat_vmdk('copied')
         server = self.boot(image['id'])
-        [(_bus, root)] = vm_view.disks(self.vcsim, server['id'])
+        [(_bus, root)] = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual(
             ['[nfs0] %s/%s.vmdk' % (server['id'], server['id'])],
-            vm_view.backing_chain(root))
+            vcsim_view.backing_chain(root))
         self.assertEqual(GiB, root.capacityInBytes)
-        flat = vm_view.local_path(self.vcsim, root.backing.fileName,
-                                  '-flat')
+        flat = vcsim_view.local_path(self.vcsim, root.backing.fileName,
+                                     '-flat')
         with open(flat, 'rb') as f:
             self.assertEqual(b'vcdriver-test-disk-', f.read(19))
         self._delete_server(server)
@@ -101,15 +101,15 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
     def test_image_property_overrides_linked_clone(self):
         image = self.upload_flat_vmdk('no-link', vmware_linked_clone='false')
         server = self.boot(image['id'])
-        [(_bus, root)] = vm_view.disks(self.vcsim, server['id'])
-        self.assertEqual(1, len(vm_view.backing_chain(root)))
+        [(_bus, root)] = vcsim_view.disks(self.vcsim, server['id'])
+        self.assertEqual(1, len(vcsim_view.backing_chain(root)))
         self._delete_server(server)
 
     def test_ephemeral_and_swap_disks(self):
         flavor = self._flavor('eph-swap', disk=1, ephemeral=2, swap=256)
         image = self.upload_flat_vmdk('eph')
         server = self.boot(image['id'], flavor_id=flavor)
-        disks = vm_view.disks(self.vcsim, server['id'])
+        disks = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual(
             [('[nfs0] %s/%s.vmdk' % (server['id'], server['id']), GiB),
              ('[nfs0] %s/ephemeral_0.vmdk' % server['id'], 2 * GiB),
@@ -128,17 +128,17 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
         flavor = self._flavor('ide-eph', disk=1, ephemeral=1)
         image = self.upload_flat_vmdk('ide', hw_disk_bus='ide')
         server = self.boot(image['id'], flavor_id=flavor)
-        disks = vm_view.disks(self.vcsim, server['id'])
+        disks = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual(['VirtualIDEController'] * 2,
                          [bus for bus, _d in disks])
-        self.assertFalse(vm_view.devices(
+        self.assertFalse(vcsim_view.devices(
             self.vcsim, server['id'], vim.vm.device.VirtualSCSIController))
         self._delete_server(server)
 
     def test_sata_disk_bus(self):
         image = self.upload_flat_vmdk('sata', hw_disk_bus='sata')
         server = self.boot(image['id'])
-        [(bus, _root)] = vm_view.disks(self.vcsim, server['id'])
+        [(bus, _root)] = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual('VirtualAHCIController', bus)
         self._delete_server(server)
 
@@ -146,7 +146,7 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
         image = self.upload_flat_vmdk('pvscsi',
                                       vmware_adaptertype='paraVirtual')
         server = self.boot(image['id'])
-        [(bus, _root)] = vm_view.disks(self.vcsim, server['id'])
+        [(bus, _root)] = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual('ParaVirtualSCSIController', bus)
         self._delete_server(server)
 
@@ -155,17 +155,17 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
         image = self.glance.upload(data, 'installer', disk_format='iso',
                                    container_format='bare')
         server = self.boot(image['id'])
-        [cdrom] = vm_view.devices(self.vcsim, server['id'],
-                                  vim.vm.device.VirtualCdrom)
+        [cdrom] = vcsim_view.devices(self.vcsim, server['id'],
+                                     vim.vm.device.VirtualCdrom)
         iso_path = '[nfs0] %s/%s/%s.iso' % (CACHE, image['id'], image['id'])
         self.assertEqual(iso_path, cdrom.backing.fileName)
         self.assertTrue(cdrom.connectable.startConnected)
-        with open(vm_view.local_path(self.vcsim, iso_path), 'rb') as f:
+        with open(vcsim_view.local_path(self.vcsim, iso_path), 'rb') as f:
             self.assertEqual(data, f.read(), 'the cached ISO differs')
-        [(_bus, root)] = vm_view.disks(self.vcsim, server['id'])
+        [(_bus, root)] = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual(
             ['[nfs0] %s/%s.vmdk' % (server['id'], server['id'])],
-            vm_view.backing_chain(root), 'root disk not blank')
+            vcsim_view.backing_chain(root), 'root disk not blank')
         self.assertEqual(GiB, root.capacityInBytes)
         self._delete_server(server)
         # The ISO stays cached for the next server.

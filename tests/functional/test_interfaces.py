@@ -15,7 +15,7 @@ import uuid
 from pyVmomi import SoapAdapter
 from pyVmomi import vim
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -68,7 +68,7 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
         ports = [standard, distributed, nsx]
         server = self.boot(self.image['id'],
                            networks=[{'port': p['id']} for p in ports])
-        nics = vm_view.nics(self.vcsim, server['id'])
+        nics = vcsim_view.nics(self.vcsim, server['id'])
         self.assertEqual([
             {'model': 'VirtualVmxnet3', 'mac': p['mac_address'],
              'address_type': 'manual', 'port_id': p['id'], 'network': net}
@@ -77,8 +77,8 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
                 self._dvs(nsx_pg)], strict=True)], nics)
         self.assertEqual(
             {'nvp.iface-id.%d' % i: p['id'] for i, p in enumerate(ports)},
-            vm_view.extra_config_items(self.vcsim, server['id'],
-                                       'nvp.iface-id.'))
+            vcsim_view.extra_config_items(self.vcsim, server['id'],
+                                          'nvp.iface-id.'))
         self._delete_server(server)
 
     def test_vif_model_from_the_image(self):
@@ -86,7 +86,7 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
                                       hw_vif_model='e1000e')
         port = self.neutron_port('dvs', pg_id=self.dvpg.key)
         server = self.boot(image['id'], networks=[{'port': port['id']}])
-        [nic] = vm_view.nics(self.vcsim, server['id'])
+        [nic] = vcsim_view.nics(self.vcsim, server['id'])
         self.assertEqual('VirtualE1000e', nic['model'])
         self.assertEqual(self._dvs(self.dvpg), nic['network'])
         # A port attached later gets the image's model too.
@@ -95,19 +95,19 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
             'port_id': later['id']}})
         self.assertEqual(['VirtualE1000e', 'VirtualE1000e'],
                          [n['model'] for n in
-                          vm_view.nics(self.vcsim, server['id'])])
+                          vcsim_view.nics(self.vcsim, server['id'])])
         self._delete_server(server)
 
     def test_attach_and_detach_while_running(self):
         first = self.neutron_port('ovs', bridge_name='VM Network')
         server = self.boot(self.image['id'],
                            networks=[{'port': first['id']}])
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
         second = self.neutron_port('dvs', dvs_port_group_name='DC0_DVPG0')
         self.api.attach_interface(server['id'], {'interfaceAttachment': {
             'port_id': second['id']}})
-        nics = vm_view.nics(self.vcsim, server['id'])
+        nics = vcsim_view.nics(self.vcsim, server['id'])
         self.assertEqual([(first['id'], first['mac_address'],
                            'standard:VM Network'),
                           (second['id'], second['mac_address'],
@@ -116,8 +116,8 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
                           for n in nics])
         self.assertEqual(
             {'nvp.iface-id.0': first['id'], 'nvp.iface-id.1': second['id']},
-            vm_view.extra_config_items(self.vcsim, server['id'],
-                                       'nvp.iface-id.'))
+            vcsim_view.extra_config_items(self.vcsim, server['id'],
+                                          'nvp.iface-id.'))
         attachments = self.api.get_port_interfaces(server['id'])
         self.assertEqual({first['id'], second['id']},
                          {a['port_id'] for a in attachments})
@@ -125,20 +125,20 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
         self.api.detach_interface(server['id'], first['id'])
         self._wait_for_server_parameter(
             server, {'OS-EXT-STS:task_state': None})
-        nics = vm_view.nics(self.vcsim, server['id'])
+        nics = vcsim_view.nics(self.vcsim, server['id'])
         self.assertEqual([second['id']], [n['port_id'] for n in nics])
         self.assertEqual(
             {'nvp.iface-id.1': second['id']},
-            vm_view.extra_config_items(self.vcsim, server['id'],
-                                       'nvp.iface-id.'))
+            vcsim_view.extra_config_items(self.vcsim, server['id'],
+                                          'nvp.iface-id.'))
         # The next port takes a new index, never the freed one's port.
         third = self.neutron_port('ovs', bridge_name='VM Network')
         self.api.attach_interface(server['id'], {'interfaceAttachment': {
             'port_id': third['id']}})
         self.assertEqual(
             {'nvp.iface-id.1': second['id'], 'nvp.iface-id.2': third['id']},
-            vm_view.extra_config_items(self.vcsim, server['id'],
-                                       'nvp.iface-id.'))
+            vcsim_view.extra_config_items(self.vcsim, server['id'],
+                                          'nvp.iface-id.'))
         self._delete_server(server)
 
     def test_unknown_port_group_fails_the_boot(self):
@@ -147,5 +147,5 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
                            networks=[{'port': port['id']}])
         # Nova rescheduled it (another service may have the port group)
         # and found no other host; the VM is gone.
-        self.assertIsNone(vm_view.vm_of(self.vcsim, server['id']))
+        self.assertIsNone(vcsim_view.vm_of(self.vcsim, server['id']))
         self._delete_server(server)

@@ -16,9 +16,8 @@ as vCenter does.
 
 
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
-
 
 
 class TestLiveMigration(nova_harness.VcdriverTestCase):
@@ -38,7 +37,7 @@ class TestLiveMigration(nova_harness.VcdriverTestCase):
         self.vcsim.clear_faults()
 
     def _cluster_of(self, server):
-        return vm_view.cluster_and_power(self.vcsim, server['id'])
+        return vcsim_view.cluster_and_power(self.vcsim, server['id'])
 
     def _live_migrate_to(self, server, host):
         self.api.post_server_action(server['id'], {'os-migrateLive': {
@@ -66,7 +65,7 @@ class TestLiveMigration(nova_harness.VcdriverTestCase):
                          server['OS-EXT-SRV-ATTR:hypervisor_hostname'])
         self.assertEqual(('DC0_C0', 'poweredOn'), self._cluster_of(server))
         self._delete_server(server)
-        self.assertIsNone(vm_view.vm_of(self.vcsim, server['id']))
+        self.assertIsNone(vcsim_view.vm_of(self.vcsim, server['id']))
 
     def test_failed_relocation_rolls_back_and_the_vm_keeps_running(self):
         server = self.boot(self.image['id'], node=self.c0)

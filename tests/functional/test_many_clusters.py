@@ -8,7 +8,7 @@ from nova import objects
 from nova.compute import power_state
 from pyVmomi import vim
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -51,7 +51,7 @@ class TestManyClusters(nova_harness.VcdriverTestCase):
             si.content.rootFolder, [vim.ClusterComputeResource], True)
         c1 = next(c for c in view.view if c.name == 'DC0_C1')
         view.DestroyView()
-        vm = vm_view.vm_of(self.vcsim, server['id'])
+        vm = vcsim_view.vm_of(self.vcsim, server['id'])
         vcsim_harness.wait_task(vm.RelocateVM_Task(vim.vm.RelocateSpec(
             host=c1.host[0], pool=c1.resourcePool)))
         self.assertEqual('DC0_C1', vm.runtime.host.parent.name)
@@ -70,4 +70,4 @@ class TestManyClusters(nova_harness.VcdriverTestCase):
         self.assertEqual('poweredOff', vm.runtime.powerState)
 
         self._delete_server(server)
-        self.assertIsNone(vm_view.vm_of(self.vcsim, server['id']))
+        self.assertIsNone(vcsim_view.vm_of(self.vcsim, server['id']))

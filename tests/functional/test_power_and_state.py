@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 from nova.tests.functional.api import client as api_client
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -55,10 +55,10 @@ class TestPowerAndState(nova_harness.VcdriverTestCase):
                                      'unresponsive': True})
 
     def _power(self, server):
-        return vm_view.vm_of(self.vcsim, server['id']).runtime.powerState
+        return vcsim_view.vm_of(self.vcsim, server['id']).runtime.powerState
 
     def _boot_time(self, server):
-        vm = vm_view.vm_of(self.vcsim, server['id'])
+        vm = vcsim_view.vm_of(self.vcsim, server['id'])
         return vm.summary.runtime.bootTime
 
     def test_suspend_and_resume(self):
@@ -135,7 +135,7 @@ class TestPowerAndState(nova_harness.VcdriverTestCase):
         server = self.boot(self.image['id'])
         # Powered off behind Nova's back, as a host failure would leave it.
         vcsim_harness.wait_task(
-            vm_view.vm_of(self.vcsim, server['id']).PowerOffVM_Task())
+            vcsim_view.vm_of(self.vcsim, server['id']).PowerOffVM_Task())
         self.compute = self.restart_compute_service(
             self.compute, keep_hypervisor_state=False)
         self.assertEqual('poweredOn', self._power(server))

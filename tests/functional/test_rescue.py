@@ -11,7 +11,7 @@ import os
 
 from pyVmomi import vim
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
 CACHE = 'vcdriver_image_cache'
@@ -20,7 +20,7 @@ CACHE = 'vcdriver_image_cache'
 class TestRescue(nova_harness.VcdriverTestCase):
 
     def _boot_order(self, server):
-        vm = vm_view.vm_of(self.vcsim, server['id'])
+        vm = vcsim_view.vm_of(self.vcsim, server['id'])
         order = vm.config.bootOptions.bootOrder or []
         return [o.deviceKey for o in order
                 if isinstance(o, vim.vm.BootOptions.BootableDiskDevice)]
@@ -33,14 +33,14 @@ class TestRescue(nova_harness.VcdriverTestCase):
         image = self.upload_flat_vmdk('rescued')
         rescue_image = self.upload_flat_vmdk('rescuer')
         server = self.boot(image['id'])
-        [(_bus, root)] = vm_view.disks(self.vcsim, server['id'])
+        [(_bus, root)] = vcsim_view.disks(self.vcsim, server['id'])
         root_path = '[nfs0] %s/%s.vmdk' % (server['id'], server['id'])
         self.assertEqual(root_path, root.backing.fileName)
 
         self.api.post_server_action(server['id'], {'rescue': {
             'rescue_image_ref': rescue_image['id']}})
         server = self._wait_for_state_change(server, 'RESCUE')
-        disks = [d for _b, d in vm_view.disks(self.vcsim, server['id'])]
+        disks = [d for _b, d in vcsim_view.disks(self.vcsim, server['id'])]
         rescue_path = '[nfs0] %s/%s-rescue.vmdk' % (server['id'],
                                                    server['id'])
         self.assertEqual([root_path, rescue_path],
@@ -50,21 +50,21 @@ class TestRescue(nova_harness.VcdriverTestCase):
         self.assertEqual(
             '[nfs0] %s/%s/%s.vmdk' % (CACHE, rescue_image['id'],
                                       rescue_image['id']),
-            vm_view.backing_chain(by_path[rescue_path])[-1])
+            vcsim_view.backing_chain(by_path[rescue_path])[-1])
         self.assertEqual([by_path[rescue_path].key, by_path[root_path].key],
                          self._boot_order(server))
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
         self.assertIn('%s-rescue.vmdk' % server['id'], self._folder(server))
 
         self.api.post_server_action(server['id'], {'unrescue': None})
         server = self._wait_for_state_change(server, 'ACTIVE')
-        [(_bus, root)] = vm_view.disks(self.vcsim, server['id'])
+        [(_bus, root)] = vcsim_view.disks(self.vcsim, server['id'])
         self.assertEqual(root_path, root.backing.fileName)
         self.assertEqual([], self._boot_order(server))
         self.assertFalse([f for f in self._folder(server)
                           if 'rescue' in f], 'rescue disk left behind')
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
         self._delete_server(server)
 
@@ -73,7 +73,7 @@ class TestRescue(nova_harness.VcdriverTestCase):
         server = self.boot(image['id'])
         self.api.post_server_action(server['id'], {'rescue': {}})
         server = self._wait_for_state_change(server, 'RESCUE')
-        self.assertEqual(2, len(vm_view.disks(self.vcsim, server['id'])))
+        self.assertEqual(2, len(vcsim_view.disks(self.vcsim, server['id'])))
         self._delete_server(server)
         self.assertFalse(os.path.exists(os.path.join(
             self.vcsim.datastores['nfs0'], server['id'])))

@@ -20,7 +20,7 @@ import fixtures
 from nova.tests.functional.api import client
 from oslo_utils import units
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
 IMAGE_BYTES = 4 * units.Mi
@@ -74,22 +74,22 @@ class ResizeTestBase(nova_harness.VcdriverTestCase):
 
     def _vcenter(self, server):
         """(cluster name, vCPUs, memory MB, root disk GB, root path)."""
-        vm = vm_view.vm_of(self.vcsim, server['id'])
-        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
+        vm = vcsim_view.vm_of(self.vcsim, server['id'])
+        _bus, root = vcsim_view.disks(self.vcsim, server['id'])[0]
         return (vm.runtime.host.parent.name, vm.config.hardware.numCPU,
                 vm.config.hardware.memoryMB, root.capacityInKB // units.Mi,
                 root.backing.fileName)
 
     def _descriptor(self, server):
         path = self._vcenter(server)[4]
-        with open(vm_view.local_path(self.vcsim, path), 'rb') as f:
+        with open(vcsim_view.local_path(self.vcsim, path), 'rb') as f:
             return f.read()
 
     def _assert_root_holds(self, server, image, size_bytes):
         """The root disk, read from the datastore as its descriptor says,
         is standalone and holds ``image``, then zeros up to
         ``size_bytes``."""
-        local = vm_view.local_path(self.vcsim, self._vcenter(server)[4])
+        local = vcsim_view.local_path(self.vcsim, self._vcenter(server)[4])
         with open(local, 'rb') as f:
             descriptor = f.read()
         self.assertNotIn(b'parentFileNameHint', descriptor,
@@ -113,8 +113,8 @@ class ResizeTestBase(nova_harness.VcdriverTestCase):
                 if f.startswith(server['id'] + '/') and '.orig' in f}
 
     def _revert_state(self, server):
-        return vm_view.extra_config(self.vcsim, server['id'],
-                                    'vcdriver.resize.revert')
+        return vcsim_view.extra_config(self.vcsim, server['id'],
+                                       'vcdriver.resize.revert')
 
 
 
@@ -124,8 +124,8 @@ class TestResize(ResizeTestBase):
         server = self._boot(self.c0)
         before = self._vcenter(server)
         self.assertEqual(('DC0_C0', 1, 512, 1), before[:4])
-        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
-        self.assertEqual(2, len(vm_view.backing_chain(root)),
+        _bus, root = vcsim_view.disks(self.vcsim, server['id'])[0]
+        self.assertEqual(2, len(vcsim_view.backing_chain(root)),
                          'root disk should start as a linked clone')
         descriptor = self._descriptor(server)
 
@@ -136,15 +136,15 @@ class TestResize(ResizeTestBase):
         self.assertEqual(('DC0_C1', 2, 1024, 2), (cluster, cpus, memory,
                                                   root_gb))
         self.assertEqual(before[4], path, 'root disk keeps its path')
-        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
-        self.assertEqual(1, len(vm_view.backing_chain(root)),
+        _bus, root = vcsim_view.disks(self.vcsim, server['id'])[0]
+        self.assertEqual(1, len(vcsim_view.backing_chain(root)),
                          'a grown linked clone becomes a full copy')
         self.assertNotEqual(descriptor, self._descriptor(server))
         self.assertEqual({'%s/%s.orig.vmdk' % (server['id'], server['id']),
                           '%s/%s.orig-flat.vmdk' % (server['id'],
                                                     server['id'])},
                          self._orig_files(server))
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
 
         self.api.post_server_action(server['id'], {'revertResize': None})
@@ -159,11 +159,11 @@ class TestResize(ResizeTestBase):
         self.assertEqual(descriptor, self._descriptor(server))
         self.assertEqual(set(), self._orig_files(server))
         self.assertIsNone(self._revert_state(server))
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
 
         self._delete_server(server)
-        self.assertIsNone(vm_view.vm_of(self.vcsim, server['id']))
+        self.assertIsNone(vcsim_view.vm_of(self.vcsim, server['id']))
 
     def test_resize_on_the_same_node_then_confirm(self):
         self.flags(use_linked_clone=False, group='vmware')
@@ -177,7 +177,7 @@ class TestResize(ResizeTestBase):
         # The grown copy holds the image's bytes.
         self.assertEqual(
             (b'vcdriver-test-disk-' * 4)[:64],
-            vm_view.root_disk_bytes(self.vcsim, server['id'], 64))
+            vcsim_view.root_disk_bytes(self.vcsim, server['id'], 64))
         self.assertTrue(self._orig_files(server))
         self.assertIsNotNone(self._revert_state(server))
 
@@ -197,16 +197,16 @@ class TestResize(ResizeTestBase):
             :IMAGE_BYTES - 512] + b'\xee' * 512  # its last sector too
         image_id = self.glance.upload(image, 'resize-linked')['id']
         server = self.boot(image_id, flavor_id=self.small, node=self.c0)
-        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
-        self.assertEqual(2, len(vm_view.backing_chain(root)),
+        _bus, root = vcsim_view.disks(self.vcsim, server['id'])[0]
+        self.assertEqual(2, len(vcsim_view.backing_chain(root)),
                          'root disk should start as a linked clone')
 
         server = self._resize(server, self.big, self.c0)
         cluster, cpus, memory, root_gb, path = self._vcenter(server)
         self.assertEqual(('DC0_C0', 2, 1024, 2), (cluster, cpus, memory,
                                                   root_gb))
-        _bus, root = vm_view.disks(self.vcsim, server['id'])[0]
-        self.assertEqual([path], vm_view.backing_chain(root))
+        _bus, root = vcsim_view.disks(self.vcsim, server['id'])[0]
+        self.assertEqual([path], vcsim_view.backing_chain(root))
         self._assert_root_holds(server, image, 2 * units.Gi)
 
         self.api.post_server_action(server['id'], {'confirmResize': None})
@@ -269,6 +269,6 @@ class TestResizeRefused(ResizeTestBase):
         self.assertEqual(self.c0,
                          server['OS-EXT-SRV-ATTR:hypervisor_hostname'])
         self.assertEqual(('DC0_C0', 2, 1024, 2), self._vcenter(server)[:4])
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
         self._delete_server(server)

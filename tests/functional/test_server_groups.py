@@ -248,7 +248,7 @@ class TestServerGroups(_ServerGroupTestCase):
 @unittest.skipIf(
     os.environ.get('OS_NOVA_DISABLE_EVENTLET_PATCHING', '').lower() in (
         '1', 'true', 'yes'),
-    'concurrent builds through the API deadlock in nova\'s test fixtures '
+    "concurrent builds through the API deadlock in nova's test fixtures "
     'under native threads (see tox.ini)')
 class TestServerGroupsConcurrent(_ServerGroupTestCase):
     """Members built and deleted at the same time, as one multi-create

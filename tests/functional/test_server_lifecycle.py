@@ -4,7 +4,7 @@ import os
 
 from pyVmomi import vim
 
-from tests.functional import vm_view
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -52,7 +52,7 @@ class TestServerLifecycle(nova_harness.VcdriverTestCase):
         folder = folder.rsplit('/', 1)[0]
         files = vc.files(ds_name, folder)
         self.assertIn('%s.vmdk' % server['id'], files)
-        self.assertEqual(b'vcdriver-test-disk-', vm_view.root_disk_bytes(
+        self.assertEqual(b'vcdriver-test-disk-', vcsim_view.root_disk_bytes(
             self.vcsim, server['id'], 19))
 
         self.api.post_server_action(server['id'], {'os-stop': None})

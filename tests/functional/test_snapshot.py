@@ -110,7 +110,7 @@ class TestSnapshot(nova_harness.VcdriverTestCase):
 
     def test_snapshot_round_trip(self):
         server = self.boot(self.image['id'])
-        self._assert_disk(server, 'the first server\'s disk')
+        self._assert_disk(server, "the first server's disk")
 
         image_id = self.snapshot_server(server, 'snap')
         image = self.glance_image(image_id)

@@ -26,10 +26,10 @@ from nova.tests.functional.api import client
 from oslo_utils import uuidutils
 from pyVmomi import vim
 
-from tests.functional import vm_view
-from vcdriver import vm as vm_mod
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
+from vcdriver import vm
 
 MiB = 1024 ** 2
 VOLUME_BYTES = 4 * MiB
@@ -159,7 +159,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
 
     def volume_disks(self, server):
         """The server's disks other than its root: (bus, device)."""
-        return vm_view.disks(self.vcsim, server['id'])[1:]
+        return vcsim_view.disks(self.vcsim, server['id'])[1:]
 
     # --- tests --------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         sata_image = self.upload_flat_vmdk('vol-sata', hw_disk_bus='sata')
         first = self.boot(image['id'])
         second = self.boot(sata_image['id'])
-        [(_bus, root)] = vm_view.disks(self.vcsim, first['id'])
+        [(_bus, root)] = vcsim_view.disks(self.vcsim, first['id'])
 
         # Attached: the shadow VM's disk, on the root disk's controller,
         # next free unit, independent (no instance snapshot writes on it).
@@ -183,7 +183,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         self.assertEqual(path, disk.backing.fileName)
         self.assertEqual('independent_persistent', disk.backing.diskMode)
         self.assertEqual(VOLUME_BYTES, disk.capacityInBytes)
-        self.assertEqual(disk.backing.uuid, vm_view.extra_config(
+        self.assertEqual(disk.backing.uuid, vcsim_view.extra_config(
             self.vcsim, first['id'], 'volume-%s' % volume_id))
         self.assertEqual(path, self.shadow_disk_path(shadow))
 
@@ -194,10 +194,10 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         self.detach(first, volume_id)
         self.assertEqual([], self.attached_ids(first))
         self.assertEqual([], self.volume_disks(first))
-        self.assertIsNone(vm_view.extra_config(
+        self.assertIsNone(vcsim_view.extra_config(
             self.vcsim, first['id'], 'volume-%s' % volume_id))
         self.assertEqual(path, self.shadow_disk_path(shadow))
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, path, '-flat'))
 
         # Attached to the second server, on its SATA bus: same bytes.
@@ -205,14 +205,14 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         [(bus, disk)] = self.volume_disks(second)
         self.assertEqual('VirtualAHCIController', bus)
         self.assertEqual(path, disk.backing.fileName)
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, disk.backing.fileName, '-flat'))
         self.detach(second, volume_id)
         self.assertEqual([], self.volume_disks(second))
 
         for server in (first, second):
             self._delete_server(server)
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, path, '-flat'))
 
     def test_two_volumes_take_the_next_free_units(self):
@@ -242,7 +242,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         # Real vCenter's Destroy_Task deletes every disk of the VM (vcsim
         # only the VM's folder): the volume must be off it by then.
         disks_at_destroy = []
-        destroy = vm_mod.destroy
+        destroy = vm.destroy
 
         def spy(session, vm_ref):
             disks_at_destroy.append(
@@ -252,9 +252,9 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         self.useFixture(fixtures.MonkeyPatch('vcdriver.vm.destroy', spy))
         self._delete_server(server)
         self.assertEqual([[]], disks_at_destroy)
-        self.assertIsNone(vm_view.vm_of(self.vcsim, server['id']))
+        self.assertIsNone(vcsim_view.vm_of(self.vcsim, server['id']))
         self.assertEqual(path, self.shadow_disk_path(shadow))
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, path, '-flat'))
 
     def test_volume_moved_with_its_server_goes_back_to_its_backing(self):
@@ -274,8 +274,8 @@ class TestVolumes(nova_harness.VcdriverTestCase):
             self.si.content.virtualDiskManager.MoveVirtualDisk_Task(
                 sourceName=path, sourceDatacenter=dc, destName=moved,
                 destDatacenter=dc, force=False))
-        vm = vm_view.vm_of(self.vcsim, server['id'])
-        vcsim_harness.wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+        vm_ref = vcsim_view.vm_of(self.vcsim, server['id'])
+        vcsim_harness.wait_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
             deviceChange=[
                 vim.vm.device.VirtualDeviceSpec(operation='remove',
                                                 device=disk),
@@ -297,7 +297,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         # names it.
         self.assertEqual(path, self.shadow_disk_path(shadow))
         self._delete_server(server)
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, path, '-flat'))
 
     def test_volume_given_at_boot(self):
@@ -317,10 +317,10 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         self.assertEqual([volume_id], self.attached_ids(server))
         [(_bus, disk)] = self.volume_disks(server)
         self.assertEqual((path, 1), (disk.backing.fileName, disk.unitNumber))
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
         self._delete_server(server)
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, path, '-flat'))
 
     def test_iscsi_volume_as_a_raw_device_mapping(self):
@@ -329,9 +329,9 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         servers = [self.boot(image['id']), self.boot(image['id'])]
         for server in servers:
             self.attach(server, volume_id)
-            vm = vm_view.vm_of(self.vcsim, server['id'])
+            vm_ref = vcsim_view.vm_of(self.vcsim, server['id'])
             # The VM's host has the target and found the LUN.
-            storage = vm.runtime.host.config.storageDevice
+            storage = vm_ref.runtime.host.config.storageDevice
             [hba] = [h for h in storage.hostBusAdapter
                      if isinstance(h, vim.host.InternetScsiHba)]
             self.assertIn(('192.0.2.10', 3260, iqn),
@@ -349,15 +349,15 @@ class TestVolumes(nova_harness.VcdriverTestCase):
                              (backing.lunUuid, backing.deviceName,
                               backing.compatibilityMode))
             self.assertEqual(4 * MiB, disk.capacityInBytes)
-            self.assertEqual(lun_uuid, vm_view.extra_config(
+            self.assertEqual(lun_uuid, vcsim_view.extra_config(
                 self.vcsim, server['id'], 'volume-%s' % volume_id))
-            mapping = vm_view.local_path(self.vcsim, backing.fileName)
-            self.assertTrue(mapping.startswith(vm_view.local_path(
+            mapping = vcsim_view.local_path(self.vcsim, backing.fileName)
+            self.assertTrue(mapping.startswith(vcsim_view.local_path(
                 self.vcsim, '[nfs0] %s/' % server['id'])))
 
             self.detach(server, volume_id)
             self.assertEqual([], self.volume_disks(server))
-            self.assertIsNone(vm_view.extra_config(
+            self.assertIsNone(vcsim_view.extra_config(
                 self.vcsim, server['id'], 'volume-%s' % volume_id))
             self.assertFalse(os.path.exists(mapping),
                              'the mapping file was left behind')
@@ -366,17 +366,17 @@ class TestVolumes(nova_harness.VcdriverTestCase):
 
     def test_volume_connector_names_the_vm(self):
         server = self.boot(self.upload_flat_vmdk('vol-connector')['id'])
-        vm = vm_view.vm_of(self.vcsim, server['id'])
+        vm_ref = vcsim_view.vm_of(self.vcsim, server['id'])
         connector = self.driver.get_volume_connector(
             objects.Instance(uuid=server['id']))
         # tools/vcsim gives every host a software iSCSI adapter.
         iqn = next(h.iScsiName
-                   for h in vm.runtime.host.config.storageDevice.
+                   for h in vm_ref.runtime.host.config.storageDevice.
                    hostBusAdapter
                    if isinstance(h, vim.host.InternetScsiHba))
         self.assertEqual(
             {'ip': self.vcsim.host, 'host': self.vcsim.host,
-             'instance': vm._moId, 'initiator': iqn}, connector)
+             'instance': vm_ref._moId, 'initiator': iqn}, connector)
         self.assertTrue(iqn.startswith('iqn.1998-01.com.vmware:'))
         self._delete_server(server)
 
@@ -431,20 +431,20 @@ class TestVolumes(nova_harness.VcdriverTestCase):
              'independent_persistent', 2 * 1024 ** 3),
             (disk.backing.fileName, disk.controllerKey, disk.unitNumber,
              disk.backing.diskMode, disk.capacityInBytes))
-        self.assertEqual(new_disk.backing.uuid, vm_view.extra_config(
+        self.assertEqual(new_disk.backing.uuid, vcsim_view.extra_config(
             self.vcsim, server['id'], 'volume-%s' % new_id))
-        self.assertIsNone(vm_view.extra_config(
+        self.assertIsNone(vcsim_view.extra_config(
             self.vcsim, server['id'], 'volume-%s' % old_id))
         # The bytes are in the new volume's file, which its shadow keeps.
         self.assertEqual(new_path, self.shadow_disk_path(new_shadow))
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, new_path, '-flat'))
         # The old volume is back with its shadow, bytes intact; no copy or
         # set-aside file stays behind.
         self.assertEqual(old_path, self.shadow_disk_path(old_shadow))
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, old_path, '-flat'))
-        folder = os.path.dirname(vm_view.local_path(self.vcsim, new_path))
+        folder = os.path.dirname(vcsim_view.local_path(self.vcsim, new_path))
         self.assertEqual(
             sorted([os.path.basename(new_path),
                     os.path.basename(new_path)[:-5] + '-flat.vmdk']),
@@ -454,7 +454,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         self.detach(server, new_id)
         self.assertEqual([], self.volume_disks(server))
         self._delete_server(server)
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, new_path, '-flat'))
 
     def test_failed_swap_leaves_the_old_volume_attached(self):
@@ -467,7 +467,7 @@ class TestVolumes(nova_harness.VcdriverTestCase):
         # The new volume's files are gone from the datastore (its shadow
         # still names them): the copy onto it fails.
         shutil.rmtree(os.path.dirname(
-            vm_view.local_path(self.vcsim, new_path)))
+            vcsim_view.local_path(self.vcsim, new_path)))
 
         try:
             self.swap(server, old_id, new_id)
@@ -491,16 +491,16 @@ class TestVolumes(nova_harness.VcdriverTestCase):
              old_disk.backing.uuid),
             (disk.backing.fileName, disk.controllerKey, disk.unitNumber,
              disk.backing.uuid))
-        self.assertEqual(old_disk.backing.uuid, vm_view.extra_config(
+        self.assertEqual(old_disk.backing.uuid, vcsim_view.extra_config(
             self.vcsim, server['id'], 'volume-%s' % old_id))
-        self.assertIsNone(vm_view.extra_config(
+        self.assertIsNone(vcsim_view.extra_config(
             self.vcsim, server['id'], 'volume-%s' % new_id))
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, old_path, '-flat'))
         self.assertEqual(old_path, self.shadow_disk_path(old_shadow))
         self.detach(server, old_id)
         self._delete_server(server)
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, old_path, '-flat'))
 
     def test_extended_volume_grows_on_the_server(self):
@@ -524,12 +524,12 @@ class TestVolumes(nova_harness.VcdriverTestCase):
             (path, before.unitNumber, 3 * 1024 ** 3, before.backing.uuid),
             (disk.backing.fileName, disk.unitNumber, disk.capacityInBytes,
              disk.backing.uuid))
-        self.assertEqual('poweredOn', vm_view.vm_of(
+        self.assertEqual('poweredOn', vcsim_view.vm_of(
             self.vcsim, server['id']).runtime.powerState)
         actions = [a['action']
                    for a in self.api.get_instance_actions(server['id'])]
         self.assertIn('extend_volume', actions)
         self.detach(server, volume_id)
         self._delete_server(server)
-        self.assertEqual(data, vm_view.read_datastore_file(
+        self.assertEqual(data, vcsim_view.read_datastore_file(
             self.vcsim, path, '-flat'))

@@ -25,26 +25,26 @@ import struct
 import threading
 import urllib.parse
 
-IMAGE_FILE_RE = re.compile(r"^/v2/images/([^/?]+)/file(\?.*)?$")
+IMAGE_FILE_RE = re.compile(r'^/v2/images/([^/?]+)/file(\?.*)?$')
 HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "host",
+    'connection',
+    'keep-alive',
+    'proxy-authenticate',
+    'proxy-authorization',
+    'te',
+    'trailers',
+    'transfer-encoding',
+    'upgrade',
+    'host',
 }
 CHUNK = 64 * 1024
 
 
 class FaultyProxy(object):
-    def __init__(self, upstream, host="127.0.0.1"):
+    def __init__(self, upstream, host='127.0.0.1'):
         parsed = urllib.parse.urlsplit(upstream)
-        if parsed.scheme != "http":
-            raise ValueError("only http upstreams: %s" % upstream)
+        if parsed.scheme != 'http':
+            raise ValueError('only http upstreams: %s' % upstream)
         self.upstream = (parsed.hostname, parsed.port or 80)
         self.host = host
         self.url = None
@@ -65,7 +65,7 @@ class FaultyProxy(object):
 
         self._server = http.server.ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
-        self.url = "http://%s:%d" % (self.host, self._server.server_port)
+        self.url = 'http://%s:%d' % (self.host, self._server.server_port)
         self._thread = threading.Thread(
             target=self._server.serve_forever, daemon=True
         )
@@ -102,18 +102,18 @@ class FaultyProxy(object):
         ]
         if len(given) != 1:
             raise ValueError(
-                "one of status, cut_after_bytes, cut_after_percent"
+                'one of status, cut_after_bytes, cut_after_percent'
             )
         if cut_after_percent is not None and not 0 <= cut_after_percent < 100:
-            raise ValueError("cut_after_percent is 0..99")
+            raise ValueError('cut_after_percent is 0..99')
         with self._lock:
             self._fault = {
-                "status": status,
-                "cut_after_bytes": cut_after_bytes,
-                "cut_after_percent": cut_after_percent,
-                "times": times,
-                "image_id": image_id,
-                "hits": 0,
+                'status': status,
+                'cut_after_bytes': cut_after_bytes,
+                'cut_after_percent': cut_after_percent,
+                'times': times,
+                'image_id': image_id,
+                'hits': 0,
             }
 
     def clear(self):
@@ -125,18 +125,18 @@ class FaultyProxy(object):
         with self._lock:
             self.downloads += 1
             f = self._fault
-            if f is None or f["image_id"] not in (None, image_id):
+            if f is None or f['image_id'] not in (None, image_id):
                 return None
-            if f["times"] and f["hits"] >= f["times"]:
+            if f['times'] and f['hits'] >= f['times']:
                 return None
-            f["hits"] += 1
+            f['hits'] += 1
             self.hits += 1
             return dict(f)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     owner = None  # the FaultyProxy
-    protocol_version = "HTTP/1.1"
+    protocol_version = 'HTTP/1.1'
 
     def log_message(self, fmt, *args):  # quiet
         pass
@@ -156,22 +156,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         fault = None
         m = IMAGE_FILE_RE.match(self.path)
-        if self.command == "GET" and m:
+        if self.command == 'GET' and m:
             fault = self.owner._take(m.group(1))
-        if fault and fault["status"] is not None:
+        if fault and fault['status'] is not None:
             self._drain()
             body = json.dumps(  # as OpenStack APIs answer errors
                 {
-                    "error": {
-                        "code": fault["status"],
-                        "message": "injected fault (faulty proxy)",
+                    'error': {
+                        'code': fault['status'],
+                        'message': 'injected fault (faulty proxy)',
                     }
                 }
             ).encode()
-            self.send_response(fault["status"])
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
+            self.send_response(fault['status'])
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(body)))
+            self.send_header('Connection', 'close')
             self.end_headers()
             self.wfile.write(body)
             return
@@ -196,17 +196,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _body(self):
         """The request body: bytes, a generator of chunks, or None."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
             return self._chunks()
-        length = int(self.headers.get("Content-Length") or 0)
+        length = int(self.headers.get('Content-Length') or 0)
         return self.rfile.read(length) if length else None
 
     def _chunks(self):
         while True:
             line = self.rfile.readline()
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            size = int(line.split(b';', 1)[0].strip() or b'0', 16)
             if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                while self.rfile.readline() not in (b'\r\n', b'\n', b''):
                     pass  # trailers
                 return
             yield self.rfile.read(size)
@@ -219,31 +219,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 pass
 
     def _answer(self, res, fault):
-        length = res.getheader("Content-Length")
+        length = res.getheader('Content-Length')
         data = None
         if fault and length is None:
             data = res.read()  # the cut needs the size
             length = str(len(data))
         self.send_response(res.status, res.reason)
         for k, v in res.getheaders():
-            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+            if k.lower() not in HOP_BY_HOP and k.lower() != 'content-length':
                 self.send_header(k, v)
         if length is not None:
-            self.send_header("Content-Length", length)
-        self.send_header("Connection", "close")
+            self.send_header('Content-Length', length)
+        self.send_header('Connection', 'close')
         self.end_headers()
-        if self.command == "HEAD":
+        if self.command == 'HEAD':
             return
 
         limit = None
         if fault:
-            limit = fault["cut_after_bytes"]
+            limit = fault['cut_after_bytes']
             if limit is None:
-                limit = int(length) * fault["cut_after_percent"] // 100
+                limit = int(length) * fault['cut_after_percent'] // 100
         sent = 0
         while True:
             if data is not None:
-                chunk, data = data, b""
+                chunk, data = data, b''
             else:
                 chunk = res.read(CHUNK)
             if not chunk:
@@ -262,7 +262,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sock = self.connection
         try:
             sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)
             )
         except OSError:
             pass

@@ -52,27 +52,27 @@ except ImportError:  # run as a script (tools/glance/glance.sh)
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
-TOOLS_DIR = os.path.join(REPO_ROOT, "tools", "glance")
-CONF_TEMPLATE = os.path.join(TOOLS_DIR, "glance-api.conf.in")
-POLICY_FILE = os.path.join(TOOLS_DIR, "policy.yaml")
-PASTE_INI = os.path.join(TOOLS_DIR, "glance-api-paste.ini")
+TOOLS_DIR = os.path.join(REPO_ROOT, 'tools', 'glance')
+CONF_TEMPLATE = os.path.join(TOOLS_DIR, 'glance-api.conf.in')
+POLICY_FILE = os.path.join(TOOLS_DIR, 'policy.yaml')
+PASTE_INI = os.path.join(TOOLS_DIR, 'glance-api-paste.ini')
 
 # Pinned so every machine gets the same server; bump together.
-GLANCE_VERSION = "33.0.0"
-GUNICORN_VERSION = "27.0.1"
-REQUIREMENTS = ("glance==" + GLANCE_VERSION, "gunicorn==" + GUNICORN_VERSION)
-EMPTY_DB_NAME = ".vcdriver-empty-glance.sqlite"
+GLANCE_VERSION = '33.0.0'
+GUNICORN_VERSION = '27.0.1'
+REQUIREMENTS = ('glance==' + GLANCE_VERSION, 'gunicorn==' + GUNICORN_VERSION)
+EMPTY_DB_NAME = '.vcdriver-empty-glance.sqlite'
 
-DUMMY_TOKEN = "vcdriver-test-token"  # noauth Glance ignores it
+DUMMY_TOKEN = 'vcdriver-test-token'  # noauth Glance ignores it
 
 __all__ = [
-    "Glance",
-    "GlanceError",
-    "ensure_glance_venv",
-    "cache_dir",
-    "default_venv_path",
-    "REQUIREMENTS",
-    "DUMMY_TOKEN",
+    'Glance',
+    'GlanceError',
+    'ensure_glance_venv',
+    'cache_dir',
+    'default_venv_path',
+    'REQUIREMENTS',
+    'DUMMY_TOKEN',
 ]
 
 
@@ -86,8 +86,8 @@ def cache_dir():
 
 def default_venv_path():
     return os.path.abspath(
-        os.environ.get("VCDRIVER_GLANCE_VENV")
-        or os.path.join(cache_dir(), "glance-venv")
+        os.environ.get('VCDRIVER_GLANCE_VENV')
+        or os.path.join(cache_dir(), 'glance-venv')
     )
 
 
@@ -102,18 +102,18 @@ def ensure_glance_venv(venv=None, log=None, force=False):
     def check(venv):
         if not os.path.exists(_paste_ini(venv)):
             raise venvs.VenvError(
-                "glance installed but %s is missing" % _paste_ini(venv)
+                'glance installed but %s is missing' % _paste_ini(venv)
             )
 
     try:
         return venvs.ensure(
             venv or default_venv_path(),
             REQUIREMENTS,
-            executables=("gunicorn", "glance-manage"),
-            label="glance",
+            executables=('gunicorn', 'glance-manage'),
+            label='glance',
             log=log,
             force=force,
-            python=os.environ.get("VCDRIVER_GLANCE_PYTHON"),
+            python=os.environ.get('VCDRIVER_GLANCE_PYTHON'),
             stale=(EMPTY_DB_NAME,),
             check=check,
         )
@@ -129,19 +129,19 @@ def _run(cmd, out):
 
 
 def _paste_ini(venv):
-    return os.path.join(venv, "etc", "glance", "glance-api-paste.ini")
+    return os.path.join(venv, 'etc', 'glance', 'glance-api-paste.ini')
 
 
 def _tail_text(text, lines=40):
-    return "\n".join((text or "").rstrip().splitlines()[-lines:])
+    return '\n'.join((text or '').rstrip().splitlines()[-lines:])
 
 
 def _tail_file(path, lines=40):
     try:
-        with open(path, errors="replace") as f:
+        with open(path, errors='replace') as f:
             return _tail_text(f.read(), lines)
     except OSError:
-        return ""
+        return ''
 
 
 def write_config(workdir, venv, require_image_format_match=False,
@@ -154,45 +154,45 @@ def write_config(workdir, venv, require_image_format_match=False,
     Idempotent (keeps existing data).
     """
     workdir = os.path.abspath(workdir)
-    datadir = os.path.join(workdir, "images")
-    etc = os.path.join(workdir, "etc")
+    datadir = os.path.join(workdir, 'images')
+    etc = os.path.join(workdir, 'etc')
     for d in (
         etc,
         datadir,
-        os.path.join(workdir, "staging"),
-        os.path.join(workdir, "tasks"),
-        os.path.join(workdir, "locks"),
+        os.path.join(workdir, 'staging'),
+        os.path.join(workdir, 'tasks'),
+        os.path.join(workdir, 'locks'),
     ):
         os.makedirs(d, exist_ok=True)
-    policy = os.path.join(etc, "policy.yaml")
+    policy = os.path.join(etc, 'policy.yaml')
     shutil.copyfile(POLICY_FILE, policy)
-    paste = os.path.join(etc, "glance-api-paste.ini")
+    paste = os.path.join(etc, 'glance-api-paste.ini')
     shutil.copyfile(PASTE_INI, paste)
     with open(CONF_TEMPLATE) as f:
         conf = f.read()
     for key, value in (
-        ("@WORKDIR@", workdir),
-        ("@DATADIR@", datadir),
-        ("@POLICY_FILE@", policy),
-        ("@PASTE_INI@", paste),
+        ('@WORKDIR@', workdir),
+        ('@DATADIR@', datadir),
+        ('@POLICY_FILE@', policy),
+        ('@PASTE_INI@', paste),
         (
-            "@REQUIRE_IMAGE_FORMAT_MATCH@",
+            '@REQUIRE_IMAGE_FORMAT_MATCH@',
             str(bool(require_image_format_match)).lower(),
         ),
     ):
         conf = conf.replace(key, value)
-    if re.search(r"@[A-Z_]+@", conf):
-        raise GlanceError("unrendered placeholder in %s" % CONF_TEMPLATE)
+    if re.search(r'@[A-Z_]+@', conf):
+        raise GlanceError('unrendered placeholder in %s' % CONF_TEMPLATE)
     if keystone:
         # Later sections of the same name win, option by option.
-        conf += "\n[paste_deploy]\nflavor = keystone\nconfig_file = %s\n" % (
+        conf += '\n[paste_deploy]\nflavor = keystone\nconfig_file = %s\n' % (
             _paste_ini(venv)
         )
-        conf += "\n[keystone_authtoken]\n" + "".join(
-            "%s = %s\n" % item for item in keystone.items()
+        conf += '\n[keystone_authtoken]\n' + ''.join(
+            '%s = %s\n' % item for item in keystone.items()
         )
-    path = os.path.join(etc, "glance-api.conf")
-    with open(path, "w") as f:
+    path = os.path.join(etc, 'glance-api.conf')
+    with open(path, 'w') as f:
         f.write(conf)
     return path
 
@@ -204,24 +204,24 @@ def db_sync(venv, conf):
     copied from an empty one kept in the venv (made by the first db_sync).
     """
     workdir = os.path.dirname(os.path.dirname(conf))
-    db = os.path.join(workdir, "glance.sqlite")
+    db = os.path.join(workdir, 'glance.sqlite')
     template = os.path.join(venv, EMPTY_DB_NAME)
     if not os.path.exists(db) and os.path.exists(template):
         shutil.copyfile(template, db)
         return
     fresh = not os.path.exists(db)
-    with open(os.path.join(workdir, "glance-manage.log"), "a") as out:
+    with open(os.path.join(workdir, 'glance-manage.log'), 'a') as out:
         _run(
             [
-                os.path.join(venv, "bin", "glance-manage"),
-                "--config-file",
+                os.path.join(venv, 'bin', 'glance-manage'),
+                '--config-file',
                 conf,
-                "db_sync",
+                'db_sync',
             ],
             out,
         )
     if fresh:
-        tmp = "%s.%d.tmp" % (template, os.getpid())
+        tmp = '%s.%d.tmp' % (template, os.getpid())
         shutil.copyfile(db, tmp)
         os.replace(tmp, template)
 
@@ -229,38 +229,38 @@ def db_sync(venv, conf):
 def gunicorn_argv(venv, bind, extra=()):
     return (
         [
-            os.path.join(venv, "bin", "gunicorn"),
-            "--bind",
+            os.path.join(venv, 'bin', 'gunicorn'),
+            '--bind',
             bind,
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--timeout",
-            "600",
-            "--graceful-timeout",
-            "5",
+            '--workers',
+            '1',
+            '--threads',
+            '4',
+            '--timeout',
+            '600',
+            '--graceful-timeout',
+            '5',
             # gunicorn >= 25 otherwise shares ~/.gunicorn/gunicorn.ctl
             # between all instances.
-            "--no-control-socket",
+            '--no-control-socket',
         ]
         + list(extra)
-        + ["glance.wsgi.api:application"]
+        + ['glance.wsgi.api:application']
     )
 
 
 def gunicorn_env(conf):
     env = dict(os.environ)
-    env["OS_GLANCE_CONFIG_DIR"] = os.path.dirname(conf)
+    env['OS_GLANCE_CONFIG_DIR'] = os.path.dirname(conf)
     # Never let the test venv leak into Glance's interpreter; the paste
     # filter vcdriver_glance_noauth lives in tools/glance.
-    for var in ("PYTHONHOME", "VIRTUAL_ENV"):
+    for var in ('PYTHONHOME', 'VIRTUAL_ENV'):
         env.pop(var, None)
-    env["PYTHONPATH"] = TOOLS_DIR
+    env['PYTHONPATH'] = TOOLS_DIR
     return env
 
 
-def _free_socket(host="127.0.0.1"):
+def _free_socket(host='127.0.0.1'):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
@@ -309,15 +309,15 @@ class Glance(object):
         venv=None,
         start_timeout=120,
         require_image_format_match=False,
-        bind_host="127.0.0.1",
+        bind_host='127.0.0.1',
     ):
         self.require_image_format_match = require_image_format_match
         self.bind_host = bind_host
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(
-            workdir or tempfile.mkdtemp(prefix="vcdriver-glance-")
+            workdir or tempfile.mkdtemp(prefix='vcdriver-glance-')
         )
-        self.datadir = os.path.join(self.workdir, "images")
+        self.datadir = os.path.join(self.workdir, 'images')
         self.venv = venv
         self.start_timeout = start_timeout
         self.url = None
@@ -330,15 +330,15 @@ class Glance(object):
 
     @property
     def log_file(self):
-        return os.path.join(self.workdir, "glance-api.log")
+        return os.path.join(self.workdir, 'glance-api.log')
 
     @property
     def gunicorn_log(self):
-        return os.path.join(self.workdir, "gunicorn.log")
+        return os.path.join(self.workdir, 'gunicorn.log')
 
     def start(self):
         if self.proc is not None:
-            raise GlanceError("Glance already started at %s" % self.url)
+            raise GlanceError('Glance already started at %s' % self.url)
         try:
             self._start()
         except BaseException:
@@ -358,12 +358,12 @@ class Glance(object):
         try:
             self.port = sock.getsockname()[1]
             host = self.bind_host
-            if host in ("0.0.0.0", ""):
-                host = "127.0.0.1"
-            self.url = "http://%s:%d" % (host, self.port)
-            with open(self.gunicorn_log, "ab") as out:
+            if host in ('0.0.0.0', ''):
+                host = '127.0.0.1'
+            self.url = 'http://%s:%d' % (host, self.port)
+            with open(self.gunicorn_log, 'ab') as out:
                 self.proc = subprocess.Popen(
-                    gunicorn_argv(self.venv, "fd://%d" % sock.fileno()),
+                    gunicorn_argv(self.venv, 'fd://%d' % sock.fileno()),
                     env=gunicorn_env(self.conf),
                     cwd=self.workdir,
                     stdin=subprocess.DEVNULL,
@@ -388,8 +388,8 @@ class Glance(object):
         while True:
             if self.proc.poll() is not None:
                 raise GlanceError(
-                    "glance-api (gunicorn) exited with %s during start.\n"
-                    "--- %s ---\n%s\n--- %s ---\n%s"
+                    'glance-api (gunicorn) exited with %s during start.\n'
+                    '--- %s ---\n%s\n--- %s ---\n%s'
                     % (
                         self.proc.returncode,
                         self.gunicorn_log,
@@ -400,7 +400,7 @@ class Glance(object):
                 )
             try:
                 with urllib.request.urlopen(
-                    self.url + "/versions", timeout=5
+                    self.url + '/versions', timeout=5
                 ) as resp:
                     resp.read()
                 return
@@ -410,8 +410,8 @@ class Glance(object):
                 pass
             if time.monotonic() > deadline:
                 raise GlanceError(
-                    "glance-api did not answer %s/versions within %d s.\n"
-                    "--- %s ---\n%s\n--- %s ---\n%s"
+                    'glance-api did not answer %s/versions within %d s.\n'
+                    '--- %s ---\n%s\n--- %s ---\n%s'
                     % (
                         self.url,
                         self.start_timeout,
@@ -450,15 +450,15 @@ class Glance(object):
         """A python-glanceclient v2 Client (dummy token: no Keystone)."""
         from glanceclient import Client
 
-        kwargs.setdefault("token", DUMMY_TOKEN)
-        return Client("2", endpoint=self.url, **kwargs)
+        kwargs.setdefault('token', DUMMY_TOKEN)
+        return Client('2', endpoint=self.url, **kwargs)
 
     def upload(
         self,
         data,
         name,
-        disk_format="vmdk",
-        container_format="bare",
+        disk_format='vmdk',
+        container_format='bare',
         **properties,
     ):
         """Create an image and upload ``data`` (bytes or a file path).
@@ -492,18 +492,18 @@ class Glance(object):
             if isinstance(data, (bytes, bytearray, memoryview)):
                 data = bytes(data)
                 gc.images.upload(
-                    image["id"], io.BytesIO(data), image_size=len(data)
+                    image['id'], io.BytesIO(data), image_size=len(data)
                 )
             else:
-                with open(data, "rb") as f:
+                with open(data, 'rb') as f:
                     gc.images.upload(
-                        image["id"], f, image_size=os.fstat(f.fileno()).st_size
+                        image['id'], f, image_size=os.fstat(f.fileno()).st_size
                     )
         except BaseException:
             with contextlib.suppress(Exception):
-                gc.images.delete(image["id"])
+                gc.images.delete(image['id'])
             raise
-        return dict(gc.images.get(image["id"]))
+        return dict(gc.images.get(image['id']))
 
     def image_path(self, image_id):
         """Path of the image's data in the file store."""
@@ -516,18 +516,18 @@ class Glance(object):
         no longer serve the bytes."""
         import sqlite3
 
-        db = sqlite3.connect(os.path.join(self.workdir, "glance.sqlite"))
+        db = sqlite3.connect(os.path.join(self.workdir, 'glance.sqlite'))
         try:
             with db:
                 changed = db.execute(
-                    "UPDATE image_locations SET value = ? "
-                    "WHERE image_id = ? AND deleted = 0", (url, image_id)
+                    'UPDATE image_locations SET value = ? '
+                    'WHERE image_id = ? AND deleted = 0', (url, image_id)
                 ).rowcount
         finally:
             db.close()
         if changed != 1:
             raise GlanceError(
-                "image %s has %d locations" % (image_id, changed))
+                'image %s has %d locations' % (image_id, changed))
 
     def corrupt(self, image_id, offset=None, length=16):
         """Flip ``length`` bytes of the stored image data in place.
@@ -538,12 +538,12 @@ class Glance(object):
         path = self.image_path(image_id)
         size = os.path.getsize(path)
         if size == 0:
-            raise GlanceError("image %s has no data to corrupt" % image_id)
+            raise GlanceError('image %s has no data to corrupt' % image_id)
         if offset is None:
             offset = size // 2
         offset = max(0, min(offset, size - 1))
         length = max(1, min(length, size - offset))
-        with open(path, "r+b") as f:
+        with open(path, 'r+b') as f:
             f.seek(offset)
             chunk = f.read(length)
             f.seek(offset)
@@ -557,7 +557,7 @@ class Glance(object):
         gc = self.client()
         for image in list(gc.images.list()):
             with contextlib.suppress(Exception):
-                gc.images.delete(image["id"])
+                gc.images.delete(image['id'])
 
 
 def serve(workdir, port=None):
@@ -566,8 +566,8 @@ def serve(workdir, port=None):
     conf = write_config(
         workdir,
         venv,
-        os.environ.get("VCDRIVER_GLANCE_REQUIRE_FORMAT_MATCH", "")
-        in ("1", "true", "yes"),
+        os.environ.get('VCDRIVER_GLANCE_REQUIRE_FORMAT_MATCH', '')
+        in ('1', 'true', 'yes'),
     )
     db_sync(venv, conf)
     port = int(port) if port else None
@@ -576,14 +576,14 @@ def serve(workdir, port=None):
         port = sock.getsockname()[1]
         sock.close()
     argv = gunicorn_argv(
-        venv, "127.0.0.1:%d" % port, extra=["--access-logfile", "-"]
+        venv, '127.0.0.1:%d' % port, extra=['--access-logfile', '-']
     )
     print(
-        "glance: serving http://127.0.0.1:%d  (state %s, log %s)"
+        'glance: serving http://127.0.0.1:%d  (state %s, log %s)'
         % (
             port,
             os.path.abspath(workdir),
-            os.path.join(os.path.abspath(workdir), "glance-api.log"),
+            os.path.join(os.path.abspath(workdir), 'glance-api.log'),
         ),
         file=sys.stderr,
         flush=True,
@@ -593,23 +593,23 @@ def serve(workdir, port=None):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: glance.py install [--force] | serve DIR [PORT]"
+    usage = 'usage: glance.py install [--force] | serve DIR [PORT]'
     if not argv:
         print(usage, file=sys.stderr)
         return 2
     cmd = argv.pop(0)
-    if cmd == "install" and argv in ([], ["--force"]):
+    if cmd == 'install' and argv in ([], ['--force']):
         print(ensure_glance_venv(force=bool(argv)))
         return 0
-    if cmd == "serve" and 1 <= len(argv) <= 2:
+    if cmd == 'serve' and 1 <= len(argv) <= 2:
         serve(*argv)
     print(usage, file=sys.stderr)
     return 2
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     try:
         sys.exit(main())
     except GlanceError as e:
-        print("glance: %s" % e, file=sys.stderr)
+        print('glance: %s' % e, file=sys.stderr)
         sys.exit(1)

@@ -8,18 +8,21 @@ monkey patching, and must run first.
 
 import nova.tests.functional  # noqa: F401  (must be first: patching mode)
 
+# isort: split
+
 import os
 import sys
 
+import fixtures
+
+# pyVmomi calls os.uname() when first imported, which nova's test fixtures
+# forbid inside a test: import it (and so the driver) up front.
+import pyVmomi  # noqa: F401
 from nova import context as nova_context
 from nova import test
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional import fixtures as func_fixtures
 from nova.tests.functional import integrated_helpers
-import fixtures
-# pyVmomi calls os.uname() when first imported, which nova's test fixtures
-# forbid inside a test: import it (and so the driver) up front.
-import pyVmomi  # noqa: F401
 
 DRIVER = 'vcdriver.VMwareVCDriver'
 

@@ -20,24 +20,24 @@ DATA = os.urandom(10000)
 class _Upstream(http.server.BaseHTTPRequestHandler):
     """/v2/images/<id>/file answers DATA; PUT echoes the body's length."""
 
-    protocol_version = "HTTP/1.1"
+    protocol_version = 'HTTP/1.1'
 
     def log_message(self, fmt, *args):
         pass
 
     def do_GET(self):
-        if self.path.endswith("/file"):
+        if self.path.endswith('/file'):
             body = DATA
         else:
             body = b'{"path": "%s"}' % self.path.encode()
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header('Content-Length', str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def do_PUT(self):
-        if self.headers.get("Transfer-Encoding") == "chunked":
-            body = b""
+        if self.headers.get('Transfer-Encoding') == 'chunked':
+            body = b''
             while True:
                 size = int(self.rfile.readline().strip(), 16)
                 if not size:
@@ -46,20 +46,20 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
                 body += self.rfile.read(size)
                 self.rfile.readline()
         else:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
+            body = self.rfile.read(int(self.headers['Content-Length']))
         out = str(len(body)).encode()
         self.send_response(201)
-        self.send_header("Content-Length", str(len(out)))
+        self.send_header('Content-Length', str(len(out)))
         self.end_headers()
         self.wfile.write(out)
 
 
 @pytest.fixture
 def proxy():
-    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    upstream = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Upstream)
     upstream.daemon_threads = True
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    with FaultyProxy("http://127.0.0.1:%d" % upstream.server_port) as p:
+    with FaultyProxy('http://127.0.0.1:%d' % upstream.server_port) as p:
         yield p
     upstream.shutdown()
     upstream.server_close()
@@ -72,35 +72,35 @@ def get(url):
 
 def partial(url):
     """The bytes a cut download got before the connection went."""
-    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    host, port = url.split('//', 1)[1].split('/', 1)[0].split(':')
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("GET", "/" + url.split("//", 1)[1].split("/", 1)[1])
+    conn.request('GET', '/' + url.split('//', 1)[1].split('/', 1)[1])
     res = conn.getresponse()
     assert res.status == 200
-    assert res.getheader("Content-Length") == str(len(DATA))
+    assert res.getheader('Content-Length') == str(len(DATA))
     with pytest.raises((http.client.IncompleteRead, ConnectionError)) as e:
         res.read()
     conn.close()
-    return getattr(e.value, "partial", None)
+    return getattr(e.value, 'partial', None)
 
 
 def test_passes_through(proxy):
-    assert get(proxy.url + "/v2/images/a/file") == DATA
-    assert get(proxy.url + "/v2/images/a") == b'{"path": "/v2/images/a"}'
+    assert get(proxy.url + '/v2/images/a/file') == DATA
+    assert get(proxy.url + '/v2/images/a') == b'{"path": "/v2/images/a"}'
     req = urllib.request.Request(
-        proxy.url + "/v2/images/a/file", data=b"x" * 1000, method="PUT"
+        proxy.url + '/v2/images/a/file', data=b'x' * 1000, method='PUT'
     )
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert (r.status, r.read()) == (201, b"1000")
+        assert (r.status, r.read()) == (201, b'1000')
     # Chunked uploads, as glanceclient sends them.
     req = urllib.request.Request(
-        proxy.url + "/v2/images/a/file",
-        data=iter([b"a" * 300, b"b" * 700]),
-        method="PUT",
-        headers={"Transfer-Encoding": "chunked"},
+        proxy.url + '/v2/images/a/file',
+        data=iter([b'a' * 300, b'b' * 700]),
+        method='PUT',
+        headers={'Transfer-Encoding': 'chunked'},
     )
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.read() == b"1000"
+        assert r.read() == b'1000'
     assert (proxy.downloads, proxy.hits) == (1, 0)
 
 
@@ -108,49 +108,50 @@ def test_status_fires_times_then_passes(proxy):
     proxy.arm(status=503, times=2)
     for _ in range(2):
         with pytest.raises(urllib.error.HTTPError) as e:
-            get(proxy.url + "/v2/images/a/file")
+            get(proxy.url + '/v2/images/a/file')
         assert e.value.code == 503
-    assert get(proxy.url + "/v2/images/a/file") == DATA
+    assert get(proxy.url + '/v2/images/a/file') == DATA
     # Other requests never fail.
     proxy.arm(status=500, times=0)
-    assert get(proxy.url + "/v2/images/a")
+    assert get(proxy.url + '/v2/images/a')
     assert proxy.hits == 2
 
 
 def test_cut_after_bytes_and_percent(proxy):
     proxy.arm(cut_after_bytes=100)
-    got = partial(proxy.url + "/v2/images/a/file")
+    got = partial(proxy.url + '/v2/images/a/file')
     assert got is None or got == DATA[:100]
     proxy.arm(cut_after_percent=50)
-    got = partial(proxy.url + "/v2/images/a/file")
+    got = partial(proxy.url + '/v2/images/a/file')
     assert got is None or got == DATA[:5000]
-    assert get(proxy.url + "/v2/images/a/file") == DATA
+    assert get(proxy.url + '/v2/images/a/file') == DATA
     assert proxy.hits == 2
 
 
 def test_one_image_and_clear(proxy):
-    proxy.arm(status=500, times=0, image_id="b")
-    assert get(proxy.url + "/v2/images/a/file") == DATA
+    proxy.arm(status=500, times=0, image_id='b')
+    assert get(proxy.url + '/v2/images/a/file') == DATA
     with pytest.raises(urllib.error.HTTPError):
-        get(proxy.url + "/v2/images/b/file")
+        get(proxy.url + '/v2/images/b/file')
     proxy.clear()
-    assert get(proxy.url + "/v2/images/b/file") == DATA
+    assert get(proxy.url + '/v2/images/b/file') == DATA
     with pytest.raises(ValueError):
         proxy.arm(status=500, cut_after_bytes=1)
 
 
 def test_in_front_of_glance(glance):
-    from glanceclient import Client, exc
+    from glanceclient import Client
+    from glanceclient import exc
 
     from tests.harness.glance import DUMMY_TOKEN
 
     data = os.urandom(300000)
-    image = glance.upload(data, "faulty-proxy")
+    image = glance.upload(data, 'faulty-proxy')
     with FaultyProxy(glance.url) as proxy:
-        client = Client("2", endpoint=proxy.url, token=DUMMY_TOKEN)
+        client = Client('2', endpoint=proxy.url, token=DUMMY_TOKEN)
 
         def download():
-            return b"".join(client.images.data(image["id"]))
+            return b''.join(client.images.data(image['id']))
 
         assert download() == data
         proxy.arm(status=500)
@@ -162,11 +163,11 @@ def test_in_front_of_glance(glance):
         assert not isinstance(e.value, exc.HTTPException), e.value
         # Uploads (chunked) pass through.
         image2 = client.images.create(
-            name="via-proxy", disk_format="raw", container_format="bare"
+            name='via-proxy', disk_format='raw', container_format='bare'
         )
-        client.images.upload(image2["id"], io.BytesIO(data))
-        assert glance.client().images.get(image2["id"])["size"] == len(data)
+        client.images.upload(image2['id'], io.BytesIO(data))
+        assert glance.client().images.get(image2['id'])['size'] == len(data)
         assert download() == data
         assert (proxy.downloads, proxy.hits) == (4, 2)
-    glance.client().images.delete(image["id"])
-    glance.client().images.delete(image2["id"])
+    glance.client().images.delete(image['id'])
+    glance.client().images.delete(image2['id'])

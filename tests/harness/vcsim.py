@@ -27,10 +27,10 @@ import urllib.request
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
-LAUNCHER_DIR = os.path.join(REPO_ROOT, "tools", "vcsim")
+LAUNCHER_DIR = os.path.join(REPO_ROOT, 'tools', 'vcsim')
 
 DEFAULT_START_TIMEOUT = 30.0
-DEFAULT_PASSWORD = "vcsim-Pw-7f3a9c"
+DEFAULT_PASSWORD = 'vcsim-Pw-7f3a9c'
 # Every password a launcher was started with: no log line may hold one.
 SECRETS = {DEFAULT_PASSWORD}
 DEFAULT_STOP_TIMEOUT = 10.0
@@ -42,8 +42,8 @@ class VcsimError(RuntimeError):
 
 def cache_dir():
     """``$VCDRIVER_CACHE_DIR`` or ``<repo>/.cache``."""
-    return os.environ.get("VCDRIVER_CACHE_DIR") or os.path.join(
-        REPO_ROOT, ".cache"
+    return os.environ.get('VCDRIVER_CACHE_DIR') or os.path.join(
+        REPO_ROOT, '.cache'
     )
 
 
@@ -52,14 +52,14 @@ def _source_hash():
     names = sorted(
         n
         for n in os.listdir(LAUNCHER_DIR)
-        if (n.endswith(".go") and not n.endswith("_test.go"))
-        or n in ("go.mod", "go.sum")
+        if (n.endswith('.go') and not n.endswith('_test.go'))
+        or n in ('go.mod', 'go.sum')
     )
     for name in names:
-        h.update(name.encode() + b"\0")
-        with open(os.path.join(LAUNCHER_DIR, name), "rb") as f:
+        h.update(name.encode() + b'\0')
+        with open(os.path.join(LAUNCHER_DIR, name), 'rb') as f:
             h.update(f.read())
-        h.update(b"\0")
+        h.update(b'\0')
     return h.hexdigest()[:16]
 
 
@@ -67,7 +67,7 @@ def _prune_old_builds(out_dir, keep):
     """Remove launchers built from older sources (running ones keep
     working)."""
     for name in os.listdir(out_dir):
-        if name.startswith("vcsim-") and name != keep and "." not in name:
+        if name.startswith('vcsim-') and name != keep and '.' not in name:
             try:
                 os.unlink(os.path.join(out_dir, name))
             except OSError:
@@ -83,29 +83,29 @@ def build_launcher(go=None):
     """
     out_dir = cache_dir()
     os.makedirs(out_dir, exist_ok=True)
-    binary = os.path.join(out_dir, "vcsim-" + _source_hash())
+    binary = os.path.join(out_dir, 'vcsim-' + _source_hash())
     if os.access(binary, os.X_OK):
         return binary
 
-    go = go or os.environ.get("GO") or shutil.which("go")
-    if not go and os.access("/usr/local/go/bin/go", os.X_OK):
-        go = "/usr/local/go/bin/go"
+    go = go or os.environ.get('GO') or shutil.which('go')
+    if not go and os.access('/usr/local/go/bin/go', os.X_OK):
+        go = '/usr/local/go/bin/go'
     if not go:
         raise VcsimError(
             "cannot build the vcsim launcher: no 'go' on PATH (install Go "
             ">= 1.25 or set $GO to its binary)"
         )
 
-    with open(os.path.join(out_dir, "vcsim.build.lock"), "w") as lock:
+    with open(os.path.join(out_dir, 'vcsim.build.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if os.access(
                 binary, os.X_OK
             ):  # built by another process meanwhile
                 return binary
-            tmp = binary + ".tmp.%d" % os.getpid()
+            tmp = binary + '.tmp.%d' % os.getpid()
             proc = subprocess.run(
-                [go, "build", "-buildvcs=false", "-o", tmp, "."],
+                [go, 'build', '-buildvcs=false', '-o', tmp, '.'],
                 cwd=LAUNCHER_DIR,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -115,7 +115,7 @@ def build_launcher(go=None):
                 if os.path.exists(tmp):
                     os.unlink(tmp)
                 raise VcsimError(
-                    "go build in %s failed (exit %d):\n%s"
+                    'go build in %s failed (exit %d):\n%s'
                     % (LAUNCHER_DIR, proc.returncode, proc.stdout)
                 )
             os.replace(tmp, binary)
@@ -128,7 +128,7 @@ def build_launcher(go=None):
 def _duration(value):
     """Seconds (int/float) or a Go duration string ("500ms") -> Go duration."""
     if isinstance(value, (int, float)):
-        return "%dms" % round(value * 1000)
+        return '%dms' % round(value * 1000)
     return str(value)
 
 
@@ -141,8 +141,8 @@ class Control:
         self.url, self.host, self.port = url, host, port
 
     def http_url(self, path):
-        scheme = self.url.split(":", 1)[0]
-        return "%s://%s:%d%s" % (scheme, self.host, self.port, path)
+        scheme = self.url.split(':', 1)[0]
+        return '%s://%s:%d%s' % (scheme, self.host, self.port, path)
 
     def stats(self):
         """Counters since start or ``reset_stats``: datastore uploads
@@ -150,24 +150,24 @@ class Control:
         SOAP requests ``{"soap_calls": {"<method>": n},
         "soap_call_total": n}``."""
         with urllib.request.urlopen(
-            self.http_url("/vcdriver/stats"), timeout=10
+            self.http_url('/vcdriver/stats'), timeout=10
         ) as r:
             return json.loads(r.read())
 
     def reset_stats(self):
         """Zero the counters and forget the NFC leases that ended."""
-        for path in ("/vcdriver/stats", "/vcdriver/nfc"):
-            req = urllib.request.Request(self.http_url(path), method="DELETE")
+        for path in ('/vcdriver/stats', '/vcdriver/nfc'):
+            req = urllib.request.Request(self.http_url(path), method='DELETE')
             with urllib.request.urlopen(req, timeout=10):
                 pass
 
-    def _faults_request(self, method, path="", rule=None):
+    def _faults_request(self, method, path='', rule=None):
         data = json.dumps(rule).encode() if rule is not None else None
         req = urllib.request.Request(
-            self.http_url("/vcdriver/faults" + path),
+            self.http_url('/vcdriver/faults' + path),
             data=data,
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers={'Content-Type': 'application/json'},
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             body = r.read()
@@ -194,33 +194,33 @@ class Control:
 
         ``times`` (default 1, latency: 0) is how often it fires, 0 until
         cleared; ``skip`` lets the first N matching calls through."""
-        return self._faults_request("POST", rule=rule)["id"]
+        return self._faults_request('POST', rule=rule)['id']
 
     def faults(self):
         """The armed faults, each with its ``id``, ``hits`` (times it
         fired) and ``seen`` (matching calls, skipped ones included)."""
-        return self._faults_request("GET")["faults"]
+        return self._faults_request('GET')['faults']
 
     def clear_faults(self, fault_id=None):
         """Clear one fault by id, or all (ends hangs and restarts)."""
-        path = "" if fault_id is None else "/%d" % fault_id
-        self._faults_request("DELETE", path)
+        path = '' if fault_id is None else '/%d' % fault_id
+        self._faults_request('DELETE', path)
 
-    def _datastores_request(self, method, path="", body=None):
+    def _datastores_request(self, method, path='', body=None):
         from urllib.error import HTTPError
 
         req = urllib.request.Request(
-            self.http_url("/vcdriver/datastores" + path),
+            self.http_url('/vcdriver/datastores' + path),
             data=json.dumps(body).encode() if body is not None else None,
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers={'Content-Type': 'application/json'},
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return json.loads(r.read())
         except HTTPError as e:
             raise VcsimError(
-                "%s /vcdriver/datastores%s: HTTP %d: %s"
+                '%s /vcdriver/datastores%s: HTTP %d: %s'
                 % (method, path, e.code, e.read().decode().strip())
             ) from e
 
@@ -231,7 +231,7 @@ class Control:
         bytes (summary.capacity, summary.freeSpace) and the same in GiB.
         (Not ``datastores``: :class:`Vcsim` has that attribute, name ->
         backing directory.)"""
-        return self._datastores_request("GET")["datastores"]
+        return self._datastores_request('GET')['datastores']
 
     def set_datastore_space(self, name, free_gb, capacity_gb=None,
                             datacenter=None):
@@ -242,23 +242,25 @@ class Control:
         Returns its row as :meth:`list_datastores` lists it, plus
         ``"changed"`` (the morefs changed). An unknown name or free space
         above the capacity raises :class:`VcsimError`."""
-        from urllib.parse import quote, urlencode
+        from urllib.parse import quote
+        from urllib.parse import urlencode
 
-        body = {"free_gb": free_gb}
+        body = {'free_gb': free_gb}
         if capacity_gb is not None:
-            body["capacity_gb"] = capacity_gb
-        path = "/" + quote(name, safe="")
+            body['capacity_gb'] = capacity_gb
+        path = '/' + quote(name, safe='')
         if datacenter is not None:
-            path += "?" + urlencode({"datacenter": datacenter})
-        return self._datastores_request("PUT", path, body)
+            path += '?' + urlencode({'datacenter': datacenter})
+        return self._datastores_request('PUT', path, body)
 
-    def datastore_url(self, ds, path, dc="DC0"):
+    def datastore_url(self, ds, path, dc='DC0'):
         """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""
-        from urllib.parse import quote, urlencode
+        from urllib.parse import quote
+        from urllib.parse import urlencode
 
         return self.http_url(
-            "/folder/%s?%s"
-            % (quote(path), urlencode({"dcPath": dc, "dsName": ds}))
+            '/folder/%s?%s'
+            % (quote(path), urlencode({'dcPath': dc, 'dsName': ds}))
         )
 
 
@@ -294,42 +296,42 @@ class Vcsim(Control):
         binary=None,
     ):
         self.args = [
-            "-datacenters",
+            '-datacenters',
             str(datacenters),
-            "-clusters",
+            '-clusters',
             str(clusters),
-            "-hosts-per-cluster",
+            '-hosts-per-cluster',
             str(hosts_per_cluster),
-            "-standalone-hosts",
+            '-standalone-hosts',
             str(standalone_hosts),
-            "-vms",
+            '-vms',
             str(vms),
-            "-nfs",
+            '-nfs',
             str(nfs),
-            "-host-memory-mb",
+            '-host-memory-mb',
             str(host_memory_mb),
-            "-host-cpu-cores",
+            '-host-cpu-cores',
             str(host_cpu_cores),
-            "-datastore-capacity-gb",
+            '-datastore-capacity-gb',
             str(datastore_capacity_gb),
         ]
         if datastore_root:
-            self.args += ["-datastore-root", str(datastore_root)]
+            self.args += ['-datastore-root', str(datastore_root)]
         if session_idle_timeout:
             self.args += [
-                "-session-idle-timeout",
+                '-session-idle-timeout',
                 _duration(session_idle_timeout),
             ]
         if task_delay:
-            self.args += ["-task-delay", _duration(task_delay)]
+            self.args += ['-task-delay', _duration(task_delay)]
         if guest_tools:
-            self.args.append("-guest-tools")
+            self.args.append('-guest-tools')
         if username is not None:
-            self.args += ["-username", username, "-password", password or ""]
+            self.args += ['-username', username, '-password', password or '']
         if tls_cert:
-            self.args += ["-tls-cert", tls_cert, "-tls-key", tls_key]
+            self.args += ['-tls-cert', tls_cert, '-tls-key', tls_key]
         self.args += list(extra_args)
-        self.username = username or "user"
+        self.username = username or 'user'
         # Distinctive, so the suite's log scan (tests/conftest.py) finds
         # it wherever it leaks; the launcher takes any pair by default.
         self.password = (password if username is not None
@@ -348,15 +350,15 @@ class Vcsim(Control):
 
     def start(self):
         if self.proc is not None:
-            raise VcsimError("already started")
+            raise VcsimError('already started')
         binary = self.binary or build_launcher()
         # stderr goes to a file: a pipe nobody drains could fill up and block
         # the launcher; the file is read back when startup fails.
-        self._stderr = tempfile.TemporaryFile(prefix="vcsim-stderr-")
+        self._stderr = tempfile.TemporaryFile(prefix='vcsim-stderr-')
         # -exit-on-stdin-close: we hold the only write end of its stdin, so
         # the launcher also goes away if this process dies without stop().
         self.proc = subprocess.Popen(
-            [binary, "-exit-on-stdin-close"] + self.args,
+            [binary, '-exit-on-stdin-close'] + self.args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -367,42 +369,42 @@ class Vcsim(Control):
         except Exception as e:
             self._kill()
             raise VcsimError(
-                "vcsim launcher failed to start: %s\nargs: %s\nstderr:\n%s"
-                % (e, " ".join(self.args), self.stderr())
+                'vcsim launcher failed to start: %s\nargs: %s\nstderr:\n%s'
+                % (e, ' '.join(self.args), self.stderr())
             ) from None
-        self.url = self.info["url"]
-        self.host = self.info["host"]
-        self.port = self.info["port"]
-        self.datastores = self.info["datastores"]
-        self.clusters = self.info["clusters"]
+        self.url = self.info['url']
+        self.host = self.info['host']
+        self.port = self.info['port']
+        self.datastores = self.info['datastores']
+        self.clusters = self.info['clusters']
         return self
 
     def _read_line(self, timeout):
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        buf = b""
-        while b"\n" not in buf:
+        buf = b''
+        while b'\n' not in buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise VcsimError("no JSON line within %.0fs" % timeout)
+                raise VcsimError('no JSON line within %.0fs' % timeout)
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     raise VcsimError(
-                        "launcher exited (code %s) before printing its "
-                        "JSON line"
+                        'launcher exited (code %s) before printing its '
+                        'JSON line'
                         % self.proc.wait()
                     )
                 buf += chunk
-        return buf.split(b"\n", 1)[0].decode()
+        return buf.split(b'\n', 1)[0].decode()
 
     def stderr(self):
         """Everything the launcher logged so far."""
         if self._stderr is None:
-            return ""
+            return ''
         self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
+        return self._stderr.read().decode(errors='replace')
 
     def stop(self, timeout=DEFAULT_STOP_TIMEOUT):
         """SIGTERM, wait, SIGKILL if it does not exit; return the exit
@@ -443,7 +445,7 @@ class Vcsim(Control):
     def __exit__(self, *exc):
         self.stop()
 
-    def datastore_path(self, ds, path=""):
+    def datastore_path(self, ds, path=''):
         """Local path of ``[ds] path``."""
         return os.path.join(self.datastores[ds], path)
 
@@ -455,7 +457,7 @@ def connect(vcsim, user=None, pwd=None):
     return SmartConnect(
         host=vcsim.host,
         port=vcsim.port,
-        protocol=vcsim.url.split(":", 1)[0],
+        protocol=vcsim.url.split(':', 1)[0],
         user=user if user is not None else vcsim.username,
         pwd=pwd if pwd is not None else vcsim.password,
         disableSslCertValidation=True,
@@ -465,13 +467,13 @@ def connect(vcsim, user=None, pwd=None):
 def wait_task(task, timeout=30.0):
     """Wait for a task started from a test's own pyVmomi session."""
     deadline = time.monotonic() + timeout
-    while task.info.state not in ("success", "error"):
+    while task.info.state not in ('success', 'error'):
         if time.monotonic() > deadline:
             raise VcsimError(
-                "task %s still %s after %ss"
+                'task %s still %s after %ss'
                 % (task._moId, task.info.state, timeout)
             )
         time.sleep(0.05)
-    if task.info.state == "error":
+    if task.info.state == 'error':
         raise task.info.error
     return task.info.result

@@ -147,7 +147,7 @@ class Counting:
         return chunk
 
 
-OVF = '''<?xml version="1.0" encoding="UTF-8"?>
+OVF = """<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
     xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
   <References>
@@ -160,7 +160,7 @@ OVF = '''<?xml version="1.0" encoding="UTF-8"?>
         ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
   </DiskSection>
 </Envelope>
-'''
+"""
 
 
 def ova(members, fmt=tarfile.USTAR_FORMAT):

@@ -13,14 +13,14 @@ import re
 import pytest
 
 from tools.bench import image_transfer as it
+from tools.bench import measure
+from tools.bench import netns
+from tools.bench import report
 from tools.bench.image_transfer import bench
 from tools.bench.image_transfer import cli
 from tools.bench.image_transfer import figures
 from tools.bench.image_transfer import naming
 from tools.bench.image_transfer import realistic
-from tools.bench import measure
-from tools.bench import netns
-from tools.bench import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

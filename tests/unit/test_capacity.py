@@ -156,7 +156,7 @@ def test_vcpu_max_unit_not_above_best_host_threads():
         'BUG (vcdriver.capacity.vcpu): max_unit %d offers a single VM more '
         'vCPUs than any host has threads (8); with the default '
         'cpu_allocation_ratio 4.0 placement accepts a 32-vCPU flavor that '
-        'no host can power on. max_unit should be capped at the host\'s '
+        "no host can power on. max_unit should be capped at the host's "
         'cpu_threads.' % cpu.max_unit)
 
 

@@ -3,10 +3,10 @@ the concentrator's log."""
 
 import types
 
-from nova.console import type as ctype
-from nova import exception as nova_exception
-from pyVmomi import vim
 import pytest
+from nova import exception as nova_exception
+from nova.console import type as ctype
+from pyVmomi import vim
 
 from vcdriver import consoles
 

@@ -32,7 +32,7 @@ PHASES = (('stack', 'install'), ('stack', 'post-config'),
 # devstack's functions, as far as the plugin uses them. ``log`` writes one
 # JSON array per call; commands that would reach the network or build
 # something leave a file behind instead.
-STUBS = r'''
+STUBS = r"""
 log() {
     python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \
         "$@" >>"$CALLS"
@@ -119,7 +119,7 @@ go() {
     printf '#!/bin/sh\n' >"$out"
     chmod +x "$out"
 }
-'''
+"""
 
 
 def _launcher_flags():
@@ -239,7 +239,8 @@ def _check_acceptable(opts, props):
 class TestRealVcenter:
 
     @pytest.fixture(scope='class')
-    def run(self, tmp_path_factory):
+    @classmethod
+    def run(cls, tmp_path_factory):
         tmp = tmp_path_factory.mktemp('vcenter')
         run = run_plugin(tmp, VCENTER)
         assert run.proc.returncode == 0, run.proc.stderr
@@ -319,7 +320,8 @@ class TestRealVcenter:
 class TestVcsim:
 
     @pytest.fixture(scope='class')
-    def run(self, tmp_path_factory):
+    @classmethod
+    def run(cls, tmp_path_factory):
         tmp = tmp_path_factory.mktemp('vcsim')
         run = run_plugin(tmp, {'VCDRIVER_USE_VCSIM': 'True'},
                          phases=PHASES[:-1])

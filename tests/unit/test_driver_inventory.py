@@ -6,8 +6,8 @@ import uuid
 
 import os_resource_classes as orc
 import pytest
-from nova.compute import provider_tree
 from nova import exception as nova_exception
+from nova.compute import provider_tree
 from oslo_utils import units
 
 from vcdriver import capacity

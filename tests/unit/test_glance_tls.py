@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import hashes
 from tests.harness import tls
 from vcdriver.images import glance
 
-
 # A process of its own: the unit tests may run under eventlet's monkey
 # patching, where a server thread's blocking select would starve the
 # test's green thread.

@@ -196,9 +196,9 @@ def _relocate(vm_datastore):
     disk = mock.Mock(capacityInKB=2 << 20)
     with mock.patch.object(migration.cluster_mod, 'read_state',
                            return_value=[state]), \
-            mock.patch.object(migration.vm_mod, 'files_location',
+            mock.patch.object(migration.vm, 'files_location',
                               return_value=(vm_datastore, 'i-1')), \
-            mock.patch.object(migration.vm_mod, 'disks',
+            mock.patch.object(migration.vm, 'disks',
                               return_value=[('scsi', disk)]):
         migration.relocate(session, vm, dest, INSTANCE, flavor())
     return vm.RelocateVM_Task.call_args[0][0], dest

@@ -1,8 +1,8 @@
 """Neutron VIFs to vSphere NIC backings and specs (pure: no simulator)."""
 
+import pytest
 from nova import exception as nova_exception
 from pyVmomi import vim
-import pytest
 
 from vcdriver import network
 from vcdriver import vm_spec

@@ -6,8 +6,8 @@ import types
 
 import pytest
 from pyVmomi import vim
-from pyVmomi import VmomiSupport
 from pyVmomi import vmodl
+from pyVmomi import VmomiSupport
 
 from tests.unit import fake_vim
 from vcdriver import exception

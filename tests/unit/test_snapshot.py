@@ -30,7 +30,7 @@ from pyVmomi import vim
 
 from tests.unit import soap_cassettes
 from vcdriver import snapshot
-from vcdriver import vm as vm_mod
+from vcdriver import vm
 from vcdriver.images import formats
 from vcdriver.images import glance
 from vcdriver.images import transfer
@@ -125,7 +125,7 @@ def _snapshot(meta, fake_glance, task_states=None):
     session = _session(meta)
     session.connect()
     instance = _instance(meta)
-    vm_ref = vm_mod.find(session, instance.uuid)
+    vm_ref = vm.find(session, instance.uuid)
     states = task_states if task_states is not None else []
     with mock.patch.object(glance, 'upload', fake_glance.upload):
         snapshot.snapshot(session, None, instance, vm_ref, IMAGE_ID,
@@ -452,13 +452,14 @@ def _record():
     vcr_ = soap_cassettes.make_vcr(record_mode='all')
     with vcsim_harness.Vcsim(**SIM_OPTIONS) as sim:
         si = vcsim_harness.connect(sim)
-        vm = si.content.searchIndex.FindByInventoryPath(VM_PATH)
+        vm_ref = si.content.searchIndex.FindByInventoryPath(VM_PATH)
         meta = {'host': sim.host, 'port': sim.port,
                 'protocol': sim.url.split(':', 1)[0],
                 'username': sim.username, 'password': sim.password,
-                'instance_uuid': vm.config.instanceUuid, 'vm': vm._moId,
+                'instance_uuid': vm_ref.config.instanceUuid,
+                'vm': vm_ref._moId,
                 'options': SIM_OPTIONS}
-        disk = next(d for d in vm.config.hardware.device
+        disk = next(d for d in vm_ref.config.hardware.device
                     if isinstance(d, vim.vm.device.VirtualDisk))
         ds, _, rel = disk.backing.fileName[1:].partition(']')
         descriptor = os.path.join(sim.datastores[ds], rel.strip())

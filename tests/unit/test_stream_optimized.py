@@ -19,8 +19,8 @@ import pytest
 from tests.unit import formats_fixtures as ff
 from vcdriver.images import formats
 from vcdriver.images.formats import CorruptImage
-from vcdriver.images.formats import UnsupportedImage
 from vcdriver.images.formats import stream_optimized as so
+from vcdriver.images.formats import UnsupportedImage
 
 MiB = ff.MiB
 GiB = 1024 * MiB

@@ -559,7 +559,7 @@ def format_results(figs, results, scens, modes, repeat, notes=()):
                          _fmt(f('read_state_p50_ms')),
                          _fmt(f('placement_p50_ms'), 2),
                          _int(f('round_trips')), _int(f('continue_pages'))])
-        lines.append('paged: %s; cpu: the worker process\'s CPU; the '
+        lines.append("paged: %s; cpu: the worker process's CPU; the "
                      'two phases as in the module docstring'
                      % MODE_TITLES['paged'])
         lines.append(report.format_table(

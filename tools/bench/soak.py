@@ -222,7 +222,7 @@ def format_results(figs, result, notes=()):
                      % (_fmt(f('malloc_used_slope_mib_per_100'), 2),
                         _fmt(f('rss_trimmed_slope_mib_per_100'), 2)))
     if f('purged_rows') is not None:
-        lines.append('%s rows of deleted servers purged from Nova\'s '
+        lines.append("%s rows of deleted servers purged from Nova's "
                      'in-memory databases at the checkpoints'
                      % _int(f('purged_rows')))
     lines.extend(notes)
@@ -378,13 +378,12 @@ def _purge_deleted_servers(case):
     grows the process by more than the rows take)."""
     import datetime
 
-    from oslo_utils import timeutils
-
     from nova import context as nova_context
     from nova.db.api import api as api_db
     from nova.db.api import models as api_models
     from nova.db.main import api as main_db
     from nova.db.main import models as main_models
+    from oslo_utils import timeutils
 
     cutoff = (timeutils.utcnow()
               - datetime.timedelta(seconds=PURGE_AFTER))

@@ -693,10 +693,10 @@ def run(args, log=_say):
 def add_arguments(parser):
     group = parser.add_argument_group('stack')
     group.add_argument('--stack-root', metavar='DIR',
-                       help='the stack\'s state directory (default '
+                       help="the stack's state directory (default "
                             '.cache/stack-bench)')
     group.add_argument('--stack-eventlet', action='store_true',
-                       help='run Nova\'s services under eventlet (default: '
+                       help="run Nova's services under eventlet (default: "
                             'native threads)')
     group.add_argument('--stack-keep', action='store_true',
                        help='leave the stack up afterwards')

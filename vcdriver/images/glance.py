@@ -16,6 +16,7 @@ from nova import exception as nova_exception
 from nova.image import glance
 
 from vcdriver import exception
+from vcdriver.images import nova_glance
 
 _API = glance.API()
 # Chunks handed to the hashing thread ahead of it: a few MiB at most.
@@ -65,16 +66,12 @@ def stream(context, image_id):
     """An iterator over the image bytes, unverified: the caller checks the
     hash once, as the bytes pass.
 
-    Goes to Nova's Glance client directly rather than ``API.download``:
-    that would have glanceclient hash every byte a second time, and with
-    signature verification on it drains the stream before returning it.
+    Goes to Nova's Glance client (``nova_glance``) rather than
+    ``API.download``: that would have glanceclient hash every byte a
+    second time, and with signature verification on it drains the stream
+    before returning it.
     """
-    service, image_id = glance.get_remote_image_service(context, image_id)
-    try:
-        chunks = service._client.call(context, 2, 'data', args=(image_id,),
-                                      kwargs={'do_checksum': False})
-    except Exception:
-        glance._reraise_translated_image_exception(image_id)
+    chunks = nova_glance.call(context, image_id, 'data', do_checksum=False)
     if chunks.wrapped is None:
         raise nova_exception.ImageUnacceptable(
             image_id=image_id, reason='Glance holds no data for it')
@@ -85,12 +82,7 @@ def virtual_size(context, image_id):
     """The disk size Glance worked out from the image's header (Glance
     23 and later), or None. Nova's image API leaves it out of its
     records, so this asks Nova's Glance client for the raw record."""
-    service, image_id = glance.get_remote_image_service(context, image_id)
-    try:
-        record = service._client.call(context, 2, 'get', args=(image_id,))
-    except Exception:
-        glance._reraise_translated_image_exception(image_id)
-    return record.get('virtual_size')
+    return nova_glance.call(context, image_id, 'get').get('virtual_size')
 
 
 def data_url(context, image_id, endpoint=None):
@@ -211,16 +203,11 @@ def upload(context, image_id, metadata, chunks):
 
     The data goes in one request, never retried: Nova's client retries a
     failed call, which would resend a stream from wherever it had got to,
-    so this calls Nova's Glance client directly, as ``stream`` does. Not
+    so the data goes once (``nova_glance.upload_once``). Not
     ``API.update(data=...)`` either: under eventlet that reads the data
     in a native thread (tpool), where a green producer cannot hand it
     over.
     """
     _API.update(context, image_id, metadata, purge_props=False)
-    service, image_id = glance.get_remote_image_service(context, image_id)
-    try:
-        client = service._client._create_onetime_client(context, 2)
-        client.images.upload(image_id, _ChunkFile(chunks))
-    except Exception:
-        glance._reraise_translated_image_exception(image_id)
+    nova_glance.upload_once(context, image_id, _ChunkFile(chunks))
     return _API.get(context, image_id)

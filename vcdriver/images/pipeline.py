@@ -187,7 +187,7 @@ def _pull(session, context, cluster, image, plan, disk_path):
         target.abort()
         raise
     LOG.info('Image %s pulled from Glance by ESX into %s (%d bytes, '
-             'virtual size %d): no byte through this host, Glance\'s hash '
+             "virtual size %d): no byte through this host, Glance's hash "
              'not checked ([vcdriver] image_pull)', image.id, disk_path,
              image.size, virtual_size)
     return virtual_size

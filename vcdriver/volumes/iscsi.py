@@ -16,10 +16,10 @@ from pyVmomi import vim
 from vcdriver import exception
 from vcdriver import vm
 from vcdriver import vm_spec
-from vcdriver.volumes.devices import DISK
 from vcdriver.volumes.devices import connection_data
-from vcdriver.volumes.devices import instance_props
+from vcdriver.volumes.devices import DISK
 from vcdriver.volumes.devices import instance_bus
+from vcdriver.volumes.devices import instance_props
 from vcdriver.volumes.devices import VOLUME_KEY
 from vcdriver.vsphere import props
 

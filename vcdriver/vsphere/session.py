@@ -16,8 +16,8 @@ from oslo_log import log as logging
 from pyVim import connect as pyvim_connect
 from pyVmomi import SoapAdapter
 from pyVmomi import vim
-from pyVmomi import VmomiSupport
 from pyVmomi import vmodl
+from pyVmomi import VmomiSupport
 
 from vcdriver import exception
 from vcdriver.vsphere import watch

@@ -18,9 +18,9 @@ import time
 from tools.bench import disk_images
 from tools.bench import netns
 from tools.bench import worker
-from tools.bench.image_transfer.naming import NAME
 from tools.bench.image_transfer.naming import GiB
 from tools.bench.image_transfer.naming import MiB
+from tools.bench.image_transfer.naming import NAME
 from tools.bench.image_transfer.naming import size_bytes
 from tools.bench.image_transfer.naming import size_label
 from tools.bench.image_transfer.realistic import INCOMPRESSIBLE
@@ -345,7 +345,7 @@ class Bench:
         digest = _sha512_file(path)
         if image['os_hash_algo'] != 'sha512' or \
                 digest != image['os_hash_value']:
-            raise RuntimeError('%s: %s does not hash to Glance\'s %s'
+            raise RuntimeError("%s: %s does not hash to Glance's %s"
                                % (spec['case'], path, image['os_hash_algo']))
 
     def images_by_id(self):
@@ -444,7 +444,7 @@ class Bench:
                                % (what, flat, size, img.virtual_bytes))
         if img.path is None:
             if _sha512_file(flat) != img.glance['os_hash_value']:
-                raise RuntimeError('%s: %s does not hash to Glance\'s %s'
+                raise RuntimeError("%s: %s does not hash to Glance's %s"
                                    % (what, flat,
                                       img.glance['os_hash_algo']))
             return

@@ -8,10 +8,10 @@ process, so the unit tests check every name against the README.
 """
 
 from tools.bench import report
-from tools.bench.image_transfer.naming import NAME
-from tools.bench.image_transfer.naming import MiB
-from tools.bench.image_transfer.naming import ratio
 from tools.bench.image_transfer.naming import bytes_label
+from tools.bench.image_transfer.naming import MiB
+from tools.bench.image_transfer.naming import NAME
+from tools.bench.image_transfer.naming import ratio
 from tools.bench.image_transfer.naming import size_label
 from tools.bench.image_transfer.realistic import realistic_figure_names
 

@@ -10,8 +10,8 @@ import dataclasses
 
 from tools.bench import disk_images
 from tools.bench import report
-from tools.bench.image_transfer.naming import NAME
 from tools.bench.image_transfer.naming import MiB
+from tools.bench.image_transfer.naming import NAME
 from tools.bench.image_transfer.naming import ratio
 from tools.bench.image_transfer.naming import size_bytes
 from tools.bench.image_transfer.naming import size_label

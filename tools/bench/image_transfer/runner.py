@@ -11,7 +11,6 @@ import os
 import time
 
 from tools.bench import report
-from vcdriver.images.formats import deflate
 from tools.bench.image_transfer.bench import Bench
 from tools.bench.image_transfer.bench import say
 from tools.bench.image_transfer.cli import realistic_config
@@ -19,23 +18,24 @@ from tools.bench.image_transfer.figures import CASES
 from tools.bench.image_transfer.figures import figures
 from tools.bench.image_transfer.figures import format_results
 from tools.bench.image_transfer.figures import summarize
-from tools.bench.image_transfer.naming import MiB
 from tools.bench.image_transfer.naming import bytes_label
+from tools.bench.image_transfer.naming import MiB
 from tools.bench.image_transfer.naming import size_label
+from tools.bench.image_transfer.realistic import format_realistic
 from tools.bench.image_transfer.realistic import LEVEL_METRICS
 from tools.bench.image_transfer.realistic import R_CASES
 from tools.bench.image_transfer.realistic import R_METRICS
-from tools.bench.image_transfer.realistic import format_realistic
 from tools.bench.image_transfer.realistic import realistic_figures
+from vcdriver.images.formats import deflate
 
 INTREE_NOTE = (
     'In-tree, three adjustments to run on the launcher '
     '(tools/bench/image_transfer/workers.py _intree_fetch), none changing '
     'a byte sent: its PUTs go through vCenter (its own fallback when it '
-    'gets no ESX ticket: vcsim\'s hosts have no address of their own); '
+    "gets no ESX ticket: vcsim's hosts have no address of their own); "
     'CreateVirtualDisk_Task gets capacityKb as an integer (it sends '
     'file_size / 1024, a float, "1048576.0", which vCenter takes and '
-    'vcsim\'s decoder refuses); its VmdkWriteHandle reads its NFC PUT\'s '
+    "vcsim's decoder refuses); its VmdkWriteHandle reads its NFC PUT's "
     'response before HttpNfcLeaseComplete (it completes first and never '
     'reads it; the launcher ends a transfer still in flight at Complete, '
     'which cut the disk short).')
@@ -204,7 +204,7 @@ def run(args, log=say):
         notes.append(
             'Realistic part: s is wall time to a cached disk (ours: '
             'pipeline.cached; in-tree: VMwareVMOps._fetch_image_if_missing, '
-            'as each spawn calls them, Glance\'s image record read '
+            "as each spawn calls them, Glance's image record read "
             'included); sent: bytes the launcher received on NFC import '
             'leases plus the body of flat PUTs (counted in the worker: '
             'the launcher counts PUTs, not their bytes); alloc: st_blocks x '

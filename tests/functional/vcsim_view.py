@@ -1,6 +1,7 @@
 """An instance's VM as vCenter sees it, read with a pyVmomi session of the
 test's own (not the driver's), and its disks' bytes from the simulator's
-datastore folders."""
+datastore folders: the functional tests' oracle, as tests/stack/vcenter.py
+is the stack tests'. (Not the driver's vcdriver/vsphere/vm_view.py.)"""
 
 import os
 
