@@ -6,9 +6,8 @@ server leaves BUILD) longer than ``STALL_TIMEOUT``, and end ACTIVE, or
 ERROR with a fault message; once the faults are cleared every delete
 succeeds, no instance VM is left in vCenter and the leak audit is clean.
 
-Concurrent builds through Nova's API deadlock inside Nova's own test
-fixtures under native threads (tox.ini, ``[testenv:functional]``): this
-runs under eventlet only (``functional-eventlet``).
+It runs in both modes: native threads (``functional``) and eventlet
+(``functional-eventlet``).
 """
 
 import logging

@@ -11,9 +11,7 @@ refuse the next add or edit of one rule name with InvalidArgument, as a
 vCenter refuses a rules spec.
 """
 
-import os
 import time
-import unittest
 import uuid
 
 from nova.tests.functional.api import client as api_client
@@ -245,11 +243,6 @@ class TestServerGroups(_ServerGroupTestCase):
             self._delete_server(s)
 
 
-@unittest.skipIf(
-    os.environ.get('OS_NOVA_DISABLE_EVENTLET_PATCHING', '').lower() in (
-        '1', 'true', 'yes'),
-    "concurrent builds through the API deadlock in nova's test fixtures "
-    'under native threads (see tox.ini)')
 class TestServerGroupsConcurrent(_ServerGroupTestCase):
     """Members built and deleted at the same time, as one multi-create
     request makes them."""
