@@ -32,8 +32,8 @@ from vcdriver import audit
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
-from vcdriver import driver
 from vcdriver import exception
+from vcdriver import node
 from vcdriver.cli_render import age
 from vcdriver.cli_render import render_check
 from vcdriver.cli_render import table
@@ -63,7 +63,7 @@ def setting(name):
 
 def inventory(state, regex):
     """What update_provider_tree reports for the node."""
-    return driver.node_inventory(
+    return node.inventory(
         state, nova_driver.ComputeDriver._get_allocation_ratios({}), regex)
 
 
@@ -94,7 +94,7 @@ def vcenter(problems, keep_going=False):
     ``keep_going``; the session is None when it could not log in."""
     session, clusters, states = None, [], []
     try:
-        driver.validate_config(CONF)
+        conf.validate_config(CONF)
     except exception.InvalidConfig as e:
         problem(problems, ERROR, str(e))
     if CONF.vmware.host_ip and (keep_going or not problems):

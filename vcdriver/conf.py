@@ -5,8 +5,12 @@ reuse Nova's definitions (registering look-alikes would clash in Nova's
 ``CONF``) so an operator switching drivers keeps the same nova.conf.
 """
 
+import re
+
 from nova.conf import vmware as nova_vmware_conf
 from oslo_config import cfg
+
+from vcdriver import exception
 
 CONF = cfg.CONF
 
@@ -187,6 +191,52 @@ def cluster_names(conf=CONF):
         if name and name not in names:
             names.append(name)
     return names
+
+
+def _value_error(error):
+    """oslo.config's reason, and the file, without its LocationInfo."""
+    text = str(error)
+    found = re.search(r"detail='([^']*)'\) is not valid: (.*)", text)
+    return ('%s (in %s)' % (found.group(2), found.group(1)) if found
+            else text)
+
+
+def validate_config(conf_=CONF):
+    """Fail at start-up, naming the option, rather than late in a task."""
+    # oslo.config checks a value only when it is read: read them all now.
+    for group, opts in list_opts():
+        group = getattr(group, 'name', group)
+        for opt in opts:
+            try:
+                getattr(conf_[group], opt.dest)
+            except (cfg.ConfigFileValueError, ValueError) as e:
+                raise exception.InvalidConfig(
+                    reason='[%s] %s: %s' % (group, opt.name,
+                                            _value_error(e)))
+    vmware = conf_.vmware
+    for name in ('host_ip', 'host_username', 'host_password'):
+        if not getattr(vmware, name):
+            raise exception.InvalidConfig(
+                reason='[vmware] %s must be set' % name)
+    if not cluster_names(conf_):
+        raise exception.InvalidConfig(
+            reason='no cluster configured: set [vmware] cluster_name or '
+                   '[vcdriver] cluster_names')
+    if vmware.datastore_regex:
+        try:
+            re.compile(vmware.datastore_regex)
+        except re.error as e:
+            raise exception.InvalidConfig(
+                reason='[vmware] datastore_regex %r is not a regular '
+                       'expression: %s' % (vmware.datastore_regex, e))
+    if vmware.ca_file and not vmware.insecure:
+        try:
+            with open(vmware.ca_file, 'rb'):
+                pass
+        except OSError as e:
+            raise exception.InvalidConfig(
+                reason='[vmware] ca_file %s cannot be read: %s'
+                       % (vmware.ca_file, e.strerror))
 
 
 register_opts()

@@ -3,34 +3,25 @@
 One nova-compute serves one or more vCenter clusters, each a Nova node.
 """
 
-import re
-import threading
-import time
 import uuid
 
-import os_resource_classes as orc
 from nova import exception as nova_exception
 from nova.compute import task_states
-from nova.objects import fields as obj_fields
 from nova.virt import driver
 from nova.virt import hardware
 from nova.virt import node as nova_node
-from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_utils import units
-from oslo_utils import versionutils
 
-from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import consoles
 from vcdriver import diagnostics
 from vcdriver import drs_rules
-from vcdriver import exception
 from vcdriver import host as host_mod
 from vcdriver import lifecycle
 from vcdriver import migration
 from vcdriver import network
+from vcdriver import node
 from vcdriver import power
 from vcdriver import rescue as rescue_mod
 from vcdriver import snapshot as snapshot_mod
@@ -43,96 +34,8 @@ from vcdriver.vsphere import vm_view as vm_view_mod
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
-HYPERVISOR_TYPE = 'VMware vCenter Server'
-# How old a read of the clusters may be for the other nodes of the same
-# refresh, and for the provider tree updates at claims.
-STATE_REUSE_SECONDS = 5
 # Stable per-cluster node uuids for clusters beyond [vmware] cluster_name.
 NODE_UUID_NAMESPACE = uuid.UUID('7d0b5a53-1f0c-4b0e-9a55-0c8f3a6f0f3e')
-
-
-# What every node supports, for Nova's image-metadata prefilter
-# (hw_disk_bus, hw_vif_model become required traits); image types come
-# from ``capabilities``, added by Nova itself.
-NODE_TRAITS = (
-    ['HW_ARCH_X86_64', 'COMPUTE_FIRMWARE_BIOS'] +
-    ['COMPUTE_STORAGE_BUS_%s' % bus.upper() for bus in vm_spec.DISK_BUSES] +
-    ['COMPUTE_NET_VIF_MODEL_%s' % model.upper()
-     for model in sorted(vm_spec.VIF_MODELS)])
-
-
-class _StateBatch:
-    """One read of every served cluster (see VMwareVCDriver._state)."""
-
-    def __init__(self, read_at, states):
-        self.read_at = read_at      # when the read ended, monotonic
-        self.states = states        # nodename -> ClusterState
-        self.unrefreshed = set(states)
-
-
-def _value_error(error):
-    """oslo.config's reason, and the file, without its LocationInfo."""
-    text = str(error)
-    found = re.search(r"detail='([^']*)'\) is not valid: (.*)", text)
-    return ('%s (in %s)' % (found.group(2), found.group(1)) if found
-            else text)
-
-
-def validate_config(conf_=CONF):
-    """Fail at start-up, naming the option, rather than late in a task."""
-    # oslo.config checks a value only when it is read: read them all now.
-    for group, opts in conf.list_opts():
-        group = getattr(group, 'name', group)
-        for opt in opts:
-            try:
-                getattr(conf_[group], opt.dest)
-            except (cfg.ConfigFileValueError, ValueError) as e:
-                raise exception.InvalidConfig(
-                    reason='[%s] %s: %s' % (group, opt.name,
-                                            _value_error(e)))
-    vmware = conf_.vmware
-    for name in ('host_ip', 'host_username', 'host_password'):
-        if not getattr(vmware, name):
-            raise exception.InvalidConfig(
-                reason='[vmware] %s must be set' % name)
-    if not conf.cluster_names(conf_):
-        raise exception.InvalidConfig(
-            reason='no cluster configured: set [vmware] cluster_name or '
-                   '[vcdriver] cluster_names')
-    if vmware.datastore_regex:
-        try:
-            re.compile(vmware.datastore_regex)
-        except re.error as e:
-            raise exception.InvalidConfig(
-                reason='[vmware] datastore_regex %r is not a regular '
-                       'expression: %s' % (vmware.datastore_regex, e))
-    if vmware.ca_file and not vmware.insecure:
-        try:
-            with open(vmware.ca_file, 'rb'):
-                pass
-        except OSError as e:
-            raise exception.InvalidConfig(
-                reason='[vmware] ca_file %s cannot be read: %s'
-                       % (vmware.ca_file, e.strerror))
-
-
-def node_inventory(state, ratios, datastore_regex):
-    """Placement inventory of one node (cluster); no DISK_GB when
-    ``datastore_regex`` is False (not a valid expression: the CLI's
-    check goes on past it)."""
-    inventory = {
-        orc.VCPU: capacity.vcpu(
-            state.hosts, ratios[orc.VCPU], CONF.reserved_host_cpus,
-            state.ha),
-        orc.MEMORY_MB: capacity.memory_mb(
-            state.hosts, ratios[orc.MEMORY_MB],
-            CONF.reserved_host_memory_mb, state.ha),
-    }
-    if datastore_regex is not False:
-        inventory[orc.DISK_GB] = capacity.disk_gb(
-            state.datastores, datastore_regex, ratios[orc.DISK_GB],
-            -(-CONF.reserved_host_disk_mb // 1024))
-    return {rc: r.as_inventory() for rc, r in inventory.items()}
 
 
 class VMwareVCDriver(driver.ComputeDriver):
@@ -172,11 +75,10 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi)
-        validate_config()
+        conf.validate_config()
         self._session = session_mod.Session.from_conf(CONF)
         self._clusters = {}  # nodename -> cluster.Cluster
-        self._states = None  # the latest _StateBatch
-        self._states_lock = threading.Lock()
+        self._states = node.States(self._session)
         self._drs_repair = drs_rules.Repairer()
 
     # --- service -----------------------------------------------------------
@@ -236,72 +138,25 @@ class VMwareVCDriver(driver.ComputeDriver):
                 next(iter(self._clusters.values())))
 
     def _state(self, nodename, refresh=False):
-        """The node's cluster state from the latest read of all clusters.
-
-        Nova refreshes node by node (resources, then provider tree) and asks
-        for the provider tree again at every claim: one read of every
-        cluster serves them all, so a refresh costs the same few round
-        trips whatever the number of clusters. ``refresh`` (Nova's periodic
-        asking) takes a read no older than STATE_REUSE_SECONDS that this
-        node has not been refreshed from yet, else reads again.
-        """
-        with self._states_lock:
-            batch = self._states
-            fresh = (batch is not None and
-                     time.monotonic() - batch.read_at <= STATE_REUSE_SECONDS)
-            if not fresh or nodename not in (
-                    batch.unrefreshed if refresh else batch.states):
-                clusters = list(self._clusters.values())
-                states = cluster_mod.read_state(self._session, clusters)
-                batch = self._states = _StateBatch(
-                    time.monotonic(),
-                    {c.nodename: st for c, st in zip(clusters, states,
-                                                     strict=True)})
-            if refresh:
-                batch.unrefreshed.discard(nodename)
-            if nodename not in batch.states:
-                self._cluster(nodename)  # raises: not a node of ours
-            return batch.states[nodename]
+        self._cluster(nodename)  # raises: not a node of ours
+        return self._states.get(self._clusters, nodename, refresh)
 
     def get_available_resource(self, nodename):
         state = self._state(nodename, refresh=True)
         # Nova's periodic per node: the rate-limited DRS rule repair rides
         # on it (never raises).
         self._drs_repair.run_if_due(self._session, state.cluster)
-        usable_hosts = [h for h in state.hosts if h.usable]
-        usable_ds = [d for d in state.datastores
-                     if d.usable(CONF.vmware.datastore_regex)]
-        about = self._session.about
-        return {
-            'uuid': self._node_uuid(state.cluster),
-            'vcpus': sum(h.cpu_threads for h in usable_hosts),
-            'memory_mb': sum(h.memory_mb for h in usable_hosts),
-            'local_gb': sum(d.capacity for d in usable_ds) // units.Gi,
-            'vcpus_used': sum(h.vm_vcpus for h in usable_hosts),
-            'memory_mb_used': sum(h.vm_memory_mb for h in usable_hosts),
-            'local_gb_used': sum(d.capacity - d.free_space
-                                 for d in usable_ds) // units.Gi,
-            'hypervisor_type': HYPERVISOR_TYPE,
-            'hypervisor_version': versionutils.convert_version_to_int(
-                about.version),
-            'hypervisor_hostname': nodename,
-            'cpu_info': None,
-            'supported_instances': [
-                (obj_fields.Architecture.X86_64, obj_fields.HVType.VMWARE,
-                 obj_fields.VMMode.HVM),
-                (obj_fields.Architecture.I686, obj_fields.HVType.VMWARE,
-                 obj_fields.VMMode.HVM)],
-            'numa_topology': None,
-        }
+        return node.resources(state, nodename, self._node_uuid(state.cluster),
+                              self._session.about)
 
     def update_provider_tree(self, provider_tree, nodename,
                              allocations=None):
         state = self._state(nodename)
         ratios = self._get_allocation_ratios(
             provider_tree.data(nodename).inventory)
-        provider_tree.update_inventory(nodename, node_inventory(
+        provider_tree.update_inventory(nodename, node.inventory(
             state, ratios, CONF.vmware.datastore_regex))
-        provider_tree.add_traits(nodename, *NODE_TRAITS)
+        provider_tree.add_traits(nodename, *node.TRAITS)
 
     # --- instances ----------------------------------------------------------
 
@@ -363,9 +218,9 @@ class VMwareVCDriver(driver.ComputeDriver):
             LOG.info('Resize revert: the VM is kept for the source to take '
                      'back', instance=instance)
             return
-        self._detach_volumes_for_destroy(instance, block_device_info)
         lifecycle.destroy(self._session, self._cluster_for_cleanup(instance),
-                          instance, destroy_disks=destroy_disks)
+                          instance, destroy_disks=destroy_disks,
+                          block_device_info=block_device_info)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
@@ -389,7 +244,7 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
-        vm.power_on(self._session, self._vm(instance))
+        power.power_on(self._session, self._vm(instance))
 
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,
@@ -525,7 +380,7 @@ class VMwareVCDriver(driver.ComputeDriver):
                                   share_info, block_device_info=None):
         """Nova found the VM off though the instance should run: power it
         on (a suspended VM resumes the same way)."""
-        vm.power_on(self._session, self._vm(instance))
+        power.power_on(self._session, self._vm(instance))
 
     def rescue(self, context, instance, network_info, image_meta,
                rescue_password, block_device_info, share_info):
@@ -621,15 +476,6 @@ class VMwareVCDriver(driver.ComputeDriver):
                       requested_size):
         volumes.extend(self._session, self._vm(instance), connection_info,
                        instance, requested_size)
-
-    def _detach_volumes_for_destroy(self, instance, block_device_info):
-        """Cinder's disks must not go with the VM (Destroy_Task deletes
-        every disk the VM has)."""
-        mappings = driver.block_device_info_get_mapping(block_device_info)
-        found = vm.find(self._session, instance.uuid) if mappings else None
-        if found is not None:
-            volumes.detach_all(self._session, self._datacenter(instance),
-                               found, mappings, instance)
 
     def _datacenter(self, instance):
         """Where volume files are moved back to their backing, should

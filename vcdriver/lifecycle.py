@@ -25,6 +25,7 @@ from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import instance_disks
 from vcdriver import network
+from vcdriver import power
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver import volumes
@@ -131,7 +132,7 @@ def spawn(session, context, cluster, instance, image_id,
         consoles.add_serial_port_at_spawn(session, created)
         drs_rules.on_spawn(session, context, cluster, instance)
         if power_on:
-            vm.power_on(session, created)
+            power.power_on(session, created)
     except RESOURCE_FAULTS as e:
         _clean_failed_spawn(session, cluster, created, instance,
                             boot_volumes)
@@ -271,10 +272,17 @@ def _remove_failed_spawn(session, cluster, created, instance, boot_volumes):
                      ds_obj.DatastorePath(ds_name, folder))
 
 
-def destroy(session, cluster, instance, destroy_disks=True):
-    """Delete the instance's VM and folder; a VM gone already is no error."""
+def destroy(session, cluster, instance, destroy_disks=True,
+            block_device_info=None):
+    """Delete the instance's VM and folder; a VM gone already is no error.
+    Cinder's disks are detached first: Destroy_Task deletes every disk
+    the VM has."""
     drs_rules.on_destroy(session, cluster, instance)
     found = vm.find(session, instance.uuid)
+    mappings = virt_driver.block_device_info_get_mapping(block_device_info)
+    if found is not None and mappings:
+        volumes.detach_all(session, cluster.datacenter_ref, found, mappings,
+                           instance)
     if found is None:
         LOG.info('No VM for this instance in vCenter; removing what is '
                  'left of its folder', instance=instance)

@@ -253,7 +253,7 @@ def finish_migration(session, context, clusters, dest, instance, migration,
              dest.nodename, flavor.vcpus, flavor.memory_mb, flavor.root_gb,
              instance=instance)
     if power_on:
-        vm.power_on(session, vm_ref)
+        power.power_on(session, vm_ref)
 
 
 def confirm_migration(session, cluster, instance, vm_ref):
@@ -273,7 +273,7 @@ def finish_revert_migration(session, context, clusters, source, instance,
     """Source side: the VM comes back to ``source`` as it was."""
     flavor = instance.flavor  # Nova put the old one back
     state = read_state(session, vm_ref)
-    vm.power_off(session, vm_ref)
+    power.power_off(session, vm_ref)
     _move(session, context, clusters, vm_ref, source, instance, flavor)
     if state and state.get('disk'):
         _restore_disk(session, source, vm_ref, instance,
@@ -283,7 +283,7 @@ def finish_revert_migration(session, context, clusters, source, instance,
              source.nodename, flavor.vcpus, flavor.memory_mb,
              instance=instance)
     if power_on:
-        vm.power_on(session, vm_ref)
+        power.power_on(session, vm_ref)
 
 
 # --- live migration ------------------------------------------------------

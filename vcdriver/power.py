@@ -1,6 +1,6 @@
-"""Power operations that need the guest's help: clean shutdown and soft
-reboot through VMware Tools, each falling back to the hard operation when
-the guest does not act in time; suspend and resume.
+"""A VM's power: on; off and reboot, cleanly through VMware Tools where
+the guest helps, falling back to the hard operation when it does not
+act in time; suspend and resume.
 
 Waits watch the VM's properties through a PropertyCollector
 (vsphere/watch.py): vCenter wakes us, nothing polls.
@@ -9,7 +9,6 @@ Waits watch the VM's properties through a PropertyCollector
 from oslo_log import log as logging
 from pyVmomi import vim
 
-from vcdriver import vm
 from vcdriver.vsphere import props
 from vcdriver.vsphere import watch
 
@@ -23,6 +22,13 @@ def tools_running(session, vm_ref):
     p = props.properties(session, [vm_ref], vim.VirtualMachine,
                          ['guest.toolsRunningStatus'])
     return p.get(vm_ref, {}).get('guest.toolsRunningStatus') == TOOLS_RUNNING
+
+
+def power_on(session, vm_ref):
+    try:
+        session.wait_for_task(vm_ref.PowerOnVM_Task())
+    except vim.fault.InvalidPowerState:
+        LOG.debug('%s is already powered on', vm_ref._moId)
 
 
 def power_off(session, vm_ref, timeout=0, retry_interval=0):
@@ -43,7 +49,10 @@ def power_off(session, vm_ref, timeout=0, retry_interval=0):
                 return 'clean'
         LOG.info('The guest of %s did not shut down within %s s: powering '
                  'it off', vm_ref._moId, timeout)
-    vm.power_off(session, vm_ref)
+    try:
+        session.wait_for_task(vm_ref.PowerOffVM_Task())
+    except vim.fault.InvalidPowerState:
+        LOG.debug('%s is already powered off', vm_ref._moId)
     return 'hard'
 
 
@@ -100,4 +109,4 @@ def suspend(session, vm_ref):
 
 def resume(session, vm_ref):
     """A suspended VM resumes by powering on."""
-    vm.power_on(session, vm_ref)
+    power_on(session, vm_ref)

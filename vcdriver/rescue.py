@@ -13,6 +13,7 @@ from oslo_log import log as logging
 from oslo_vmware.objects import datastore as ds_obj
 
 from vcdriver import instance_disks
+from vcdriver import power
 from vcdriver import vm
 from vcdriver.images import disk
 from vcdriver.images import glance
@@ -41,7 +42,7 @@ def rescue(session, context, cluster, vm_ref, instance, image_id):
             reason='an ISO cannot be a rescue image here: rescue boots a '
                    'disk image')
     folder = _folder(session, vm_ref)
-    vm.power_off(session, vm_ref)
+    power.power_off(session, vm_ref)
     disks = vm.disks(session, vm_ref)
     if any(_is_rescue_disk(d) for _bus, d in disks):
         raise nova_exception.InstanceNotRescuable(
@@ -60,16 +61,16 @@ def rescue(session, context, cluster, vm_ref, instance, image_id):
     if root is not None:
         keys.append(root.key)
     vm.set_boot_disks(session, vm_ref, keys)
-    vm.power_on(session, vm_ref)
+    power.power_on(session, vm_ref)
     LOG.info('Rescued from image %s (%s)', image_id, path,
              instance=instance)
 
 
 def unrescue(session, vm_ref, instance):
-    vm.power_off(session, vm_ref)
+    power.power_off(session, vm_ref)
     for _bus, device in vm.disks(session, vm_ref):
         if _is_rescue_disk(device):
             vm.detach_disk(session, vm_ref, device, destroy_file=True)
     vm.set_boot_disks(session, vm_ref, [])
-    vm.power_on(session, vm_ref)
+    power.power_on(session, vm_ref)
     LOG.info('Unrescued', instance=instance)

@@ -8,6 +8,7 @@ from pyVmomi import vim
 from pyVmomi import vmodl
 
 from vcdriver import exception
+from vcdriver import power
 from vcdriver import vm_spec
 from vcdriver.vsphere import props
 
@@ -195,20 +196,6 @@ def _next_slot(slots, bus):
         raise exception.NoFreeDiskSlot(bus=bus) from None
 
 
-def power_on(session, vm):
-    try:
-        session.wait_for_task(vm.PowerOnVM_Task())
-    except vim.fault.InvalidPowerState:
-        LOG.debug('%s is already powered on', vm._moId)
-
-
-def power_off(session, vm):
-    try:
-        session.wait_for_task(vm.PowerOffVM_Task())
-    except vim.fault.InvalidPowerState:
-        LOG.debug('%s is already powered off', vm._moId)
-
-
 def files_location(session, vm):
     """(datastore name, folder) of the VM's files, from its .vmx path."""
     p = props.properties(session, [vm], vim.VirtualMachine,
@@ -230,7 +217,7 @@ def destroy(session, vm):
     try:
         state = power_state_of(session, vm)
         if state in (power_state.RUNNING, power_state.SUSPENDED):
-            power_off(session, vm)
+            power.power_off(session, vm)
         session.wait_for_task(vm.Destroy_Task())
     except vmodl.fault.ManagedObjectNotFound:
         LOG.info('VM %s vanished before it was destroyed', vm._moId)

@@ -1,4 +1,4 @@
-"""Start-up configuration checks (driver.validate_config) and the cluster
+"""Start-up configuration checks (conf.validate_config) and the cluster
 list (conf.cluster_names)."""
 
 import pytest
@@ -20,14 +20,14 @@ def valid(flags):
 
 def invalid(match):
     with pytest.raises(exception.InvalidConfig) as err:
-        driver.validate_config()
+        vcdriver.conf.validate_config()
     message = str(err.value)
     assert match in message, message
     return message
 
 
 def test_valid_configuration_passes(valid):
-    assert driver.validate_config() is None
+    assert vcdriver.conf.validate_config() is None
 
 
 def test_invalid_config_is_invalid_input():
@@ -58,7 +58,7 @@ def test_no_cluster_names_both_options(valid):
 def test_clusters_from_vcdriver_group_alone_are_enough(valid):
     valid.config(group='vmware', cluster_name=None)
     valid.config(group='vcdriver', cluster_names=['A', 'B'])
-    driver.validate_config()
+    vcdriver.conf.validate_config()
 
 
 @pytest.mark.parametrize('regex', ['[', '(unclosed', '*nfs', 'a{2,1}'])
@@ -72,7 +72,7 @@ def test_bad_datastore_regex_is_named(valid, regex):
 @pytest.mark.parametrize('regex', ['nfs.*', '^(gold|silver)-\\d+$', ''])
 def test_good_datastore_regex_passes(valid, regex):
     valid.config(group='vmware', datastore_regex=regex)
-    driver.validate_config()
+    vcdriver.conf.validate_config()
 
 
 def test_missing_ca_file_is_named(valid, tmp_path):
@@ -91,13 +91,13 @@ def test_readable_ca_file_passes(valid, tmp_path):
     ca = tmp_path / 'ca.pem'
     ca.write_text('-----BEGIN CERTIFICATE-----\n')
     valid.config(group='vmware', ca_file=str(ca))
-    driver.validate_config()
+    vcdriver.conf.validate_config()
 
 
 def test_ca_file_is_not_read_when_insecure(valid, tmp_path):
     valid.config(group='vmware', ca_file=str(tmp_path / 'absent.pem'),
                  insecure=True)
-    driver.validate_config()
+    vcdriver.conf.validate_config()
 
 
 def test_driver_refuses_to_start_with_bad_config(flags):

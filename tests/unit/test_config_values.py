@@ -11,7 +11,6 @@ from oslo_config import cfg
 from oslo_config import types
 
 from vcdriver import conf
-from vcdriver import driver
 from vcdriver import exception
 
 VALID = {'host_ip': 'vc.example.org', 'host_username': 'nova',
@@ -82,7 +81,7 @@ def test_bad_value_stops_start_up_naming_the_option(tmp_path, group, option,
     conf_(['--config-file', str(conf_file)], project='nova',
           default_config_files=[], default_config_dirs=[])
     with pytest.raises(exception.InvalidConfig) as err:
-        driver.validate_config(conf_)
+        conf.validate_config(conf_)
     message = str(err.value)
     assert '[%s] %s' % (group, option) in message, message
     assert str(conf_file) in message, message

@@ -11,7 +11,7 @@ from nova import exception as nova_exception
 from oslo_log import log as logging
 from pyVmomi import vim
 
-from vcdriver import vm
+from vcdriver import power
 from vcdriver.volumes import iscsi
 from vcdriver.volumes import vmdk
 from vcdriver.volumes.devices import connection_data
@@ -74,7 +74,7 @@ def detach_all(session, datacenter, vm_ref, mappings, instance):
     as IDE disks cannot be unplugged from a running VM."""
     if not mappings:
         return
-    vm.power_off(session, vm_ref)
+    power.power_off(session, vm_ref)
     for mapping in mappings:
         connection_info = mapping.get('connection_info') or {}
         try:
