@@ -6,8 +6,8 @@ booted through Nova's API (POST, then polled until ACTIVE) and deleted
 (default 4) of them in flight at once. Nova runs in-process in a worker
 process (API, conductor, scheduler, placement and a compute with
 vcdriver: ``tests/harness/nova.py``'s ``VcdriverTestCase``, run as one
-unittest), under eventlet (concurrent builds through Nova's API deadlock
-in Nova's test fixtures under native threads, see tox.ini); its compute
+unittest), in native-threading mode as Nova 34 runs by default, or under
+eventlet with ``--soak-eventlet``; its compute
 serves two clusters of a vcsim launcher (``tools/vcsim``), and its
 images come from a real Glance (``tests/harness/glance.py``); both are
 started by the orchestrating process.
@@ -556,7 +556,8 @@ def _soak(case, spec):
             'purged_rows': purged,
             'concurrency': spec['concurrency'], 'seconds': seconds,
             'spawn_ms': spawn_ms, 'delete_ms': delete_ms,
-            'checkpoints': checkpoints, 'mode': 'eventlet'}
+            'checkpoints': checkpoints,
+            'mode': 'eventlet' if spec.get('eventlet') else 'native threads'}
 
 
 def worker_main(spec_json):
@@ -585,10 +586,11 @@ def _echo_progress(err, log):
 
 
 def _run_worker(spec, log):
-    # Nova under eventlet; the worker's log goes to a file, where its
-    # progress lines can be followed while it runs.
+    # Nova in the mode asked for; the worker's log goes to a file, where
+    # its progress lines can be followed while it runs.
+    native = 'false' if spec.get('eventlet') else 'true'
     return worker.run(NAME, spec, log, WORKER_TIMEOUT,
-                      env={'OS_NOVA_DISABLE_EVENTLET_PATCHING': 'false'},
+                      env={'OS_NOVA_DISABLE_EVENTLET_PATCHING': native},
                       log_file_prefix='vcdriver-soak-', echo=_echo_progress,
                       stderr_tail=6000)
 
@@ -614,14 +616,16 @@ def run(args, log=_say):
         spec = {'cycles': args.soak_cycles,
                 'concurrency': args.soak_concurrency,
                 'warmup': args.soak_warmup,
+                'eventlet': args.soak_eventlet,
                 'image_id': image['id'], 'glance_url': glance.url,
                 'vcsim': {'url': sim.url, 'host': sim.host,
                           'port': sim.port, 'username': sim.username,
                           'password': sim.password,
                           'datastores': sim.datastores,
                           'clusters': list(sim.clusters)[:CLUSTERS]}}
-        log('bench: %s: %d cycles, %d in flight', NAME, args.soak_cycles,
-            args.soak_concurrency)
+        log('bench: %s: %d cycles, %d in flight, %s', NAME,
+            args.soak_cycles, args.soak_concurrency,
+            'eventlet' if args.soak_eventlet else 'native threads')
         result = _run_worker(spec, log)
     figs = figures(result)
     notes = ['']
@@ -644,6 +648,9 @@ def add_arguments(parser):
     group.add_argument('--soak-warmup', type=int, default=DEFAULT_WARMUP,
                        help='untimed cycles before the start figures '
                             '(default %d)' % DEFAULT_WARMUP)
+    group.add_argument('--soak-eventlet', action='store_true',
+                       help='run Nova under eventlet (default: native '
+                            "threads, Nova 34's default)")
 
 
 def main(argv=None):
