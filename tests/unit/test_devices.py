@@ -3,11 +3,15 @@ the bus and adapter type of a controller, free slots."""
 
 import pytest
 from pyVmomi import vim
+from pyVmomi import vmodl
 
+from tests.unit import fake_vim
 from vcdriver import exception
+from vcdriver import vm
 from vcdriver.devices import Devices
 
 Dev = vim.vm.device
+PC = vmodl.query.PropertyCollector
 UUID = '3f1a0c2e-0000-4000-8000-0000000000aa'
 ROOT = '[nfs0] %s/%s.vmdk' % (UUID, UUID)
 
@@ -194,3 +198,45 @@ def test_a_bus_without_controller_has_no_slot():
     with pytest.raises(exception.NoFreeDiskSlot):
         found.take_free_slot('scsi')
 
+
+# --- one read, and the slots a reconfigure takes -----------------------------
+
+class _VCenter:
+    def __init__(self, devices):
+        self.devices = devices
+        self.reads = []
+        self.specs = []
+        self.stub = fake_vim.FakeStub(RetrievePropertiesEx=self._retrieve,
+                                      ReconfigVM_Task=self._reconfigure)
+        self.session = fake_vim.session(self.stub)
+        self.session.wait_for_task = lambda task: None
+
+    def _retrieve(self, mo, specs, options):
+        (spec,) = specs
+        self.reads.append(sorted(spec.propSet[0].pathSet))
+        obj = spec.objectSet[0].obj
+        return PC.RetrieveResult(objects=[fake_vim.object_content(
+            obj, config__hardware__device=Dev.VirtualDevice.Array(
+                self.devices))])
+
+    def _reconfigure(self, mo, spec):
+        self.specs.append(spec)
+        return vim.Task('task-1', self.stub)
+
+
+@pytest.mark.parametrize('bus,devices,slots', [
+    # The CD-ROM after the disks on IDE; on IDE of its own otherwise.
+    ('ide', [ide(200, 0), ide(201, 1)], [(200, 0), (200, 1), (201, 0)]),
+    ('scsi', [ide(200, 0), ide(201, 1), scsi()],
+     [(1000, 0), (1000, 1), (200, 0)]),
+])
+def test_attach_disks_reads_once_and_takes_a_slot_each(bus, devices, slots):
+    vc = _VCenter(devices)
+    vm_ref = vim.VirtualMachine('vm-1', vc.stub)
+    disks = [vm.Disk(path='[ds] u/%s.vmdk' % n, size_bytes=1 << 20)
+             for n in ('root', 'eph')]
+    vm.attach_disks(vc.session, vm_ref, bus, disks, iso_path='[ds] u/c.iso')
+    assert vc.reads == [['config.extraConfig', 'config.hardware.device']]
+    (spec,) = vc.specs
+    assert [(c.device.controllerKey, c.device.unitNumber)
+            for c in spec.deviceChange] == slots
