@@ -40,6 +40,7 @@ from pyVmomi import vim
 
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import devices
 from vcdriver import drs_rules
 from vcdriver import lifecycle
 from vcdriver import power
@@ -111,13 +112,14 @@ def _reconfigure(session, vm_ref, vcpus, memory_mb, state):
 
 
 def root_disk(session, vm_ref, instance_uuid):
-    """(bus, VirtualDisk) of the instance's root disk (``<uuid>.vmdk``),
-    or (None, None) when it has none (booted from a volume or ISO)."""
-    suffix = '/%s.vmdk' % instance_uuid
-    for bus, device in vm.disks(session, vm_ref):
-        if device.backing.fileName.endswith(suffix):
-            return bus, device
-    return None, None
+    """(vmware_adaptertype, VirtualDisk) of the instance's root disk
+    (``devices.Devices.root_disk``), or (None, None) when it has none (an
+    ISO boot without one)."""
+    found = devices.Devices.read(session, vm_ref)
+    device = found.root_disk(instance_uuid)
+    if device is None:
+        return None, None
+    return found.adapter_type(device), device
 
 
 def _datastore_path(text):
@@ -129,7 +131,7 @@ def grow_root(session, cluster, vm_ref, instance, new_bytes):
     """Copy-on-resize: the root disk becomes a bigger copy; the original
     is kept detached beside it. The revert state for the disk, or None
     when there is nothing to grow."""
-    bus, device = root_disk(session, vm_ref, instance.uuid)
+    adapter, device = root_disk(session, vm_ref, instance.uuid)
     if device is None or device.capacityInKB * units.Ki >= new_bytes:
         return None
     path = _datastore_path(device.backing.fileName)
@@ -148,7 +150,7 @@ def grow_root(session, cluster, vm_ref, instance, new_bytes):
     try:
         files.move_virtual_disk(session, datacenter, path, orig)
         files.copy_virtual_disk(session, datacenter, orig, path,
-                                vm_spec.vmdk_adapter_type(bus), 'thin')
+                                vm_spec.vmdk_adapter_type(adapter), 'thin')
         files.extend_virtual_disk(session, datacenter, path, new_bytes)
         _attach(session, vm_ref, controller, unit, path, new_bytes)
     except BaseException:
@@ -172,8 +174,11 @@ def _restore_disk(session, cluster, vm_ref, instance, disk):
     """Put the original root disk back in its slot; the grown one goes."""
     datacenter = cluster.datacenter_ref
     path, orig = _datastore_path(disk['path']), _datastore_path(disk['orig'])
-    _bus, device = root_disk(session, vm_ref, instance.uuid)
-    if device is not None:
+    # The grown root, in the original's slot; none when growing failed
+    # before the copy went on (another disk may be root by then).
+    _adapter, device = root_disk(session, vm_ref, instance.uuid)
+    if device is not None and (device.controllerKey, device.unitNumber) == (
+            disk['controller'], disk['unit']):
         vm.detach_disk(session, vm_ref, device)
     if datastore_http.exists(session, cluster.datacenter, orig.datastore,
                              orig.rel_path):
@@ -198,7 +203,7 @@ def relocate(session, vm_ref, cluster, instance, flavor):
     ds_name, _folder = vm.files_location(session, vm_ref)
     if ds_name not in {d.name for d in state.datastores}:
         needed = sum(d.capacityInKB * units.Ki
-                     for _b, d in vm.disks(session, vm_ref))
+                     for d in devices.Devices.read(session, vm_ref).disks)
         datastore = lifecycle.choose_datastore(state, needed)
         spec.datastore = datastore.ref
         LOG.info('Datastore %s is not in cluster %s: moving the files to '

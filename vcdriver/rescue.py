@@ -12,6 +12,7 @@ from nova import exception as nova_exception
 from oslo_log import log as logging
 from oslo_vmware.objects import datastore as ds_obj
 
+from vcdriver import devices
 from vcdriver import instance_disks
 from vcdriver import power
 from vcdriver import vm
@@ -21,16 +22,12 @@ from vcdriver.images import pipeline
 
 LOG = logging.getLogger(__name__)
 
-SUFFIX = '-rescue.vmdk'
+SUFFIX = devices.RESCUE_SUFFIX
 
 
 def _folder(session, vm_ref):
     ds_name, folder = vm.files_location(session, vm_ref)
     return ds_obj.DatastorePath(ds_name, folder)
-
-
-def _is_rescue_disk(device):
-    return device.backing.fileName.endswith(SUFFIX)
 
 
 def rescue(session, context, cluster, vm_ref, instance, image_id):
@@ -43,20 +40,21 @@ def rescue(session, context, cluster, vm_ref, instance, image_id):
                    'disk image')
     folder = _folder(session, vm_ref)
     power.power_off(session, vm_ref)
-    disks = vm.disks(session, vm_ref)
-    if any(_is_rescue_disk(d) for _bus, d in disks):
+    found = devices.Devices.read(session, vm_ref)
+    if any(found.is_rescue_disk(d) for d in found.disks):
         raise nova_exception.InstanceNotRescuable(
             instance_id=instance.uuid,
             reason='a rescue disk is attached already')
-    # The original root: the first disk in slot order.
-    root_bus, root = disks[0] if disks else (plan.bus, None)
+    # The original root boots second; the rescue disk goes on its bus.
+    root = found.root_disk(instance.uuid)
+    root_bus = found.instance_bus(instance.uuid)
     entry = pipeline.cached(session, context, cluster, image, plan,
                             folder.datastore)
     path = folder.join(instance.uuid + SUFFIX)
     rescue_disk = instance_disks.root_disk(session, cluster, entry, plan,
                                            path, 0)
     vm.attach_disks(session, vm_ref, root_bus, [rescue_disk])
-    keys = [d.key for _bus, d in vm.disks(session, vm_ref)
+    keys = [d.key for d in devices.Devices.read(session, vm_ref).disks
             if d.backing.fileName == str(path)]
     if root is not None:
         keys.append(root.key)
@@ -68,8 +66,9 @@ def rescue(session, context, cluster, vm_ref, instance, image_id):
 
 def unrescue(session, vm_ref, instance):
     power.power_off(session, vm_ref)
-    for _bus, device in vm.disks(session, vm_ref):
-        if _is_rescue_disk(device):
+    found = devices.Devices.read(session, vm_ref)
+    for device in found.disks:
+        if found.is_rescue_disk(device):
             vm.detach_disk(session, vm_ref, device, destroy_file=True)
     vm.set_boot_disks(session, vm_ref, [])
     power.power_on(session, vm_ref)

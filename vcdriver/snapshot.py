@@ -26,8 +26,8 @@ from pyVmomi import vim
 from pyVmomi import vmodl
 
 from vcdriver import conf
+from vcdriver import devices as devices_mod
 from vcdriver import exception
-from vcdriver import vm_spec
 from vcdriver.images import glance
 from vcdriver.images import transfer
 from vcdriver.vsphere import nfc
@@ -40,7 +40,6 @@ SNAPSHOT_NAME = 'vcdriver-snapshot-%s'
 HASH_ALGO = 'sha512'    # Glance's default os_hash_algo: compared after
 VM_PROPS = ('config.guestId', 'config.hardware.device',
             'guest.toolsRunningStatus')
-_ADAPTER_NAMES = {cls: name for name, cls in vm_spec.ADAPTER_TYPES.items()}
 # Errors Nova's compute manager handles itself: passed on as they are.
 _NOVA_HANDLED = (nova_exception.InstanceNotFound,
                  nova_exception.InstanceNotRunning,
@@ -132,23 +131,15 @@ class _RootDisk:
 
 
 def _root_disk(instance, devices, image_id):
-    """The disk named after the instance (as spawn names it), else the
-    VM's first disk."""
-    disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
-    if not disks:
-        raise SnapshotFailed(image_id=image_id,
-                             reason="the instance's VM has no disk")
-    index = next((i for i, d in enumerate(disks)
-                  if getattr(d.backing, 'fileName', '').endswith(
-                      '/%s.vmdk' % instance.uuid)), 0)
-    controllers = {d.key: d for d in devices}
-    controller = controllers.get(disks[index].controllerKey)
-    adapter = None
-    if isinstance(controller, vim.vm.device.VirtualIDEController):
-        adapter = 'ide'
-    elif controller is not None:
-        adapter = _ADAPTER_NAMES.get(type(controller))
-    return _RootDisk(disks[index], index, adapter)
+    """The instance's root disk (``vcdriver.devices``' one rule)."""
+    found = devices_mod.Devices(devices)
+    disk = found.root_disk(instance.uuid)
+    if disk is None:
+        raise SnapshotFailed(image_id=image_id, reason=(
+            "the instance's VM has no disk" if not found.disks else
+            "the instance's VM has no root disk, only volumes"))
+    index = next(i for i, d in enumerate(found.disks) if d is disk)
+    return _RootDisk(disk, index, found.adapter_type(disk))
 
 
 def _disk_url(lease, root):

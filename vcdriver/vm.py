@@ -7,7 +7,7 @@ from oslo_log import log as logging
 from pyVmomi import vim
 from pyVmomi import vmodl
 
-from vcdriver import exception
+from vcdriver import devices
 from vcdriver import power
 from vcdriver import vm_spec
 from vcdriver.vsphere import props
@@ -99,30 +99,6 @@ class Disk:
     parent: object = None
 
 
-# Controller type and usable unit numbers per bus (SCSI unit 7 is the
-# controller's own).
-_BUS_SLOTS = {
-    'scsi': (vim.vm.device.VirtualSCSIController,
-             [u for u in range(16) if u != 7]),
-    'sata': (vim.vm.device.VirtualAHCIController, range(30)),
-    'ide': (vim.vm.device.VirtualIDEController, range(2)),
-}
-
-
-def _free_slots(devices, bus):
-    controller_cls, units = _BUS_SLOTS[bus]
-    controllers = sorted((d for d in devices
-                          if isinstance(d, controller_cls)),
-                         key=lambda c: c.busNumber)
-    taken = {(d.controllerKey, d.unitNumber) for d in devices
-             if getattr(d, 'unitNumber', None) is not None}
-    for controller in controllers:
-        for unit in units:
-            if (controller.key, unit) not in taken:
-                taken.add((controller.key, unit))
-                yield controller.key, unit
-
-
 def attach_disks(session, vm, bus, disks, iso_path=None):
     """Attach the instance's disks, root first, and an ISO as a CD-ROM,
     in one reconfigure.
@@ -130,20 +106,16 @@ def attach_disks(session, vm, bus, disks, iso_path=None):
     Disks go on after CreateVM_Task, not inside it: the VM folder must
     exist first for the disks to live in it.
     """
-    devices = props.properties(session, [vm], vim.VirtualMachine,
-                               ['config.hardware.device'])
-    devices = devices[vm]['config.hardware.device']
-    slots = _free_slots(devices, bus)
+    found = devices.Devices.read(session, vm)
     changes = []
     for key, d in enumerate(disks, start=-200):
-        controller_key, unit = _next_slot(slots, bus)
+        controller_key, unit = found.take_free_slot(bus)
         changes.append(vm_spec.disk(key, controller_key, unit, d.path,
                                     d.size_bytes, create=d.create,
                                     thin=d.thin, parent=d.parent))
     if iso_path is not None:
         # The CD-ROM goes on IDE, which every VM has.
-        ide = slots if bus == 'ide' else _free_slots(devices, 'ide')
-        controller_key, unit = _next_slot(ide, 'ide')
+        controller_key, unit = found.take_free_slot('ide')
         changes.append(vm_spec.cdrom(-100, controller_key, unit, iso_path))
     session.wait_for_task(vm.ReconfigVM_Task(
         vim.vm.ConfigSpec(deviceChange=changes)))
@@ -151,31 +123,10 @@ def attach_disks(session, vm, bus, disks, iso_path=None):
 
 def attach_cdrom(session, vm, iso_path):
     """Add a CD-ROM with an ISO from a datastore on a free IDE slot."""
-    devices = props.properties(session, [vm], vim.VirtualMachine,
-                               ['config.hardware.device'])
-    devices = devices[vm]['config.hardware.device']
-    controller_key, unit = _next_slot(_free_slots(devices, 'ide'), 'ide')
+    controller_key, unit = devices.Devices.read(
+        session, vm).take_free_slot('ide')
     session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
         deviceChange=[vm_spec.cdrom(-100, controller_key, unit, iso_path)])))
-
-
-def disks(session, vm):
-    """[(bus, VirtualDisk)] of the VM, in slot order."""
-    devices = props.properties(session, [vm], vim.VirtualMachine,
-                               ['config.hardware.device'])
-    devices = devices[vm]['config.hardware.device']
-    controllers = {d.key: d for d in devices
-                   if isinstance(d, vim.vm.device.VirtualController)}
-    found = []
-    for d in devices:
-        if not isinstance(d, vim.vm.device.VirtualDisk):
-            continue
-        controller = controllers.get(d.controllerKey)
-        bus = next((b for b, (cls, _u) in _BUS_SLOTS.items()
-                    if isinstance(controller, cls)), None)
-        found.append((bus, d))
-    return sorted(found, key=lambda bd: (bd[1].controllerKey,
-                                         bd[1].unitNumber))
 
 
 def set_boot_disks(session, vm, disk_keys):
@@ -187,13 +138,6 @@ def set_boot_disks(session, vm, disk_keys):
 def detach_disk(session, vm, device, destroy_file=False):
     session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
         deviceChange=[vm_spec.remove(device, destroy_file)])))
-
-
-def _next_slot(slots, bus):
-    try:
-        return next(slots)
-    except StopIteration:
-        raise exception.NoFreeDiskSlot(bus=bus) from None
 
 
 def files_location(session, vm):

@@ -12,6 +12,7 @@ from pyVmomi import vim
 
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
+from vcdriver import devices
 from vcdriver import migration
 
 VC = '97e5a44a-a3e1-4b0a-81fa-1eb9edfabec2'
@@ -116,6 +117,41 @@ def test_confirm_deletes_the_original_root_disk_and_the_state():
     assert reconfigure.call_args[0][4] is None  # state removed
 
 
+def _disk(unit, name):
+    disk = vim.vm.device.VirtualDisk
+    return disk(key=2000 + unit, controllerKey=1000, unitNumber=unit,
+                capacityInKB=1024, backing=disk.FlatVer2BackingInfo(
+                    fileName='[nfs0] i-1/%s' % name, diskMode='persistent'))
+
+
+@pytest.mark.parametrize('on_vm,detached', [
+    # A revert: the grown copy leaves the original's slot.
+    (['i-1.vmdk', 'ephemeral_0.vmdk'], 'i-1.vmdk'),
+    # Growing failed before the copy went on: the ephemeral disk, root by
+    # the fall-back rule then, stays where it is.
+    ([None, 'ephemeral_0.vmdk'], None),
+])
+def test_restoring_the_root_takes_off_only_the_disk_in_its_slot(on_vm,
+                                                                 detached):
+    found = devices.Devices([vim.vm.device.VirtualLsiLogicController(
+        key=1000, busNumber=0)] + [_disk(u, n) for u, n in enumerate(on_vm)
+                                   if n])
+    disk = {'orig': '[nfs0] i-1/i-1.orig.vmdk', 'path': '[nfs0] i-1/i-1.vmdk',
+            'kb': 1024, 'controller': 1000, 'unit': 0}
+    with mock.patch.object(migration.devices.Devices, 'read',
+                           return_value=found), \
+            mock.patch.object(migration.vm, 'detach_disk') as detach, \
+            mock.patch.object(migration.datastore_http, 'exists',
+                              return_value=True), \
+            mock.patch.object(migration, 'files'), \
+            mock.patch.object(migration, '_attach') as attach:
+        migration._restore_disk(mock.Mock(), cluster(), mock.Mock(),
+                                INSTANCE, disk)
+    assert [c[0][2].backing.fileName for c in detach.call_args_list] == (
+        ['[nfs0] i-1/%s' % detached] if detached else [])
+    assert attach.call_args[0][2:4] == (1000, 0)
+
+
 # --- live migration --------------------------------------------------------
 
 def test_destination_refuses_the_node_the_instance_is_on():
@@ -193,13 +229,13 @@ def _relocate(vm_datastore):
     state = cluster_mod.ClusterState(dest, [host('h1'), host('h2')],
                                      [shared])
     session, vm = mock.Mock(), mock.Mock()
-    disk = mock.Mock(capacityInKB=2 << 20)
+    disk = vim.vm.device.VirtualDisk(capacityInKB=2 << 20)
     with mock.patch.object(migration.cluster_mod, 'read_state',
                            return_value=[state]), \
             mock.patch.object(migration.vm, 'files_location',
                               return_value=(vm_datastore, 'i-1')), \
-            mock.patch.object(migration.vm, 'disks',
-                              return_value=[('scsi', disk)]):
+            mock.patch.object(migration.devices.Devices, 'read',
+                              return_value=devices.Devices([disk])):
         migration.relocate(session, vm, dest, INSTANCE, flavor())
     return vm.RelocateVM_Task.call_args[0][0], dest
 

@@ -12,6 +12,7 @@ from pyVmomi import vmodl
 from tests.unit import fake_vim
 from vcdriver import exception
 from vcdriver import volumes
+from vcdriver.devices import Devices
 from vcdriver.volumes import vmdk
 
 PC = vmodl.query.PropertyCollector
@@ -210,7 +211,7 @@ def test_other_connection_types_are_not_handled(vc):
     ([ide()], 'ide'),
 ])
 def test_instance_bus(devices, bus):
-    assert volumes.instance_bus(devices) == bus
+    assert Devices(devices).instance_bus(INSTANCE.uuid) == bus
 
 
 # --- detach ------------------------------------------------------------------

@@ -15,7 +15,6 @@ from vcdriver import power
 from vcdriver.volumes import iscsi
 from vcdriver.volumes import vmdk
 from vcdriver.volumes.devices import connection_data
-from vcdriver.volumes.devices import instance_bus
 from vcdriver.volumes.devices import SUPPORTED_TYPES
 from vcdriver.volumes.devices import VOLUME_KEY
 from vcdriver.vsphere import props
@@ -23,7 +22,7 @@ from vcdriver.vsphere import props
 LOG = logging.getLogger(__name__)
 
 __all__ = ['SUPPORTED_TYPES', 'VOLUME_KEY', 'attach', 'connector', 'detach',
-           'detach_all', 'extend', 'instance_bus', 'swap']
+           'detach_all', 'extend', 'swap']
 
 
 def attach(session, vm_ref, connection_info, instance):

@@ -13,12 +13,10 @@ from nova import exception as nova_exception
 from oslo_log import log as logging
 from pyVmomi import vim
 
+from vcdriver import devices as devices_mod
 from vcdriver import exception
-from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver.volumes.devices import connection_data
-from vcdriver.volumes.devices import DISK
-from vcdriver.volumes.devices import instance_bus
 from vcdriver.volumes.devices import instance_props
 from vcdriver.volumes.devices import VOLUME_KEY
 from vcdriver.vsphere import props
@@ -108,9 +106,9 @@ def _iscsi_lun(session, vm_ref, data):
 
 
 def _rdm_of(devices, lun_uuid):
-    return next((d for d in devices if isinstance(d, DISK) and isinstance(
-        d.backing, DISK.RawDiskMappingVer1BackingInfo) and
-        d.backing.lunUuid == lun_uuid), None)
+    return next((d for d in devices.disks
+                 if isinstance(d.backing, devices_mod.RDM) and
+                 d.backing.lunUuid == lun_uuid), None)
 
 
 def attach(session, vm_ref, connection_info, instance):
@@ -122,10 +120,10 @@ def attach(session, vm_ref, connection_info, instance):
         LOG.info('Volume %s is attached already', volume_id,
                  instance=instance)
         return
-    bus = instance_bus(devices)
+    bus = devices.instance_bus(instance.uuid)
     if bus != 'scsi':
         raise exception.ISCSIVolumeNeedsSCSI(volume_id=volume_id, bus=bus)
-    controller_key, unit = vm._next_slot(vm._free_slots(devices, bus), bus)
+    controller_key, unit = devices.take_free_slot(bus)
     capacity_kb = lun.capacity.block * lun.capacity.blockSize // 1024
     spec = vim.vm.ConfigSpec(
         deviceChange=[vm_spec.rdm_disk(-300, controller_key, unit,

@@ -26,18 +26,15 @@ from oslo_vmware.objects import datastore as ds_obj
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from vcdriver import devices as devices_mod
 from vcdriver import exception
 from vcdriver import vm
 from vcdriver import vm_spec
-from vcdriver.volumes.devices import bus_of
 from vcdriver.volumes.devices import check_hotplug
 from vcdriver.volumes.devices import connection_data
-from vcdriver.volumes.devices import DISK
-from vcdriver.volumes.devices import instance_bus
 from vcdriver.volumes.devices import instance_props
 from vcdriver.volumes.devices import VOLUME_KEY
 from vcdriver.vsphere import files
-from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
 
@@ -66,18 +63,15 @@ def _shadow_disk(session, data):
 
 def _first_disk(session, shadow):
     try:
-        found = props.properties(session, [shadow], vim.VirtualMachine,
-                                 ['config.hardware.device'])
+        disks = devices_mod.Devices.read(session, shadow).disks
     except vmodl.fault.ManagedObjectNotFound:
         return None
-    devices = found.get(shadow, {}).get('config.hardware.device') or ()
-    disks = [d for d in devices if isinstance(d, DISK)]
     return (shadow, min(disks, key=lambda d: d.key)) if disks else None
 
 def _attached(devices, disk_uuid, shadow_disk):
     """The instance's device of a volume: by the disk uuid recorded at
     attach, else by the shadow disk's file."""
-    disks = [d for d in devices if isinstance(d, DISK)]
+    disks = devices.disks
     if disk_uuid:
         for d in disks:
             if getattr(d.backing, 'uuid', None) == disk_uuid:
@@ -108,7 +102,7 @@ class _OnInstance:
                 location='volume %s on the instance' % self.volume_id)
 
     def check_hotplug(self, action):
-        check_hotplug(bus_of(self.devices, self.device), self.power,
+        check_hotplug(self.devices.bus(self.device), self.power,
                        self.volume_id, action)
 
 
@@ -123,9 +117,9 @@ def attach(session, vm_ref, connection_info, instance):
         LOG.info('Volume %s is attached already', volume_id,
                  instance=instance)
         return
-    bus = instance_bus(devices)
+    bus = devices.instance_bus(instance.uuid)
     check_hotplug(bus, power, volume_id, 'attached')
-    controller_key, unit = vm._next_slot(vm._free_slots(devices, bus), bus)
+    controller_key, unit = devices.take_free_slot(bus)
     spec = vim.vm.ConfigSpec(
         deviceChange=[vm_spec.volume_disk(
             -300, controller_key, unit, shadow_disk.backing.fileName,
@@ -214,16 +208,6 @@ def _disk_type(backing):
     return 'preallocated'
 
 
-def _adapter_type(devices, device):
-    controller = next((d for d in devices if d.key == device.controllerKey),
-                      None)
-    name = next((n for n, cls in vm_spec.ADAPTER_TYPES.items()
-                 if isinstance(controller, cls)), None)
-    if isinstance(controller, vim.vm.device.VirtualIDEController):
-        name = 'ide'
-    return vm_spec.vmdk_adapter_type(name)
-
-
 def swap(session, datacenter, vm_ref, old, new, instance, resize_to):
     """The old volume's data onto the new volume's disk, that disk at the
     old one's slot, and the old disk back with its shadow, untouched.
@@ -277,7 +261,8 @@ def swap(session, datacenter, vm_ref, old, new, instance, resize_to):
         files.delete_virtual_disk(session, datacenter, staging)  # leftover
         where['staging'] = True
         files.copy_virtual_disk(session, datacenter, where['old'], staging,
-                                _adapter_type(devices, device),
+                                vm_spec.vmdk_adapter_type(
+                                    devices.adapter_type(device)),
                                 _disk_type(new_disk.backing))
         if capacity_kb > device.capacityInKB:
             step = 'growing %s to %s KB' % (staging, capacity_kb)
