@@ -9,6 +9,8 @@ which ``vmware_adaptertype`` a controller is, which disk is the root,
 where the next disk goes.
 """
 
+import re
+
 from pyVmomi import vim
 
 from vcdriver import exception
@@ -22,6 +24,9 @@ RDM = DISK.RawDiskMappingVer1BackingInfo
 VOLUME_KEY = 'volume-%s'
 # The rescue disk rescue adds beside the root: ``<uuid>-rescue.vmdk``.
 RESCUE_SUFFIX = '-rescue.vmdk'
+# The disks spawn adds beside the root (instance_disks.py names them):
+# never the root, whatever their slot.
+_EPHEMERAL_OR_SWAP = re.compile(r'/(ephemeral_\d+|swap)\.vmdk$')
 
 # Per bus, its controller type and the unitNumbers a device can take on
 # one controller: SCSI unit 7 is the controller's own
@@ -118,16 +123,19 @@ class Devices:
         lowest controllerKey that carries a disk of the instance's own,
         and its first disk the one of lowest unitNumber: the boot order
         the in-tree driver reads (``vm_util.get_vmdk_info``), IDE (keys
-        200-201) before SCSI (1000-1003) before SATA (15000...). The
-        names of ephemeral and swap disks are no mark this rule reads: an
-        instance without a root disk (an ISO boot with a 0 GB root disk)
-        but with an ephemeral disk has that one as root.
+        200-201) before SCSI (1000-1003) before SATA (15000...).
 
-        Volumes are Cinder's (``is_volume``) and the rescue disk is
-        rescue's: neither is ever the root, even with no other disk.
+        Volumes are Cinder's (``is_volume``), the rescue disk is
+        rescue's, and ephemeral and swap disks (``ephemeral_<n>.vmdk``,
+        ``swap.vmdk``) are the flavor's: none is ever the root, even with
+        no other disk. An instance booted from an ISO with a 0 GB root
+        disk has none; a resize must not grow its ephemeral disk as if
+        it were.
         """
         own = [d for d in self.disks
-               if not self.is_volume(d) and not self.is_rescue_disk(d)]
+               if not self.is_volume(d) and not self.is_rescue_disk(d)
+               and not _EPHEMERAL_OR_SWAP.search(
+                   getattr(d.backing, 'fileName', None) or '')]
         named = '/%s.vmdk' % instance_uuid
         for disk in own:
             if (getattr(disk.backing, 'fileName', None) or '').endswith(

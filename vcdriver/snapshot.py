@@ -137,7 +137,8 @@ def _root_disk(instance, devices, image_id):
     if disk is None:
         raise SnapshotFailed(image_id=image_id, reason=(
             "the instance's VM has no disk" if not found.disks else
-            "the instance's VM has no root disk, only volumes"))
+            "the instance's VM has no root disk (only volumes, "
+            "ephemeral or swap disks)"))
     index = next(i for i, d in enumerate(found.disks) if d is disk)
     return _RootDisk(disk, index, found.adapter_type(disk))
 

@@ -107,6 +107,19 @@ def test_volumes_are_not_root():
     assert root_path([ide(), scsi()]) is None
 
 
+def test_ephemeral_and_swap_disks_are_never_root():
+    # An ISO boot with a 0 GB root disk: ephemeral and swap only, in the
+    # slots a root disk would have.
+    devices = [ide(), scsi(),
+               disk(2001, 1000, 0, folder('ephemeral_0.vmdk')),
+               disk(2002, 1000, 1, folder('swap.vmdk'))]
+    assert root_path(devices) is None
+    # Ahead of a renamed root in the boot order, still not root.
+    devices.append(disk(2003, 200, 0, folder('ephemeral_1.vmdk')))
+    devices.append(disk(2000, 1000, 2, '[nfs0] %s/imported.vmdk' % UUID))
+    assert root_path(devices) == '[nfs0] %s/imported.vmdk' % UUID
+
+
 def test_without_the_name_the_first_disk_of_the_boot_controller():
     # Slot order, not key nor device order: unit 0 of the boot controller.
     devices = [ide(), scsi(),

@@ -250,6 +250,11 @@ def test_root_disk_is_the_one_named_after_the_instance():
         1, 'lsiLogicsas', 2 * CAPACITY)
     devices[3].backing.fileName = '[ds] u-1/other.vmdk'
     root = snapshot._root_disk(instance, devices, IMAGE_ID)
+    assert (root.index, root.adapter) == (1, 'lsiLogicsas')
+    # The ephemeral disk is first on the boot controller (IDE), but it is
+    # never the root: with a root disk of another name, that one is.
+    devices[2].backing.fileName = '[ds] u-1/first.vmdk'
+    root = snapshot._root_disk(instance, devices, IMAGE_ID)
     assert (root.index, root.adapter) == (0, 'ide')
     with pytest.raises(snapshot.SnapshotFailed, match='has no disk'):
         snapshot._root_disk(instance, devices[:2], IMAGE_ID)
