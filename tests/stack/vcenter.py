@@ -4,8 +4,8 @@ oracle the stack tests hold Nova's answers against."""
 import time
 import types
 
-from pyVim import task as vim_task
 from pyVmomi import vim
+from pyVmomi import vmodl
 
 from tests.harness import vcsim as vcsim_harness
 
@@ -69,11 +69,41 @@ def cache_files(si, image_id):
             datastorePath='[%s] %s' % (ds.name, CACHE_FOLDER),
             searchSpec=spec)
         try:
-            vim_task.WaitForTask(task)
+            result = wait_for_task(si, task)
         except vim.fault.FileNotFound:
             continue
-        found += [(ds.name, f.path) for f in task.info.result.file]
+        found += [(ds.name, f.path) for f in result.file]
     return sorted(found)
+
+
+def wait_for_task(si, task, timeout=120):
+    """A task's result, or its fault raised, woken by vCenter's updates
+    of ``info.state``. Not pyVim's WaitForTask: while a task runs it reads
+    ``info.name.info.name``, which fails on a method name pyVmomi does not
+    know (vcsim's datastore browser tasks)."""
+    pc = si.content.propertyCollector
+    filter_spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(
+            type=vim.Task, pathSet=['info.state'])])
+    pc_filter = pc.CreateFilter(filter_spec, True)
+    deadline = time.monotonic() + timeout
+    try:
+        version = ''
+        while task.info.state not in ('success', 'error'):
+            if time.monotonic() > deadline:
+                raise TimeoutError('task %s still %s after %d s'
+                                   % (task._moId, task.info.state, timeout))
+            update = pc.WaitForUpdatesEx(
+                version, vmodl.query.PropertyCollector.WaitOptions(
+                    maxWaitSeconds=10))
+            if update is not None:
+                version = update.version
+    finally:
+        pc_filter.Destroy()
+    if task.info.state == 'error':
+        raise task.info.error
+    return task.info.result
 
 
 def datastores_caching(si, image_id):
