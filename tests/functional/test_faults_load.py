@@ -6,8 +6,9 @@ server leaves BUILD) longer than ``STALL_TIMEOUT``, and end ACTIVE, or
 ERROR with a fault message; once the faults are cleared every delete
 succeeds, no instance VM is left in vCenter and the leak audit is clean.
 
-It runs in both modes: native threads (``functional``) and eventlet
-(``functional-eventlet``).
+Under native threads it hung once in Nova's own test fixtures
+(CellDatabases' cell lock; see tox.ini): ``functional`` deselects it,
+``functional-eventlet`` runs it.
 """
 
 import logging
