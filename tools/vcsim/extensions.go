@@ -77,10 +77,8 @@ func soapRequestFilter(rewrite func(body []byte) []byte) middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && isSDKPath(r.URL.Path) {
-				body, err := io.ReadAll(r.Body)
-				_ = r.Body.Close()
-				if err != nil {
-					w.WriteHeader(http.StatusBadRequest)
+				body, ok := readSOAPBody(w, r)
+				if !ok {
 					return
 				}
 				body = rewrite(body)
@@ -101,14 +99,33 @@ func soapResponseFilter(rewrite func(body []byte) []byte) middleware {
 				next.ServeHTTP(w, r)
 				return
 			}
-			rec := &recorder{header: w.Header(), status: http.StatusOK}
-			next.ServeHTTP(rec, r)
-			body := rewrite(rec.body.Bytes())
-			w.Header().Del("Content-Length")
-			w.WriteHeader(rec.status)
-			_, _ = w.Write(body)
+			serveRewritten(next, w, r, rewrite)
 		})
 	}
+}
+
+// readSOAPBody reads a request's whole body and puts it back for the
+// handlers after; a body that cannot be read is answered 400, empty.
+func readSOAPBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, true
+}
+
+// serveRewritten serves r through next, then sends what rewrite makes of
+// the response body (its length changes, so no Content-Length).
+func serveRewritten(next http.Handler, w http.ResponseWriter, r *http.Request, rewrite func([]byte) []byte) {
+	rec := &recorder{header: w.Header(), status: http.StatusOK}
+	next.ServeHTTP(rec, r)
+	body := rewrite(rec.body.Bytes())
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.status)
+	_, _ = w.Write(body)
 }
 
 func isSDKPath(p string) bool {

@@ -8,7 +8,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"regexp"
 	"time"
@@ -103,13 +102,10 @@ func addsDRSRule(method *simulator.Method, name string) bool {
 }
 
 func (f *faults) serveSOAP(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	_ = r.Body.Close()
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
+	body, ok := readSOAPBody(w, r)
+	if !ok {
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	method := soapMethod(body)
 
 	var delay time.Duration
@@ -137,12 +133,7 @@ func (f *faults) serveSOAP(next http.Handler, w http.ResponseWriter, r *http.Req
 		next.ServeHTTP(w, r)
 		return
 	}
-	rec := &recorder{header: w.Header(), status: http.StatusOK}
-	next.ServeHTTP(rec, r)
-	out := responseFix(rec.body.Bytes())
-	w.Header().Del("Content-Length")
-	w.WriteHeader(rec.status)
-	_, _ = w.Write(out)
+	serveRewritten(next, w, r, responseFix)
 }
 
 // keyedMessage is an injected fault's faultMessage, as encoded.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -46,13 +44,10 @@ func (s *stats) middleware(next http.Handler) http.Handler {
 			s.total++
 			s.mu.Unlock()
 		case r.Method == http.MethodPost && isSDKPath(r.URL.Path):
-			body, err := io.ReadAll(r.Body)
-			_ = r.Body.Close()
-			if err != nil {
-				w.WriteHeader(http.StatusBadRequest)
+			body, ok := readSOAPBody(w, r)
+			if !ok {
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
 			s.countSOAP(soapMethod(body))
 		}
 		next.ServeHTTP(w, r)
