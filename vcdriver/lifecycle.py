@@ -21,6 +21,7 @@ from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import config_drive
 from vcdriver import consoles
+from vcdriver import datastore_layout as layout
 from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import instance_disks
@@ -324,14 +325,15 @@ def manage_image_cache(session, clusters, states, instances):
             cache = image_cache.DatastoreCache(session, cluster,
                                                datastore.name)
             for name in cache.names(datastore.ref):
-                if '.partial-' in name:
+                kind = layout.cache_name(name).kind
+                if kind == layout.PARTIAL:
                     cache.remove_orphan_partial(name)
-                elif name.endswith('.lock'):
+                elif kind == layout.LOCK:
                     # A spawn needing the image takes a dead fill's lock
                     # over; one that no spawn needs on this datastore
                     # again would keep its partial and shell VM forever.
                     cache.remove_stale_lock(name)
-                elif '.' in name:
+                elif kind != layout.ENTRY:
                     continue  # a stale lock being removed
                 elif name in used:
                     cache.touch(name)
