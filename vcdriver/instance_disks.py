@@ -35,12 +35,12 @@ def extra_disk_sizes(flavor, block_device_info):
     if not gbs and flavor.ephemeral_gb:
         gbs = [flavor.ephemeral_gb]
     for n, gb in enumerate(gbs):
-        sizes.append(('ephemeral_%d.vmdk' % n, gb * units.Gi))
+        sizes.append((layout.ephemeral_disk_name(n), gb * units.Gi))
     swap = virt_driver.block_device_info_get_swap(block_device_info)
     swap_mb = (swap['swap_size'] if virt_driver.swap_is_usable(swap)
                else flavor.swap)
     if swap_mb:
-        sizes.append(('swap.vmdk', swap_mb * units.Mi))
+        sizes.append((layout.SWAP_DISK, swap_mb * units.Mi))
     return sizes
 
 

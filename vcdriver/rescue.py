@@ -10,8 +10,8 @@ deletes the rescue disk and boots the original again.
 
 from nova import exception as nova_exception
 from oslo_log import log as logging
-from oslo_vmware.objects import datastore as ds_obj
 
+from vcdriver import datastore_layout as layout
 from vcdriver import instance_disks
 from vcdriver import power
 from vcdriver import vm
@@ -21,16 +21,14 @@ from vcdriver.images import pipeline
 
 LOG = logging.getLogger(__name__)
 
-SUFFIX = '-rescue.vmdk'
-
 
 def _folder(session, vm_ref):
     ds_name, folder = vm.files_location(session, vm_ref)
-    return ds_obj.DatastorePath(ds_name, folder)
+    return layout.path(ds_name, folder)
 
 
 def _is_rescue_disk(device):
-    return device.backing.fileName.endswith(SUFFIX)
+    return layout.is_rescue_disk(device.backing.fileName)
 
 
 def rescue(session, context, cluster, vm_ref, instance, image_id):
@@ -52,7 +50,7 @@ def rescue(session, context, cluster, vm_ref, instance, image_id):
     root_bus, root = disks[0] if disks else (plan.bus, None)
     entry = pipeline.cached(session, context, cluster, image, plan,
                             folder.datastore)
-    path = folder.join(instance.uuid + SUFFIX)
+    path = layout.rescue_disk(folder, instance.uuid)
     rescue_disk = instance_disks.root_disk(session, cluster, entry, plan,
                                            path, 0)
     vm.attach_disks(session, vm_ref, root_bus, [rescue_disk])

@@ -26,6 +26,7 @@ from pyVmomi import vim
 from pyVmomi import vmodl
 
 from vcdriver import conf
+from vcdriver import datastore_layout as layout
 from vcdriver import exception
 from vcdriver import vm_spec
 from vcdriver.images import glance
@@ -139,8 +140,8 @@ def _root_disk(instance, devices, image_id):
         raise SnapshotFailed(image_id=image_id,
                              reason="the instance's VM has no disk")
     index = next((i for i, d in enumerate(disks)
-                  if getattr(d.backing, 'fileName', '').endswith(
-                      '/%s.vmdk' % instance.uuid)), 0)
+                  if layout.is_root_disk(getattr(d.backing, 'fileName', ''),
+                                         instance.uuid)), 0)
     controllers = {d.key: d for d in devices}
     controller = controllers.get(disks[index].controllerKey)
     adapter = None
