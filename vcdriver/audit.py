@@ -10,7 +10,7 @@ given) with
   ``SearchDatastoreSubFolders_Task`` per datastore, set against the files
   every VM on those datastores uses (one read of all of them through the
   datastores' ``vm`` property);
-- the image cache on those datastores (images/cache.py's layout), for
+- the image cache on those datastores (datastore_layout.py's names), for
   downloads, temporary copies and locks nobody is working on.
 
 It only reads. The pure classification is in the functions below
@@ -18,14 +18,13 @@ It only reads. The pure classification is in the functions below
 """
 
 import dataclasses
-import re
 
 from oslo_log import log as logging
 from pyVmomi import vim
 from pyVmomi import vmodl
 
 from vcdriver import cluster as cluster_mod
-from vcdriver import migration
+from vcdriver import datastore_layout as layout
 from vcdriver import vm
 from vcdriver.images import cache as image_cache
 from vcdriver.images import disk_import
@@ -33,12 +32,8 @@ from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
 
-UUID_RE = re.compile(r'^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$')
-# Extents and change tracking files carry their descriptor's name.
-EXTENT_RE = re.compile(r'-(flat|delta|sesparse|ctk|rdm|rdmp|s\d{3}|f\d{3})'
-                       r'\.vmdk$')
 # Files of an instance folder that no VM may reference and still matter.
-STRAY_SUFFIXES = ('.vmdk', '.iso')
+STRAY_SUFFIXES = (layout.VMDK, layout.ISO)
 VM_FILE_PROPS = ['name', 'runtime.powerState', 'config.files.vmPathName',
                  'layoutEx.file', 'config.hardware.device',
                  vm.INSTANCE_MARKER_PROP]
@@ -108,7 +103,7 @@ def audit(session, clusters, instance_uuids, conf, states=None):
     refs = referenced_files(vms.values())
     elsewhere = {_marker(p): (vm_ref, p) for vm_ref, p in vms.items()
                  if _marker(p)}
-    cache_folder = conf.vcdriver.image_cache_folder.strip('/')
+    cache_folder = conf.vcdriver.image_cache_folder
     stale = conf.vcdriver.image_cache_lock_stale_seconds
     for ref, (name, cluster) in datastores.items():
         items = listings[ref]
@@ -148,7 +143,7 @@ def search(session, browser, datastore_name):
         details=vim.host.DatastoreBrowser.FileInfo.Details(
             fileType=True, fileSize=True, modification=True))
     results = session.wait_for_task(browser.SearchDatastoreSubFolders_Task(
-        datastorePath='[%s]' % datastore_name, searchSpec=spec))
+        datastorePath=str(layout.path(datastore_name)), searchSpec=spec))
     return items_of(results)
 
 
@@ -156,7 +151,7 @@ def items_of(results):
     """Flatten HostDatastoreBrowserSearchResults into [Item]."""
     items = []
     for result in results or ():
-        folder = split_path(result.folderPath)[1]
+        folder = layout.split(result.folderPath)[1]
         for f in result.file or ():
             modified = getattr(f, 'modification', None)
             items.append(Item(
@@ -165,19 +160,6 @@ def items_of(results):
                 modified=modified.timestamp() if modified else None,
                 size=getattr(f, 'fileSize', None)))
     return items
-
-
-def split_path(text):
-    """'[ds] a/b' (or vcsim's '[ds]/a/b') -> ('ds', 'a/b')."""
-    if not text or not text.startswith('['):
-        return None, (text or '').strip('/ ')
-    ds, _, rel = text[1:].partition(']')
-    return ds, rel.strip().strip('/')
-
-
-def descriptor(rel_path):
-    """The disk descriptor a file belongs to ('x-flat.vmdk' -> 'x.vmdk')."""
-    return EXTENT_RE.sub('.vmdk', rel_path)
 
 
 def _backing_files(device):
@@ -200,10 +182,10 @@ def referenced_files(vm_props):
             names.update(_backing_files(device))
     refs = set()
     for name in names:
-        ds, rel = split_path(name)
+        ds, rel = layout.split(name)
         if ds is not None and rel:
             refs.add((ds, rel))
-            refs.add((ds, descriptor(rel)))
+            refs.add((ds, layout.descriptor(rel)))
     return refs
 
 
@@ -253,10 +235,10 @@ def instance_folders(ds_name, items, refs, nova, marked):
             below.setdefault(top, []).append(item)
     orphans, unused = [], []
     for item in items:
-        if not item.folder or '/' in item.path or not UUID_RE.match(
-                item.path.lower()):
+        uuid = layout.instance_uuid(item.path) if item.folder else None
+        if uuid is None:
             continue
-        uuid, path = item.path.lower(), '[%s] %s' % (ds_name, item.path)
+        path = str(layout.path(ds_name, item.path))
         content = [i for i in below.get(item.path, ()) if not i.folder]
         if item.path not in used:
             if uuid in nova and uuid not in marked:
@@ -273,11 +255,11 @@ def instance_folders(ds_name, items, refs, nova, marked):
         for i in content:
             if (i.name.endswith(STRAY_SUFFIXES) and
                     (ds_name, i.path) not in refs and
-                    (ds_name, descriptor(i.path)) not in refs and
-                    not descriptor(i.path).endswith(migration.ORIG_SUFFIX)):
+                    (ds_name, layout.descriptor(i.path)) not in refs and
+                    not layout.is_resize_original(i.path)):
                 orphans.append({
                     'kind': 'file', 'datastore': ds_name,
-                    'path': '[%s] %s' % (ds_name, i.path), 'files': 1,
+                    'path': str(layout.path(ds_name, i.path)), 'files': 1,
                     'size': i.size or 0,
                     'reason': "in a VM's folder, but no VM references it"})
     return orphans, unused
@@ -286,15 +268,15 @@ def instance_folders(ds_name, items, refs, nova, marked):
 def lock_owners(session, cluster, ds_name, items, cache_folder):
     """{image id: owner record} of the cache's locks that have one (few:
     one small read each)."""
-    prefix = cache_folder + '/'
     owners = {}
     for item in items:
-        rest = item.path[len(prefix):] if item.path.startswith(prefix) else ''
+        rest = layout.below_cache(item.path, cache_folder) or ''
         lock, _, name = rest.partition('/')
-        if name == image_cache.OWNER and lock.endswith('.lock'):
+        lock = layout.cache_name(lock)
+        if name == layout.LOCK_OWNER and lock.kind == layout.LOCK:
             cache = image_cache.DatastoreCache(session, cluster, ds_name)
-            image_id = lock[:-len('.lock')]
-            owners[image_id] = image_cache.lock_owner(cache, image_id)
+            owners[lock.image_id] = image_cache.lock_owner(cache,
+                                                           lock.image_id)
     return owners
 
 
@@ -316,10 +298,12 @@ def _age(now, when):
 def import_shells(vm_props, listings, debris, cache_folder):
     """The shell VMs of image imports (images/disk_import.py) whose fill
     is not under way: its partial folder is debris, or gone."""
-    prefix = cache_folder + '/'
-    partials = {i.path[len(prefix):] for items in listings for i in items
-                if i.folder and i.path.startswith(prefix) and
-                '/' not in i.path[len(prefix):]}
+    partials = set()
+    for items in listings:
+        for i in items:
+            rest = layout.below_cache(i.path, cache_folder)
+            if i.folder and rest is not None and '/' not in rest:
+                partials.add(rest)
     dead = {d['path'].rpartition('/')[2] for d in debris
             if d['kind'] == 'partial download'}
     found = []
@@ -332,9 +316,9 @@ def import_shells(vm_props, listings, debris, cache_folder):
             continue
         path = p.get('config.files.vmPathName')
         found.append({
-            'kind': 'import shell VM', 'datastore': split_path(path)[0],
+            'kind': 'import shell VM', 'datastore': layout.split(path)[0],
             'path': path,
-            'image_id': partial.partition('.partial-')[0],
+            'image_id': layout.cache_name(partial).image_id,
             'age_seconds': None,
             'detail': 'VM %s (%s) made by an image download that died; '
                       'remove it before its folder' % (name, vm_ref._moId)})
@@ -343,7 +327,7 @@ def import_shells(vm_props, listings, debris, cache_folder):
 
 def cache_debris(ds_name, items, cache_folder, owners, now, stale):
     """What in ``[ds] <cache folder>/`` nobody is working on and no spawn
-    will use, by cache.py's names:
+    will use, by the cache's names (datastore_layout.py):
 
     - ``<id>.partial-<token>/``: a download not held by a live lock of
       the same token (the fill died: remove_orphan_partial's rule, or its
@@ -355,12 +339,12 @@ def cache_debris(ds_name, items, cache_folder, owners, now, stale):
     - an entry folder without image.json: never complete, and in the way
       of a new fill.
     """
-    prefix = cache_folder + '/'
     top, below = {}, {}
     for item in items:
-        if not item.path.startswith(prefix):
+        inside = layout.below_cache(item.path, cache_folder)
+        if inside is None:
             continue
-        name, sep, rest = item.path[len(prefix):].partition('/')
+        name, sep, rest = inside.partition('/')
         if sep:
             below.setdefault(name, []).append(item)
         else:
@@ -370,19 +354,20 @@ def cache_debris(ds_name, items, cache_folder, owners, now, stale):
     def add(kind, item, detail, image_id, when=None):
         debris.append({
             'kind': kind, 'datastore': ds_name,
-            'path': '[%s] %s' % (ds_name, item.path), 'image_id': image_id,
+            'path': str(layout.path(ds_name, item.path)),
+            'image_id': image_id,
             'age_seconds': _age(now, item.modified if when is None
                                 else when),
             'detail': detail})
 
     for name, item in sorted(top.items()):
-        if '.stale-' in name:
+        kind, image_id, token = dataclasses.astuple(layout.cache_name(name))
+        if kind == layout.STALE_LOCK:
             add('stale lock remains', item, 'a lock taken over, not removed',
-                name.partition('.')[0])
-        elif '.partial-' in name:
-            image_id, _, token = name.partition('.partial-')
+                image_id)
+        elif kind == layout.PARTIAL:
             owner = owners.get(image_id) or {}
-            lock = top.get('%s.lock' % image_id)
+            lock = top.get(layout.lock_name(image_id))
             if (owner.get('token') == token and
                     _lock_live(owner, lock, now, stale)):
                 continue
@@ -390,8 +375,7 @@ def cache_debris(ds_name, items, cache_folder, owners, now, stale):
             add('partial download', item, '%d bytes, %s' % (
                 size, 'its lock went stale' if owner.get('token') == token
                 else 'no lock of its own: the download died'), image_id)
-        elif name.endswith('.lock') and item.folder:
-            image_id = name[:-len('.lock')]
+        elif kind == layout.LOCK and item.folder:
             owner = owners.get(image_id)
             if _lock_live(owner, item, now, stale):
                 continue
@@ -400,15 +384,16 @@ def cache_debris(ds_name, items, cache_folder, owners, now, stale):
                 owner.get('owner', 'unknown'), _age(now, beat))
                 if beat is not None else 'no owner recorded', image_id,
                 when=beat)
-        elif '.' not in name and item.folder:
+        elif kind == layout.ENTRY and item.folder:
             content = below.get(name, ())
-            if not any(i.name == image_cache.META for i in content):
+            if not any(i.name == layout.CACHE_META for i in content):
                 add('incomplete entry', item, 'no %s: never completed'
-                    % image_cache.META, name)
+                    % layout.CACHE_META, name)
             temps = {}
             for i in content:
-                if '.partial-' in i.name and not i.folder:
-                    temps.setdefault(descriptor(i.path), []).append(i)
+                if layout.is_partial(i.name) and not i.folder:
+                    temps.setdefault(layout.descriptor(i.path),
+                                     []).append(i)
             for path, group in sorted(temps.items()):
                 newest = max((i.modified for i in group
                               if i.modified is not None), default=None)

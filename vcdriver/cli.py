@@ -32,6 +32,7 @@ from vcdriver import audit
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import datastore_layout as layout
 from vcdriver import exception
 from vcdriver import node
 from vcdriver.cli_render import age
@@ -263,7 +264,7 @@ def read_uuids(path):
         with open(path) as f:
             lines = f.read().splitlines()
     uuids = [ln.split('#')[0].strip().lower() for ln in lines]
-    bad = [u for u in uuids if u and not audit.UUID_RE.match(u)]
+    bad = [u for u in uuids if u and not layout.UUID_RE.match(u)]
     if bad:
         raise ValueError('%s: not instance uuids: %s' % (
             path, ', '.join(bad[:5])))

@@ -10,6 +10,7 @@ import re
 from nova.conf import vmware as nova_vmware_conf
 from oslo_config import cfg
 
+from vcdriver import datastore_layout
 from vcdriver import exception
 
 CONF = cfg.CONF
@@ -126,7 +127,7 @@ vcdriver_opts = [
                help='Seconds between progress log lines of an image '
                     'transfer (0 disables them).'),
     cfg.StrOpt('image_cache_folder',
-               default='vcdriver_image_cache',
+               default=datastore_layout.DEFAULT_CACHE_FOLDER,
                help='Folder on each datastore that holds the image cache. '
                     'It is shared by every nova-compute and cluster that '
                     'sees the datastore, so set it alike on all of them.'),

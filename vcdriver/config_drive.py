@@ -16,13 +16,13 @@ from nova.virt import configdrive
 from oslo_log import log as logging
 
 from vcdriver import conf
+from vcdriver import datastore_layout as layout
 from vcdriver import vm
 from vcdriver.vsphere import datastore_http
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
-FILE_NAME = 'configdrive.iso'
 CHUNK = 1024 * 1024
 
 
@@ -41,9 +41,9 @@ def attach(session, cluster, vm_ref, instance, folder, injected_files=None,
     metadata = instance_metadata.InstanceMetadata(
         instance, content=injected_files, extra_md=extra_md,
         network_info=network_info)
-    path = folder.join(FILE_NAME)
+    path = layout.config_drive(folder)
     with tempfile.TemporaryDirectory(prefix='vcdriver-cd-') as tmp:
-        iso = os.path.join(tmp, FILE_NAME)
+        iso = os.path.join(tmp, path.basename)
         with configdrive.ConfigDriveBuilder(instance_md=metadata) as builder:
             builder.make_drive(iso)
         _upload(session, cluster, iso, path)

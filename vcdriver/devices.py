@@ -9,10 +9,10 @@ which ``vmware_adaptertype`` a controller is, which disk is the root,
 where the next disk goes.
 """
 
-import re
 
 from pyVmomi import vim
 
+from vcdriver import datastore_layout as layout
 from vcdriver import exception
 from vcdriver import vm_spec
 from vcdriver.vsphere import props
@@ -23,10 +23,6 @@ RDM = DISK.RawDiskMappingVer1BackingInfo
 # volume attached as that disk, as the in-tree driver records it too.
 VOLUME_KEY = 'volume-%s'
 # The rescue disk rescue adds beside the root: ``<uuid>-rescue.vmdk``.
-RESCUE_SUFFIX = '-rescue.vmdk'
-# The disks spawn adds beside the root (instance_disks.py names them):
-# never the root, whatever their slot.
-_EPHEMERAL_OR_SWAP = re.compile(r'/(ephemeral_\d+|swap)\.vmdk$')
 
 # Per bus, its controller type and the unitNumbers a device can take on
 # one controller: SCSI unit 7 is the controller's own
@@ -96,8 +92,7 @@ class Devices:
 
     @staticmethod
     def is_rescue_disk(disk):
-        return (getattr(disk.backing, 'fileName', None) or '').endswith(
-            RESCUE_SUFFIX)
+        return layout.is_rescue_disk(getattr(disk.backing, 'fileName', None))
 
     def root_disk(self, instance_uuid):
         """The instance's root VirtualDisk, or None when it has none.
@@ -134,12 +129,11 @@ class Devices:
         """
         own = [d for d in self.disks
                if not self.is_volume(d) and not self.is_rescue_disk(d)
-               and not _EPHEMERAL_OR_SWAP.search(
-                   getattr(d.backing, 'fileName', None) or '')]
-        named = '/%s.vmdk' % instance_uuid
+               and not layout.is_ephemeral_or_swap(
+                   getattr(d.backing, 'fileName', None))]
         for disk in own:
-            if (getattr(disk.backing, 'fileName', None) or '').endswith(
-                    named):
+            if layout.is_root_disk(getattr(disk.backing, 'fileName', None),
+                                   instance_uuid):
                 return disk
         return min(own, key=_boot_order, default=None)
 

@@ -8,13 +8,12 @@ a CD-ROM and gets a blank root disk. Ephemeral and swap disks are blank,
 thin and created by vCenter in the instance's folder.
 """
 
-import uuid
-
 from nova.virt import driver as virt_driver
 from oslo_log import log as logging
 from oslo_utils import units
 from pyVmomi import vim
 
+from vcdriver import datastore_layout as layout
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver.vsphere import datastore_http
@@ -36,12 +35,12 @@ def extra_disk_sizes(flavor, block_device_info):
     if not gbs and flavor.ephemeral_gb:
         gbs = [flavor.ephemeral_gb]
     for n, gb in enumerate(gbs):
-        sizes.append(('ephemeral_%d.vmdk' % n, gb * units.Gi))
+        sizes.append((layout.ephemeral_disk_name(n), gb * units.Gi))
     swap = virt_driver.block_device_info_get_swap(block_device_info)
     swap_mb = (swap['swap_size'] if virt_driver.swap_is_usable(swap)
                else flavor.swap)
     if swap_mb:
-        sizes.append(('swap.vmdk', swap_mb * units.Mi))
+        sizes.append((layout.SWAP_DISK, swap_mb * units.Mi))
     return sizes
 
 
@@ -77,14 +76,12 @@ def grown_copy(session, cluster, entry, size, adapter):
     Made under a temporary name and renamed into place, so a reader never
     sees a half-made disk and of two services racing, one copy stays.
     """
-    folder = entry.disk.parent
-    name = '%s.%d' % (entry.image_id, size // units.Gi)
-    path = folder.join(name + '.vmdk')
+    path = layout.grown_copy(entry.disk, entry.image_id, size // units.Gi)
     dc = cluster.datacenter_ref
     if datastore_http.exists(session, cluster.datacenter, path.datastore,
                              path.rel_path):
         return path
-    partial = folder.join('%s.partial-%s.vmdk' % (name, uuid.uuid4().hex[:12]))
+    partial = layout.partial_disk(path, layout.new_token())
     try:
         files.copy_virtual_disk(session, dc, entry.disk, partial, adapter,
                                 'thin')

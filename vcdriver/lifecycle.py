@@ -13,7 +13,6 @@ from nova.virt import driver as virt_driver
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
-from oslo_vmware.objects import datastore as ds_obj
 from pyVmomi import vim
 
 from vcdriver import capacity
@@ -21,6 +20,7 @@ from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import config_drive
 from vcdriver import consoles
+from vcdriver import datastore_layout as layout
 from vcdriver import drs_rules
 from vcdriver import exception
 from vcdriver import instance_disks
@@ -116,7 +116,7 @@ def spawn(session, context, cluster, instance, image_id,
         raise
     try:
         ds_name, folder = vm.files_location(session, created)
-        folder = ds_obj.DatastorePath(ds_name, folder)
+        folder = layout.path(ds_name, folder)
         disks, iso = _disks_from_cache(session, context, cluster, image,
                                        plan, folder, instance, root_bytes)
         disks += instance_disks.blank_disks(folder, extra)
@@ -175,7 +175,7 @@ def cache_image(session, context, clusters, image_id):
 def _disks_from_cache(session, context, cluster, image, plan, folder,
                       instance, root_bytes):
     """([root vm.Disk], ISO path or None), the image cached first."""
-    root_path = folder.join('%s.vmdk' % instance.uuid)
+    root_path = layout.root_disk(folder, instance.uuid)
     for attempt in (1, 2):
         entry = pipeline.cached(session, context, cluster, image, plan,
                                 folder.datastore)
@@ -269,7 +269,7 @@ def _remove_failed_spawn(session, cluster, created, instance, boot_volumes):
     vm.destroy(session, created)
     if ds_name and folder:
         files.delete(session, cluster.datacenter_ref,
-                     ds_obj.DatastorePath(ds_name, folder))
+                     layout.path(ds_name, folder))
 
 
 def destroy(session, cluster, instance, destroy_disks=True,
@@ -293,7 +293,7 @@ def destroy(session, cluster, instance, destroy_disks=True,
     vm.destroy(session, found)
     if destroy_disks and ds_name and folder:
         files.delete(session, cluster.datacenter_ref,
-                     ds_obj.DatastorePath(ds_name, folder))
+                     layout.path(ds_name, folder))
     LOG.info('Destroyed the VM and its files', instance=instance)
 
 
@@ -305,7 +305,8 @@ def _delete_instance_folders(session, cluster, instance):
     for datastore in state.datastores:
         if datastore.accessible:
             files.delete(session, cluster.datacenter_ref,
-                         ds_obj.DatastorePath(datastore.name, instance.uuid))
+                         layout.instance_folder(datastore.name,
+                                                instance.uuid))
 
 
 def manage_image_cache(session, clusters, states, instances):
@@ -324,14 +325,15 @@ def manage_image_cache(session, clusters, states, instances):
             cache = image_cache.DatastoreCache(session, cluster,
                                                datastore.name)
             for name in cache.names(datastore.ref):
-                if '.partial-' in name:
+                kind = layout.cache_name(name).kind
+                if kind == layout.PARTIAL:
                     cache.remove_orphan_partial(name)
-                elif name.endswith('.lock'):
+                elif kind == layout.LOCK:
                     # A spawn needing the image takes a dead fill's lock
                     # over; one that no spawn needs on this datastore
                     # again would keep its partial and shell VM forever.
                     cache.remove_stale_lock(name)
-                elif '.' in name:
+                elif kind != layout.ENTRY:
                     continue  # a stale lock being removed
                 elif name in used:
                     cache.touch(name)

@@ -35,11 +35,11 @@ from nova import exception as nova_exception
 from nova.objects import migrate_data as migrate_data_obj
 from oslo_log import log as logging
 from oslo_utils import units
-from oslo_vmware.objects import datastore as ds_obj
 from pyVmomi import vim
 
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import datastore_layout as layout
 from vcdriver import devices
 from vcdriver import drs_rules
 from vcdriver import lifecycle
@@ -53,7 +53,6 @@ from vcdriver.vsphere import props
 LOG = logging.getLogger(__name__)
 
 STATE_KEY = 'vcdriver.resize.revert'
-ORIG_SUFFIX = '.orig.vmdk'
 
 
 def _refuse(instance, reason):
@@ -122,11 +121,6 @@ def root_disk(session, vm_ref, instance_uuid):
     return found.adapter_type(device), device
 
 
-def _datastore_path(text):
-    ds, _, rel = text[1:].partition(']')
-    return ds_obj.DatastorePath(ds, rel.strip())
-
-
 def grow_root(session, cluster, vm_ref, instance, new_bytes):
     """Copy-on-resize: the root disk becomes a bigger copy; the original
     is kept detached beside it. The revert state for the disk, or None
@@ -134,9 +128,8 @@ def grow_root(session, cluster, vm_ref, instance, new_bytes):
     adapter, device = root_disk(session, vm_ref, instance.uuid)
     if device is None or device.capacityInKB * units.Ki >= new_bytes:
         return None
-    path = _datastore_path(device.backing.fileName)
-    orig = ds_obj.DatastorePath(
-        path.datastore, path.rel_path[:-len('.vmdk')] + ORIG_SUFFIX)
+    path = layout.parse(device.backing.fileName)
+    orig = layout.resize_original(path)
     linked = getattr(device.backing, 'parent', None) is not None
     LOG.info('Growing the root disk %s from %d to %d GB (the original is '
              'kept as %s until the resize is confirmed%s)', path,
@@ -173,7 +166,7 @@ def _attach(session, vm_ref, controller, unit, path, size_bytes):
 def _restore_disk(session, cluster, vm_ref, instance, disk):
     """Put the original root disk back in its slot; the grown one goes."""
     datacenter = cluster.datacenter_ref
-    path, orig = _datastore_path(disk['path']), _datastore_path(disk['orig'])
+    path, orig = layout.parse(disk['path']), layout.parse(disk['orig'])
     # The grown root, in the original's slot; none when growing failed
     # before the copy went on (another disk may be root by then).
     _adapter, device = root_disk(session, vm_ref, instance.uuid)
@@ -266,7 +259,7 @@ def confirm_migration(session, cluster, instance, vm_ref):
     state = read_state(session, vm_ref) if vm_ref is not None else None
     if state and state.get('disk'):
         files.delete_virtual_disk(session, cluster.datacenter_ref,
-                                  _datastore_path(state['disk']['orig']))
+                                  layout.parse(state['disk']['orig']))
     if state is not None:
         _reconfigure(session, vm_ref, None, None, None)
     LOG.info('Resize confirmed; nothing kept for a revert',

@@ -10,8 +10,8 @@ deletes the rescue disk and boots the original again.
 
 from nova import exception as nova_exception
 from oslo_log import log as logging
-from oslo_vmware.objects import datastore as ds_obj
 
+from vcdriver import datastore_layout as layout
 from vcdriver import devices
 from vcdriver import instance_disks
 from vcdriver import power
@@ -22,12 +22,10 @@ from vcdriver.images import pipeline
 
 LOG = logging.getLogger(__name__)
 
-SUFFIX = devices.RESCUE_SUFFIX
-
 
 def _folder(session, vm_ref):
     ds_name, folder = vm.files_location(session, vm_ref)
-    return ds_obj.DatastorePath(ds_name, folder)
+    return layout.path(ds_name, folder)
 
 
 def rescue(session, context, cluster, vm_ref, instance, image_id):
@@ -50,7 +48,7 @@ def rescue(session, context, cluster, vm_ref, instance, image_id):
     root_bus = found.instance_bus(instance.uuid)
     entry = pipeline.cached(session, context, cluster, image, plan,
                             folder.datastore)
-    path = folder.join(instance.uuid + SUFFIX)
+    path = layout.rescue_disk(folder, instance.uuid)
     rescue_disk = instance_disks.root_disk(session, cluster, entry, plan,
                                            path, 0)
     vm.attach_disks(session, vm_ref, root_bus, [rescue_disk])

@@ -7,6 +7,7 @@ from oslo_log import log as logging
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from vcdriver import datastore_layout as layout
 from vcdriver import devices
 from vcdriver import power
 from vcdriver import vm_spec
@@ -144,11 +145,10 @@ def files_location(session, vm):
     """(datastore name, folder) of the VM's files, from its .vmx path."""
     p = props.properties(session, [vm], vim.VirtualMachine,
                          ['config.files.vmPathName'])
-    path = p.get(vm, {}).get('config.files.vmPathName')
-    if not path or not path.startswith('['):
+    path = layout.parse(p.get(vm, {}).get('config.files.vmPathName'))
+    if path is None:
         return None, None
-    ds, _, rel = path[1:].partition(']')
-    return ds, rel.strip().rpartition('/')[0]
+    return path.datastore, path.dirname
 
 
 def unregister(session, vm):

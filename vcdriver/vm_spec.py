@@ -2,6 +2,8 @@
 
 from pyVmomi import vim
 
+from vcdriver import datastore_layout as layout
+
 # extraConfig key the in-tree driver sets too, so either driver recognises
 # the other's instances.
 INSTANCE_UUID_KEY = 'nvp.vm-uuid'
@@ -143,7 +145,7 @@ def create_spec(instance, flavor, datastore_name, devices, guest_id=None):
         numCPUs=flavor.vcpus,
         memoryMB=flavor.memory_mb,
         files=vim.vm.FileInfo(
-            vmPathName='[%s] %s/' % (datastore_name, instance.uuid)),
+            vmPathName=layout.vm_path_name(datastore_name, instance.uuid)),
         extraConfig=[vim.option.OptionValue(key=INSTANCE_UUID_KEY,
                                             value=instance.uuid)],
         deviceChange=devices)

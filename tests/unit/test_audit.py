@@ -27,28 +27,6 @@ def file(path, size=10, modified=NOW - 10):
     return audit.Item(path, modified=modified, size=size)
 
 
-@pytest.mark.parametrize('text,expected', [
-    ('[ds1] a/b.vmdk', ('ds1', 'a/b.vmdk')),
-    ('[ds1]/a/b', ('ds1', 'a/b')),      # vcsim's folderPath
-    ('[ds1] a/', ('ds1', 'a')),
-    ('[ds1]', ('ds1', '')),
-    ('[ds 1] x', ('ds 1', 'x')),
-    (None, (None, '')),
-])
-def test_split_path(text, expected):
-    assert audit.split_path(text) == expected
-
-
-@pytest.mark.parametrize('name,expected', [
-    ('u/u-flat.vmdk', 'u/u.vmdk'), ('u/u-000001-delta.vmdk',
-                                    'u/u-000001.vmdk'),
-    ('u/u-s001.vmdk', 'u/u.vmdk'), ('u/u-ctk.vmdk', 'u/u.vmdk'),
-    ('u/u.vmdk', 'u/u.vmdk'), ('u/configdrive.iso', 'u/configdrive.iso'),
-])
-def test_descriptor(name, expected):
-    assert audit.descriptor(name) == expected
-
-
 def test_items_of_flattens_a_recursive_search():
     FI = vim.host.DatastoreBrowser
     results = [

@@ -13,7 +13,6 @@ from tests.unit import fake_vim
 from vcdriver import exception
 from vcdriver import volumes
 from vcdriver.devices import Devices
-from vcdriver.volumes import vmdk
 
 PC = vmodl.query.PropertyCollector
 VOLUME_ID = '0f0e0d0c-0000-4000-8000-00000000beef'
@@ -627,12 +626,6 @@ def test_iscsi_swap_is_not_implemented(vc):
     with pytest.raises(NotImplementedError, match='LUN'):
         volumes.swap(vc.session, DC, attached_vm(vc), info(),
                      iscsi_info(), INSTANCE, 0)
-
-
-def test_swap_paths():
-    assert vmdk._swap_paths('[ds] v/volume-1.vmdk') == (
-        vmdk.ds_obj.DatastorePath('ds', 'v', 'volume-1-swap.vmdk'),
-        vmdk.ds_obj.DatastorePath('ds', 'v', 'volume-1-swapped.vmdk'))
 
 
 # --- extend ------------------------------------------------------------------

@@ -1,16 +1,12 @@
 """The datastore image cache: one verified copy of each image per datastore,
 shared by every nova-compute and every cluster that sees the datastore.
 
-In ``[<datastore>] <[vcdriver] image_cache_folder>/``::
+Its layout (datastore_layout.py)::
 
-    <image id>/<image id>.vmdk  the verified disk (and its -flat.vmdk),
-    <image id>/<image id>.iso   or the ISO, kept as it is
-    <image id>/<image id>.<GB>.vmdk  grown copies, parents of linked clones
-    <image id>/image.json       what it is: virtual size, Glance hash
-    <image id>/last-used        vCenter time of its last use
+    <image id>/                 an entry: the verified disk or ISO,
+                                image.json, last-used
     <image id>.lock/owner       who fills the entry now, with a heartbeat
-    <image id>.partial-<token>/ a download in progress (its import/
-                                holds the files of the import's shell VM)
+    <image id>.partial-<token>/ a download in progress
 
 An entry appears only when a complete, verified partial folder is renamed
 to it, so a cut download never becomes an entry. The lock is a folder made
@@ -27,14 +23,13 @@ import os
 import socket
 import threading
 import time
-import uuid
 
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
-from oslo_vmware.objects import datastore as ds_obj
 from pyVmomi import vim
 
 from vcdriver import conf
+from vcdriver import datastore_layout as layout
 from vcdriver import exception
 from vcdriver.images import disk_import
 from vcdriver.vsphere import datastore_http
@@ -43,15 +38,11 @@ from vcdriver.vsphere import files
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
-META = 'image.json'
-LAST_USED = 'last-used'
-OWNER = 'owner'
-
 
 @dataclasses.dataclass
 class Entry:
     image_id: str
-    disk: ds_obj.DatastorePath
+    disk: layout.DatastorePath
     virtual_size: int
 
 
@@ -62,8 +53,8 @@ class DatastoreCache:
         self.session = session
         self.cluster = cluster
         self.datastore = datastore_name
-        self.root = ds_obj.DatastorePath(datastore_name,
-                                         CONF.vcdriver.image_cache_folder)
+        self.root = layout.cache_root(datastore_name,
+                                      CONF.vcdriver.image_cache_folder)
 
     # -- small files ---------------------------------------------------------
 
@@ -86,22 +77,23 @@ class DatastoreCache:
     # -- entries -------------------------------------------------------------
 
     def entry_folder(self, image_id):
-        return self.root.join(image_id)
+        return layout.cache_entry(self.root, image_id)
 
     def lookup(self, image_id):
-        meta = self._read_json(self.entry_folder(image_id).join(META))
+        meta = self._read_json(layout.cache_meta(
+            self.entry_folder(image_id)))
         if not meta:
             return None
-        return Entry(image_id, self.entry_folder(image_id).join(
-            meta.get('file') or '%s.vmdk' % image_id),
-            int(meta['virtual_size']))
+        return Entry(image_id, layout.cache_disk(self.root, image_id,
+                                                 meta.get('file')),
+                     int(meta['virtual_size']))
 
     def touch(self, image_id):
-        self._write_json(self.entry_folder(image_id).join(LAST_USED),
+        self._write_json(layout.cache_last_used(self.root, image_id),
                          {'time': self.session.current_time()})
 
     def last_used(self, image_id):
-        value = self._read_json(self.entry_folder(image_id).join(LAST_USED))
+        value = self._read_json(layout.cache_last_used(self.root, image_id))
         return (value or {}).get('time')
 
     def ensure(self, image, fetch, file_name=None):
@@ -113,8 +105,8 @@ class DatastoreCache:
         # Threads of this process wait here, not on the datastore.
         with lockutils.lock('vcdriver-image-%s-%s' % (self.datastore,
                                                       image.id)):
-            return self._ensure(image, fetch,
-                                file_name or '%s.vmdk' % image.id)
+            return self._ensure(image, fetch, file_name or
+                                layout.cache_file_name(image.id))
 
     def _ensure(self, image, fetch, file_name):
         files.make_directory(self.session, self.cluster.datacenter_ref,
@@ -150,12 +142,12 @@ class DatastoreCache:
             delay = min(delay * 2, 5)
 
     def _fill(self, image, fetch, file_name, lock):
-        partial = self.root.join('%s.partial-%s' % (image.id, lock.token))
+        partial = layout.cache_partial(self.root, image.id, lock.token)
         files.make_directory(self.session, self.cluster.datacenter_ref,
                              partial)
         try:
             size = fetch(partial.join(file_name))
-            self._write_json(partial.join(META), {
+            self._write_json(layout.cache_meta(partial), {
                 'image_id': image.id, 'virtual_size': size,
                 'file': file_name,
                 'hash_algo': image.hash_algo, 'hash_value': image.hash_value})
@@ -182,7 +174,8 @@ class DatastoreCache:
 
     def image_ids(self, datastore_ref):
         """The complete entries: not locks, partial or stale folders."""
-        return sorted(n for n in self.names(datastore_ref) if '.' not in n)
+        return sorted(n for n in self.names(datastore_ref)
+                      if layout.cache_name(n).kind == layout.ENTRY)
 
     def remove_if_unused(self, image_id, max_age, now):
         """Remove an entry nobody used for ``max_age`` seconds."""
@@ -213,9 +206,9 @@ class DatastoreCache:
 
     def remove_orphan_partial(self, name):
         """A partial folder whose lock is gone was left by a dead fill."""
-        image_id, _, token = name.partition('.partial-')
-        owner = _Lock(self, image_id).owner()
-        if owner and owner.get('token') == token:
+        partial = layout.cache_name(name)
+        owner = _Lock(self, partial.image_id).owner()
+        if owner and owner.get('token') == partial.token:
             return False
         self._delete_partial(self.root.join(name))
         LOG.info('Removed %s left by an interrupted download on %s', name,
@@ -227,7 +220,8 @@ class DatastoreCache:
         """A lock whose owner stopped beating: taken over and removed with
         its dead fill's partial folder and import shell VM. True if it
         was stale."""
-        return _Lock(self, name[:-len('.lock')]).take_over_if_stale()
+        return _Lock(self, layout.cache_name(name).image_id
+                     ).take_over_if_stale()
 
 
 def lock_owner(cache, image_id):
@@ -241,21 +235,22 @@ class _Lock:
 
     def __init__(self, cache, image_id):
         self.cache = cache
-        self.folder = cache.root.join('%s.lock' % image_id)
-        self.token = uuid.uuid4().hex[:12]
+        self.image_id = image_id
+        self.folder = layout.cache_lock(cache.root, image_id)
+        self.token = layout.new_token()
         self._stop = threading.Event()
         self._heartbeat = None
         self._missing_since = None
 
     def owner(self):
-        return self.cache._read_json(self.folder.join(OWNER))
+        return self.cache._read_json(layout.lock_owner(self.folder))
 
     def owner_description(self):
         owner = self.owner() or {}
         return owner.get('owner', 'another compute service')
 
     def _beat(self):
-        self.cache._write_json(self.folder.join(OWNER), {
+        self.cache._write_json(layout.lock_owner(self.folder), {
             'owner': '%s pid %d' % (socket.gethostname(), os.getpid()),
             'token': self.token,
             'heartbeat': self.cache.session.current_time()})
@@ -317,8 +312,7 @@ class _Lock:
         elif (self.cache.session.current_time() - owner['heartbeat'] <
               stale_after):
             return False
-        graveyard = self.cache.root.join(
-            '%s.stale-%s' % (self.folder.basename, self.token))
+        graveyard = layout.stale_lock(self.folder, self.token)
         dc = self.cache.cluster.datacenter_ref
         try:
             files.move(self.cache.session, dc, self.folder, graveyard)
@@ -328,7 +322,6 @@ class _Lock:
                     self.folder, (owner or {}).get('owner', 'nobody'))
         files.delete(self.cache.session, dc, graveyard)
         if owner and owner.get('token'):
-            image_id = self.folder.basename[:-len('.lock')]
-            self.cache._delete_partial(self.cache.root.join(
-                '%s.partial-%s' % (image_id, owner['token'])))
+            self.cache._delete_partial(layout.cache_partial(
+                self.cache.root, self.image_id, owner['token']))
         return True

@@ -13,10 +13,10 @@ from Glance as usual.
 import urllib.parse
 
 from oslo_log import log as logging
-from oslo_vmware.objects import datastore as ds_obj
 from pyVmomi import vim
 
 from vcdriver import conf
+from vcdriver import datastore_layout as layout
 from vcdriver import exception
 from vcdriver import vm_spec
 from vcdriver.images import formats
@@ -42,19 +42,18 @@ def find_source(session, image):
     for url in image.locations:
         if not url.startswith('vsphere://'):
             continue
-        location = ds_obj.DatastoreURL.urlparse(url)
+        datacenter_path, path = layout.parse_url(url)
         host = (urllib.parse.urlsplit(url).hostname or '').lower()
         if host != session.host.lower():
             LOG.debug('Image %s is on another vCenter (%s)', image.id, host)
             continue
         dc = session.content.searchIndex.FindByInventoryPath(
-            location.datacenter_path)
+            datacenter_path)
         if not isinstance(dc, vim.Datacenter):
             LOG.warning('Image %s location %s names no datacenter of this '
                         'vCenter', image.id, url)
             continue
-        return Source(url, dc, ds_obj.DatastorePath(
-            location.datastore_name, location.path.lstrip('/')))
+        return Source(url, dc, path)
     return None
 
 
@@ -86,9 +85,7 @@ def copy_into(session, cluster, image, plan, source, target):
         files.create_virtual_disk(session, dc, target, image.size,
                                   vm_spec.vmdk_adapter_type(plan.adapter),
                                   'thin')
-        destination = ds_obj.DatastorePath(
-            target.datastore,
-            target.rel_path[:-len('.vmdk')] + '-flat.vmdk')
+        destination = layout.flat_extent(target)
     LOG.info('Image %s: vCenter copies it from %s to %s', image.id,
              source.path, destination)
     files.copy_file(session, source.datacenter_ref, source.path, dc,

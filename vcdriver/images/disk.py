@@ -90,9 +90,3 @@ def check_acceptable(image):
         else 'ide' if bus == 'ide' else vm_spec.DEFAULT_ADAPTER_TYPE,
         bus=bus, iso=iso, linked_clone=linked and not iso,
         vif_model=vif_model)
-
-
-def cache_file_name(image):
-    """The file an image is cached as: a disk, or an ISO kept as is."""
-    return '%s.%s' % (image.id, 'iso' if image.disk_format == 'iso'
-                      else 'vmdk')

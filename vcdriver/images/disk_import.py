@@ -17,8 +17,8 @@ still there.
 """
 
 from oslo_log import log as logging
-from oslo_vmware.objects import datastore as ds_obj
 
+from vcdriver import datastore_layout as layout
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver.vsphere import files
@@ -26,7 +26,6 @@ from vcdriver.vsphere import nfc
 
 LOG = logging.getLogger(__name__)
 
-SHELL_FOLDER = 'import'
 SHELL_PREFIX = 'vcdriver-import-'
 
 
@@ -34,7 +33,7 @@ def shell_name(disk_path):
     """The shell VM's name, from the folder the disk is made in (a cache
     partial folder: unique per fill), so a service taking over a dead
     fill and the audit can find it."""
-    folder = ds_obj.DatastorePath.parse(str(disk_path)).parent
+    folder = layout.parse(disk_path).parent
     return SHELL_PREFIX + folder.basename
 
 
@@ -60,8 +59,7 @@ class DiskImport:
         self.session = session
         self.cluster = cluster
         self.disk_path = disk_path
-        self.home = ds_obj.DatastorePath.parse(str(disk_path)).parent.join(
-            SHELL_FOLDER)
+        self.home = layout.import_folder(disk_path)
         spec = vm_spec.import_spec(shell_name(disk_path), str(self.home),
                                    disk_path, virtual_size, adapter_type)
         self.lease = nfc.import_vapp(session, cluster.resource_pool,

@@ -17,10 +17,10 @@ from oslo_log import log as logging
 
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import datastore_layout as layout
 from vcdriver import vm_spec
 from vcdriver.images import cache as image_cache
 from vcdriver.images import datastore_copy
-from vcdriver.images import disk
 from vcdriver.images import disk_import
 from vcdriver.images import formats
 from vcdriver.images import glance
@@ -39,7 +39,7 @@ def cached(session, context, cluster, image, plan, datastore_name):
     return cache.ensure(
         image, lambda path: fill(session, context, cluster, image, plan,
                                  path),
-        disk.cache_file_name(image))
+        layout.cache_file_name(image.id, plan.iso))
 
 
 def fill(session, context, cluster, image, plan, disk_path):
@@ -203,7 +203,7 @@ def _flat_writer(session, cluster, flat, plan, disk_path):
                                   disk_path, flat.virtual_size,
                                   vm_spec.vmdk_adapter_type(plan.adapter),
                                   'thin')
-        target = disk_path.rel_path[:-len('.vmdk')] + '-flat.vmdk'
+        target = layout.flat_extent(disk_path).rel_path
     return datastore_http.FileWriter(
         session, cluster.datacenter, disk_path.datastore, target,
         size=flat.virtual_size, timeout=CONF.vcdriver.http_timeout)

@@ -22,10 +22,10 @@ from nova import exception as nova_exception
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
-from oslo_vmware.objects import datastore as ds_obj
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from vcdriver import datastore_layout as layout
 from vcdriver import devices as devices_mod
 from vcdriver import exception
 from vcdriver import vm
@@ -165,10 +165,9 @@ def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
     The in-tree driver relocates the whole shadow VM instead; moving the
     one file does not depend on vCenter moving files on relocate.
     """
-    current = ds_obj.DatastorePath.parse(current)
-    home = ds_obj.DatastorePath.parse(shadow_disk.backing.fileName)
-    target = ds_obj.DatastorePath(current.datastore, home.dirname,
-                                  current.basename)
+    current = layout.parse(current)
+    home = layout.parse(shadow_disk.backing.fileName)
+    target = layout.path(current.datastore, home.dirname, current.basename)
     LOG.info('The disk of volume backing %s moved to %s; moving it to %s '
              'for the volume to keep it', shadow._moId, current, target,
              instance=instance)
@@ -186,17 +185,6 @@ def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
 
 
 # --- swap and extend ---------------------------------------------------------
-
-
-def _swap_paths(new_path):
-    """(staging, aside) names next to the new volume's disk: its copy
-    being made, and its own file while the copy takes its name."""
-    path = ds_obj.DatastorePath.parse(new_path)
-    stem = path.basename[:-len('.vmdk')] if path.basename.endswith(
-        '.vmdk') else path.basename
-    return tuple(ds_obj.DatastorePath(path.datastore, path.dirname,
-                                      '%s-%s.vmdk' % (stem, suffix))
-                 for suffix in ('swap', 'swapped'))
 
 
 def _disk_type(backing):
@@ -245,7 +233,7 @@ def swap(session, datacenter, vm_ref, old, new, instance, resize_to):
         raise nova_exception.InvalidVolume(
             reason='volume %s has the disk of volume %s (%s)' % (
                 new_id, old_id, new_path))
-    staging, aside = _swap_paths(new_path)
+    staging, aside = layout.volume_swap_paths(new_path)
     capacity_kb = max(device.capacityInKB, new_disk.capacityInKB,
                       (resize_to or 0) * units.Mi)
     mode = device.backing.diskMode or 'independent_persistent'
