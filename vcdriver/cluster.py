@@ -44,7 +44,7 @@ class ClusterState:
 
 
 def nodename(cluster_ref, vcenter_uuid):
-    return '%s.%s' % (cluster_ref._moId, vcenter_uuid)
+    return '%s.%s' % (props.moid(cluster_ref), vcenter_uuid)
 
 
 def _datacenter_of(entity, parents, datacenters):

@@ -34,6 +34,7 @@ from pyVmomi import vmodl
 from vcdriver import conf
 from vcdriver import exception
 from vcdriver import vm
+from vcdriver.vsphere import compute_resource
 from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
@@ -211,8 +212,7 @@ def _reconfigure(session, cluster, changes):
     spec = vim.cluster.ConfigSpecEx(
         rulesSpec=[rule_spec(c) for c in changes])
     try:
-        session.wait_for_task(cluster.ref.ReconfigureComputeResource_Task(
-            spec=spec, modify=True))
+        compute_resource.reconfigure(session, cluster.ref, spec, modify=True)
     except (vmodl.MethodFault, exception.TaskFailed) as e:
         raise Rejected(describe_fault(e), e) from e
     for c in changes:

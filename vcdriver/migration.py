@@ -49,6 +49,7 @@ from vcdriver import vm_spec
 from vcdriver.vsphere import datastore_http
 from vcdriver.vsphere import files
 from vcdriver.vsphere import props
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _reconfigure(session, vm_ref, vcpus, memory_mb, state):
          if state is not None else ''}))
     if vcpus is not None:
         spec.numCPUs, spec.memoryMB = vcpus, memory_mb
-    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    virtual_machine.reconfigure(session, vm_ref, spec)
 
 
 def root_disk(session, vm_ref, instance_uuid):
@@ -158,9 +159,9 @@ def grow_root(session, cluster, vm_ref, instance, new_bytes):
 
 
 def _attach(session, vm_ref, controller, unit, path, size_bytes):
-    session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
+    virtual_machine.reconfigure(session, vm_ref, vim.vm.ConfigSpec(
         deviceChange=[vm_spec.disk(-101, controller, unit, path,
-                                   size_bytes)])))
+                                   size_bytes)]))
 
 
 def _restore_disk(session, cluster, vm_ref, instance, disk):
@@ -204,7 +205,7 @@ def relocate(session, vm_ref, cluster, instance, flavor):
                  instance=instance)
     LOG.info('Relocating the VM to cluster %s, host %s', cluster.name,
              host.name, instance=instance)
-    session.wait_for_task(vm_ref.RelocateVM_Task(spec))
+    virtual_machine.relocate(session, vm_ref, spec)
 
 
 def _move(session, context, clusters, vm_ref, cluster, instance, flavor):
@@ -335,7 +336,7 @@ def cluster_by_nodename(session, nodename, like):
     not (``<cluster moref>.<vCenter uuid>``); ``like`` gives the
     datacenter (a relocation stays in its datacenter)."""
     moid = nodename.partition('.')[0]
-    ref = vim.ClusterComputeResource(moid, like.ref._stub)
+    ref = props.moref(vim.ClusterComputeResource, moid, like.ref)
     p = props.properties(session, [ref], vim.ClusterComputeResource,
                          ['name', 'resourcePool']).get(ref)
     if not p:
