@@ -14,7 +14,8 @@ class VCenterUnreachable(VCenterError):
 
 class VCenterAuthFailed(VCenterError):
     msg_fmt = ('vCenter at %(url)s refused the login of user %(user)s: '
-               '%(reason)s. Check [vmware] host_username and host_password.')
+               '%(reason)s. Check [vmware] host_username and [vmware] '
+               'host_password.')
 
 
 class VCenterTLSFailed(VCenterError):

@@ -121,6 +121,22 @@ def test_unreachable_vcenter_is_named(nova_conf, capsys):
     assert 'host_port' in out
 
 
+def test_refused_login_names_the_password(nova_conf, capsys):
+    # A vCenter of its own: the shared one takes any user and password.
+    with vcsim_harness.Vcsim(clusters=1, username='nova',
+                             password='right') as sim:
+        code, out = run(capsys, 'check', '--config-file', nova_conf(
+            vmware__host_port=sim.port, vmware__host_username='nova',
+            vmware__host_password='Not-The-Pa55word',
+            vcdriver__cluster_names=''))
+    assert code == 2, out
+    assert 'error: vCenter at http://127.0.0.1:%d/sdk refused the login ' \
+        'of user nova: ' % sim.port in out
+    assert '[vmware] host_password' in out
+    assert 'Not-The-Pa55word' not in out
+    assert out.endswith('Status: error\n')
+
+
 def test_version(capsys):
     import vcdriver
     code, out = run(capsys, '--version')

@@ -83,8 +83,8 @@ class TestGlanceStreamCut(nova_harness.GlanceBehindProxy, _ImageFaults):
         server = self.boot(image['id'])
         self.assertEqual('poweredOn',
                          self.instance_vm(server).runtime.powerState)
-        self.assertEqual(b'vcdriver-test-disk-', vcsim_view.root_disk_bytes(
-            self.vcsim, server['id'], 19))
+        self.assertEqual(*vcsim_view.root_disk_and_image(
+            self.vcsim, server['id'], self.glance.image_path(image['id'])))
         cached = self.cache_files(image['id'])
         self.assertIn('%s/%s/%s.vmdk' % (_cache_folder(), image['id'],
                                          image['id']), cached)

@@ -54,9 +54,9 @@ class TestImageCacheThroughNova(nova_harness.VcdriverTestCase):
             n for n in os.listdir(cache_root) if n.startswith(image['id'])),
             'locks or partial downloads left behind')
         for server in servers:
-            self.assertEqual(
-                b'vcdriver-test-disk-',
-                vcsim_view.root_disk_bytes(self.vcsim, server['id'], 19))
+            self.assertEqual(*vcsim_view.root_disk_and_image(
+                self.vcsim, server['id'],
+                self.glance.image_path(image['id'])))
 
         for server in servers:
             self._delete_server(server)

@@ -60,9 +60,8 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
             ['%s-flat.vmdk' % image['id'], '%s.1-flat.vmdk' % image['id'],
              '%s.1.vmdk' % image['id'], '%s.vmdk' % image['id'],
              'image.json', 'last-used'], self._cache_files(image['id']))
-        self.assertEqual(b'vcdriver-test-disk-',
-                         vcsim_view.root_disk_bytes(self.vcsim, server['id'],
-                                                    19))
+        self.assertEqual(*vcsim_view.root_disk_and_image(
+            self.vcsim, server['id'], self.glance.image_path(image['id'])))
 
         # A second server shares the grown copy.
         second = self.boot(image['id'])
@@ -92,10 +91,8 @@ class TestInstanceDisks(nova_harness.VcdriverTestCase):
             ['[nfs0] %s/%s.vmdk' % (server['id'], server['id'])],
             vcsim_view.backing_chain(root))
         self.assertEqual(GiB, root.capacityInBytes)
-        flat = vcsim_view.local_path(self.vcsim, root.backing.fileName,
-                                     '-flat')
-        with open(flat, 'rb') as f:
-            self.assertEqual(b'vcdriver-test-disk-', f.read(19))
+        self.assertEqual(*vcsim_view.root_disk_and_image(
+            self.vcsim, server['id'], self.glance.image_path(image['id'])))
         self._delete_server(server)
 
     def test_image_property_overrides_linked_clone(self):

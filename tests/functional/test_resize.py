@@ -174,10 +174,10 @@ class TestResize(ResizeTestBase):
         cluster, cpus, memory, root_gb, path = self._vcenter(server)
         self.assertEqual(('DC0_C0', 2, 1024, 2), (cluster, cpus, memory,
                                                   root_gb))
-        # The grown copy holds the image's bytes.
-        self.assertEqual(
-            (b'vcdriver-test-disk-' * 4)[:64],
-            vcsim_view.root_disk_bytes(self.vcsim, server['id'], 64))
+        # The grown copy holds the image's bytes, then zeros.
+        self.assertEqual(*vcsim_view.root_disk_and_image(
+            self.vcsim, server['id'],
+            self.glance.image_path(self.image['id'])))
         self.assertTrue(self._orig_files(server))
         self.assertIsNotNone(self._revert_state(server))
 

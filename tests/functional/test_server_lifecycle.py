@@ -52,8 +52,8 @@ class TestServerLifecycle(nova_harness.VcdriverTestCase):
         folder = folder.rsplit('/', 1)[0]
         files = vc.files(ds_name, folder)
         self.assertIn('%s.vmdk' % server['id'], files)
-        self.assertEqual(b'vcdriver-test-disk-', vcsim_view.root_disk_bytes(
-            self.vcsim, server['id'], 19))
+        self.assertEqual(*vcsim_view.root_disk_and_image(
+            self.vcsim, server['id'], self.glance.image_path(image['id'])))
 
         self.api.post_server_action(server['id'], {'os-stop': None})
         self._wait_for_state_change(server, 'SHUTOFF')

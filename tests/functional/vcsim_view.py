@@ -3,6 +3,8 @@ test's own (not the driver's), and its disks' bytes from the simulator's
 datastore folders: the functional tests' oracle, as tests/stack/vcenter.py
 is the stack tests'. (Not the driver's vcdriver/vsphere/vm_view.py.)"""
 
+import errno
+import hashlib
 import os
 
 from pyVmomi import vim
@@ -50,16 +52,67 @@ def local_path(sim, datastore_path, suffix=''):
     return os.path.join(sim.datastores[ds], rel)
 
 
-def root_disk_bytes(sim, instance_uuid, length):
-    """What the instance's root disk reads, first ``length`` bytes.
+def root_disk_extent(sim, instance_uuid):
+    """The simulator's file of the flat extent the instance's root disk
+    reads from.
 
     vcsim's delta disks hold no data of their own (nothing writes to
     them), so a linked clone reads exactly as its base disk.
     """
     _bus, root = disks(sim, instance_uuid)[0]
-    base = backing_chain(root)[-1]
-    with open(local_path(sim, base, '-flat'), 'rb') as f:
+    return local_path(sim, backing_chain(root)[-1], '-flat')
+
+
+def root_disk_bytes(sim, instance_uuid, length):
+    """What the instance's root disk reads, first ``length`` bytes."""
+    with open(root_disk_extent(sim, instance_uuid), 'rb') as f:
         return f.read(length)
+
+
+def disk_digest(path, image_length):
+    """A flat extent as vCenter stores it, set against an image of
+    ``image_length`` bytes: (sha256 of its first ``image_length`` bytes,
+    offset of the first non-zero byte after them or None). A disk grown
+    past its image (to the flavor's root size) reads as the image and then
+    zeros; only data regions are read there, holes of a thin extent read
+    as zeros."""
+    chunk = 8 * 1024 * 1024
+    digest = hashlib.sha256()
+    with open(path, 'rb', buffering=0) as f:
+        fd = f.fileno()
+        pos = 0
+        while pos < image_length:
+            data = os.pread(fd, min(chunk, image_length - pos), pos)
+            if not data:
+                break  # shorter than the image: the digest differs
+            digest.update(data)
+            pos += len(data)
+        end = os.fstat(fd).st_size
+        while pos < end:
+            try:
+                pos = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                break  # a hole up to the end
+            hole = os.lseek(fd, pos, os.SEEK_HOLE)
+            while pos < hole:
+                data = os.pread(fd, min(chunk, hole - pos), pos)
+                rest = data.lstrip(b'\0')
+                if rest:
+                    return digest.hexdigest(), pos + len(data) - len(rest)
+                pos += len(data)
+    return digest.hexdigest(), None
+
+
+def root_disk_and_image(sim, instance_uuid, image_file):
+    """disk_digest() of the image's disk bytes (``image_file``, e.g.
+    Glance's file of a flat VMDK) and of the instance's root disk
+    (root_disk_extent), in assertEqual's order: equal when the disk holds
+    all of the image and zeros after it."""
+    length = os.path.getsize(image_file)
+    return (disk_digest(image_file, length),
+            disk_digest(root_disk_extent(sim, instance_uuid), length))
 
 
 def cache_extent(sim, image_id, datastore='nfs0'):
