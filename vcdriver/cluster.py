@@ -144,6 +144,27 @@ def read_state(session, clusters):
     return states
 
 
+def host_cpu_mhz(session, state):
+    """The per-core MHz of each usable host of the cluster, in one read."""
+    found = props.properties(session, [h.ref for h in state.hosts
+                                       if h.usable],
+                             vim.HostSystem, ['summary.hardware.cpuMhz'])
+    return [p.get('summary.hardware.cpuMhz') or 0 for p in found.values()]
+
+
+def runnable_hw_versions(session, cluster):
+    """The hardware versions (``vmx-<n>``) a VM can be created with and
+    run on some host of the cluster: the cluster's environment browser
+    answers for all its hosts in one call."""
+    browser = props.properties(
+        session, [cluster.ref], vim.ClusterComputeResource,
+        ['environmentBrowser']).get(cluster.ref, {}).get('environmentBrowser')
+    if browser is None:
+        return []
+    return [d.key for d in browser.QueryConfigOptionDescriptor()
+            if d.createSupported and d.runSupported and d.host]
+
+
 def ha_admission(config):
     """The failover capacity HA admission control keeps, if it is on."""
     das = getattr(config, 'dasConfig', None)
