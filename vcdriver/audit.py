@@ -28,6 +28,7 @@ from vcdriver import datastore_layout as layout
 from vcdriver import vm
 from vcdriver.images import cache as image_cache
 from vcdriver.images import disk_import
+from vcdriver.vsphere import files
 from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def audit(session, clusters, instance_uuids, conf, states=None):
                  'vm_elsewhere': None}
         if uuid in elsewhere:
             vm_ref, p = elsewhere[uuid]
-            entry['vm_elsewhere'] = '%s (%s)' % (p.get('name'), vm_ref._moId)
+            entry['vm_elsewhere'] = '%s (%s)' % (p.get('name'),
+                                                 props.moid(vm_ref))
         report.instances_without_vm.append(entry)
     return report
 
@@ -142,8 +144,8 @@ def search(session, browser, datastore_name):
         matchPattern=['*'],
         details=vim.host.DatastoreBrowser.FileInfo.Details(
             fileType=True, fileSize=True, modification=True))
-    results = session.wait_for_task(browser.SearchDatastoreSubFolders_Task(
-        datastorePath=str(layout.path(datastore_name)), searchSpec=spec))
+    results = files.search_subfolders(session, browser,
+                                      layout.path(datastore_name), spec)
     return items_of(results)
 
 
@@ -211,7 +213,7 @@ def vms_without_instance(session, marked, nova, known_props):
     for uuid, (vm_ref, cluster) in sorted(orphans.items()):
         p = details.get(vm_ref, {})
         found.append({'uuid': uuid, 'name': p.get('name'),
-                      'moref': vm_ref._moId, 'cluster': cluster.name,
+                      'moref': props.moid(vm_ref), 'cluster': cluster.name,
                       'power_state': p.get('runtime.powerState'),
                       'vmx': p.get('config.files.vmPathName')})
     return found
@@ -307,7 +309,8 @@ def import_shells(vm_props, listings, debris, cache_folder):
     dead = {d['path'].rpartition('/')[2] for d in debris
             if d['kind'] == 'partial download'}
     found = []
-    for vm_ref, p in sorted(vm_props.items(), key=lambda kv: kv[0]._moId):
+    for vm_ref, p in sorted(vm_props.items(),
+                            key=lambda kv: props.moid(kv[0])):
         name = p.get('name') or ''
         if not name.startswith(disk_import.SHELL_PREFIX):
             continue
@@ -321,7 +324,8 @@ def import_shells(vm_props, listings, debris, cache_folder):
             'image_id': layout.cache_name(partial).image_id,
             'age_seconds': None,
             'detail': 'VM %s (%s) made by an image download that died; '
-                      'remove it before its folder' % (name, vm_ref._moId)})
+                      'remove it before its folder' % (
+                          name, props.moid(vm_ref))})
     return found
 
 

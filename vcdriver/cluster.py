@@ -13,6 +13,7 @@ from pyVmomi import vim
 
 from vcdriver import capacity
 from vcdriver import exception
+from vcdriver.vsphere import environment_browser
 from vcdriver.vsphere import props
 from vcdriver.vsphere import vm_view as vm_view_mod
 
@@ -44,7 +45,7 @@ class ClusterState:
 
 
 def nodename(cluster_ref, vcenter_uuid):
-    return '%s.%s' % (cluster_ref._moId, vcenter_uuid)
+    return '%s.%s' % (props.moid(cluster_ref), vcenter_uuid)
 
 
 def _datacenter_of(entity, parents, datacenters):
@@ -161,7 +162,9 @@ def runnable_hw_versions(session, cluster):
         ['environmentBrowser']).get(cluster.ref, {}).get('environmentBrowser')
     if browser is None:
         return []
-    return [d.key for d in browser.QueryConfigOptionDescriptor()
+    descriptors = environment_browser.query_config_option_descriptor(
+        session, browser)
+    return [d.key for d in descriptors
             if d.createSupported and d.runSupported and d.host]
 
 

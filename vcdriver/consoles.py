@@ -23,6 +23,7 @@ from vcdriver import conf
 from vcdriver import exception
 from vcdriver import vm_spec
 from vcdriver.vsphere import props
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -68,7 +69,7 @@ def _host_view(session, vm):
                          ['runtime.host', _VNC_PORT_PROP]).get(vm, {})
     host = p.get('runtime.host')
     if host is None:
-        raise exception.VMHasNoHost(moref=vm._moId)
+        raise exception.VMHasNoHost(moref=props.moid(vm))
     hosts, vms, _links = props.properties_and_children(
         session, [host], vim.HostSystem, ['name'], 'vm',
         vim.VirtualMachine, [_VNC_PORT_PROP])
@@ -89,11 +90,11 @@ def vnc_console(session, vm):
             raise exception.NoFreeVNCPort(host=host_name, first=ports.start,
                                           last=ports.stop - 1)
         if port != own:
-            LOG.info('VM %s gets VNC port %d on host %s', vm._moId, port,
-                     host_name)
-            session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+            LOG.info('VM %s gets VNC port %d on host %s', props.moid(vm),
+                     port, host_name)
+            virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
                 extraConfig=vm_spec.extra_config({
-                    VNC_ENABLED_KEY: 'true', VNC_PORT_KEY: str(port)}))))
+                    VNC_ENABLED_KEY: 'true', VNC_PORT_KEY: str(port)})))
     return ctype.ConsoleVNC(host=host_name, port=port)
 
 
@@ -101,7 +102,7 @@ def mks_console(session, vm):
     """A WebMKS ticket from the VM's host, in the form Nova's MKS proxy
     takes (ticket, cfgFile and the host's thumbprint, as in-tree)."""
     try:
-        ticket = vm.AcquireTicket(ticketType='webmks')
+        ticket = virtual_machine.acquire_ticket(session, vm, 'webmks')
     except vim.fault.InvalidState as e:
         raise nova_exception.ConsoleTypeUnavailable(console_type='webmks') \
             from e
@@ -130,8 +131,8 @@ def add_serial_port_at_spawn(session, vm):
     powers on."""
     change = serial_port_change()
     if change is not None:
-        session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
-            deviceChange=[change])))
+        virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
+            deviceChange=[change]))
 
 
 def serial_console(conf_=CONF):

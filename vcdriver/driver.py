@@ -28,6 +28,7 @@ from vcdriver import snapshot as snapshot_mod
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver import volumes
+from vcdriver.vsphere import props
 from vcdriver.vsphere import session as session_mod
 from vcdriver.vsphere import vm_view as vm_view_mod
 
@@ -201,7 +202,7 @@ class VMwareVCDriver(driver.ComputeDriver):
             'placement still counts it on %s.',
             'cluster %s (node %s)' % (actual.name, actual.nodename)
             if actual else 'a cluster this service does not serve (%s)'
-            % cluster_ref._moId,
+            % props.moid(cluster_ref),
             instance.node, expected.name, instance.node, instance=instance)
 
     def spawn(self, context, instance, image_meta, injected_files,

@@ -25,6 +25,7 @@ import time
 from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import objects
+from nova.compute import task_states
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 from pyVmomi import vim
@@ -33,6 +34,7 @@ from pyVmomi import vmodl
 from vcdriver import conf
 from vcdriver import exception
 from vcdriver import vm
+from vcdriver.vsphere import compute_resource
 from vcdriver.vsphere import props
 
 LOG = logging.getLogger(__name__)
@@ -210,8 +212,7 @@ def _reconfigure(session, cluster, changes):
     spec = vim.cluster.ConfigSpecEx(
         rulesSpec=[rule_spec(c) for c in changes])
     try:
-        session.wait_for_task(cluster.ref.ReconfigureComputeResource_Task(
-            spec=spec, modify=True))
+        compute_resource.reconfigure(session, cluster.ref, spec, modify=True)
     except (vmodl.MethodFault, exception.TaskFailed) as e:
         raise Rejected(describe_fault(e), e) from e
     for c in changes:
@@ -223,27 +224,33 @@ def _reconfigure(session, cluster, changes):
                      len(c.rule.vms)))
 
 
-def sync_group(session, cluster, group_uuid, policy, members, leaving=None):
+def sync_group(session, cluster, group_uuid, policy, members, leaving=()):
     """Make the group's rule in the cluster hold its members' VMs there,
-    but ``leaving``'s; return the changes made. Raises Rejected."""
-    name = rule_name(group_uuid)
+    but those of the instance uuids in ``leaving``; return the changes
+    made. Raises Rejected."""
     with _lock(cluster):
-        for attempt in (1, 2):
-            placements, rules = _read(session, cluster)
-            want = desired_rule(group_uuid, policy,
-                                {placements[m] for m in members
-                                 if m in placements and m != leaving})
-            changes = plan({name: want} if want else {},
-                           {name: rules.get(name, [])})
-            try:
-                if changes:
-                    _reconfigure(session, cluster, changes)
-                return changes
-            except Rejected as e:
-                # A member's VM deleted since we read: read again.
-                if attempt == 2 or not isinstance(
-                        e.fault, vmodl.fault.ManagedObjectNotFound):
-                    raise
+        return _sync_locked(session, cluster, group_uuid, policy, members,
+                            leaving)
+
+
+def _sync_locked(session, cluster, group_uuid, policy, members, leaving):
+    name = rule_name(group_uuid)
+    for attempt in (1, 2):
+        placements, rules = _read(session, cluster)
+        want = desired_rule(group_uuid, policy,
+                            {placements[m] for m in members
+                             if m in placements and m not in leaving})
+        changes = plan({name: want} if want else {},
+                       {name: rules.get(name, [])})
+        try:
+            if changes:
+                _reconfigure(session, cluster, changes)
+            return changes
+        except Rejected as e:
+            # A member's VM deleted since we read: read again.
+            if attempt == 2 or not isinstance(
+                    e.fault, vmodl.fault.ManagedObjectNotFound):
+                raise
 
 
 def _group(group):
@@ -253,6 +260,27 @@ def _group(group):
     else:
         policy = (group.policies or [None])[0]
     return group.uuid, policy, list(group.members or ())
+
+
+# A member in one of these task states is about to take its VM out of the
+# cluster for good.
+LEAVING_TASK_STATES = frozenset([task_states.DELETING,
+                                 task_states.SHELVING_OFFLOADING])
+
+
+def _leaving(context, members, instance_uuid):
+    """The instance and the other members on their way out.
+
+    Members deleted together (one request deleting a multi-create, or a
+    script) each destroy their VM after updating the rule: if each left
+    only itself out, the last update would keep the VMs of the others that
+    read before them, and the rule would outlive the group's VMs.
+    """
+    others = [m for m in members if m != instance_uuid]
+    found = objects.InstanceList.get_by_filters(
+        context, {'uuid': others}, expected_attrs=[]) if others else ()
+    return {instance_uuid} | {i.uuid for i in found
+                              if i.task_state in LEAVING_TASK_STATES}
 
 
 def _group_of(context, instance_uuid):
@@ -300,14 +328,18 @@ def on_spawn(session, context, cluster, instance):
 def on_destroy(session, cluster, instance):
     """Take the departing VM out of its group's rule (removing the rule
     when fewer than two members stay); never fails the destroy."""
+    context = nova_context.get_admin_context()
     try:
-        group = _group_of(nova_context.get_admin_context(), instance.uuid)
-        if group is None:
-            return
-        group_uuid, policy, members = group
-        if policy in POLICIES and len(members) >= 2:
-            sync_group(session, cluster, group_uuid, policy, members,
-                       leaving=instance.uuid)
+        # Everything read under the lock: the last of several members
+        # leaving at once then sees that the others are going.
+        with _lock(cluster):
+            group = _group_of(context, instance.uuid)
+            if group is None:
+                return
+            group_uuid, policy, members = group
+            if policy in POLICIES and len(members) >= 2:
+                _sync_locked(session, cluster, group_uuid, policy, members,
+                             _leaving(context, members, instance.uuid))
     except Exception:
         LOG.warning("Could not update the DRS rule of this instance's "
                     'server group in cluster %s; the periodic repair will',

@@ -37,6 +37,8 @@ from vcdriver.images import disk
 from vcdriver.images import glance
 from vcdriver.images import pipeline
 from vcdriver.vsphere import files
+from vcdriver.vsphere import folder as folder_mod
+from vcdriver.vsphere import props
 from vcdriver.vsphere import watch
 
 LOG = logging.getLogger(__name__)
@@ -277,25 +279,26 @@ def _remove_when_created(session, cluster, task, instance):
     vcsim marks a cancelled task failed yet still makes the VM."""
     def follow():
         try:
-            created = session.wait_for_task(task,
-                                            timeout=LATE_CREATE_SECONDS)
+            created = folder_mod.created_vm(session, task, LATE_CREATE_SECONDS)
         except exception.TaskTimeout:
             LOG.error('CreateVM task %s is still running %d s after the '
                       'build gave up on it; if it makes a VM, "vcdriver '
-                      'audit" lists it', task._moId, LATE_CREATE_SECONDS,
+                      'audit" lists it', props.moid(task), LATE_CREATE_SECONDS,
                       instance=instance)
             return
         except Exception as e:
             LOG.info('CreateVM task %s, given up on by the build, ended '
-                     'without a VM: %s', task._moId, e, instance=instance)
+                     'without a VM: %s', props.moid(task), e,
+                     instance=instance)
             return
         LOG.warning('CreateVM task %s made VM %s after the build had given '
-                    'up on it; removing it', task._moId, created._moId,
+                    'up on it; removing it', props.moid(task),
+                    props.moid(created),
                     instance=instance)
         _clean_failed_spawn(session, cluster, created, instance)
 
     LOG.warning('Still following CreateVM task %s to remove the VM it may '
-                'make', task._moId, instance=instance)
+                'make', props.moid(task), instance=instance)
     threading.Thread(target=follow, daemon=True,
                      name='late-create-%s' % instance.uuid).start()
 

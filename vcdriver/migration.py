@@ -51,6 +51,7 @@ from vcdriver import vm_spec
 from vcdriver.vsphere import datastore_http
 from vcdriver.vsphere import files
 from vcdriver.vsphere import props
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _reconfigure(session, vm_ref, vcpus, memory_mb, state, specs=None):
     if vcpus is not None:
         spec.numCPUs, spec.memoryMB = vcpus, memory_mb
     if specs is None:
-        session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+        virtual_machine.reconfigure(session, vm_ref, spec)
     else:
         vm.tune(session, vm_ref, specs, vm_spec.tune(spec, specs))
 
@@ -136,7 +137,7 @@ def _upgrade_to(session, vm_ref, specs, current, instance):
             extra_specs.version_number(current)):
         LOG.info('Upgrading the VM from hardware version %s to %s', current,
                  specs.hw_version, instance=instance)
-        vm.upgrade(session, vm_ref, specs.hw_version)
+        virtual_machine.upgrade(session, vm_ref, specs.hw_version)
 
 
 def root_disk(session, vm_ref, instance_uuid):
@@ -187,9 +188,9 @@ def grow_root(session, cluster, vm_ref, instance, new_bytes):
 
 
 def _attach(session, vm_ref, controller, unit, path, size_bytes):
-    session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
+    virtual_machine.reconfigure(session, vm_ref, vim.vm.ConfigSpec(
         deviceChange=[vm_spec.disk(-101, controller, unit, path,
-                                   size_bytes)])))
+                                   size_bytes)]))
 
 
 def _restore_disk(session, cluster, vm_ref, instance, disk):
@@ -233,7 +234,7 @@ def relocate(session, vm_ref, cluster, instance, flavor):
                  instance=instance)
     LOG.info('Relocating the VM to cluster %s, host %s', cluster.name,
              host.name, instance=instance)
-    session.wait_for_task(vm_ref.RelocateVM_Task(spec))
+    virtual_machine.relocate(session, vm_ref, spec)
 
 
 def _move(session, context, clusters, vm_ref, cluster, instance, flavor):
@@ -371,7 +372,7 @@ def cluster_by_nodename(session, nodename, like):
     not (``<cluster moref>.<vCenter uuid>``); ``like`` gives the
     datacenter (a relocation stays in its datacenter)."""
     moid = nodename.partition('.')[0]
-    ref = vim.ClusterComputeResource(moid, like.ref._stub)
+    ref = props.moref(vim.ClusterComputeResource, moid, like.ref)
     p = props.properties(session, [ref], vim.ClusterComputeResource,
                          ['name', 'resourcePool']).get(ref)
     if not p:

@@ -12,13 +12,12 @@ import dataclasses
 from nova import exception as nova_exception
 from oslo_log import log as logging
 from pyVmomi import vim
-from pyVmomi import vmodl
 
 from vcdriver import vm_spec
 from vcdriver.vsphere import props
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
-PC = vmodl.query.PropertyCollector
 
 # Neutron's VIF types and details keys (nova.network.model; the VMware
 # DVS and NSX plugins' binding details).
@@ -49,26 +48,13 @@ class Networks:
 
 def read_networks(session, datacenter_ref):
     """The datacenter's networks and distributed switches, in one read."""
-    content = session.content
-    view = content.viewManager.CreateContainerView(
-        datacenter_ref, [vim.Network, _DVS], True)
-    try:
-        spec = PC.FilterSpec(
-            objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[
-                PC.TraversalSpec(name='view', type=vim.view.ContainerView,
-                                 path='view', skip=False)])],
-            propSet=[
-                PC.PropertySpec(type=vim.Network, pathSet=['name']),
-                PC.PropertySpec(type=_DVPG, pathSet=[
-                    'name', 'key', 'config.distributedVirtualSwitch',
-                    'config.logicalSwitchUuid']),
-                PC.PropertySpec(type=vim.OpaqueNetwork, pathSet=[
-                    'name', 'summary']),
-                PC.PropertySpec(type=_DVS, pathSet=['uuid'])])
-        found = props._retrieve(content.propertyCollector, spec,
-                                getattr(session, 'max_objects', None))
-    finally:
-        view.DestroyView()
+    found = props.view_properties(
+        session, datacenter_ref, [vim.Network, _DVS],
+        {vim.Network: ['name'],
+         _DVPG: ['name', 'key', 'config.distributedVirtualSwitch',
+                 'config.logicalSwitchUuid'],
+         vim.OpaqueNetwork: ['name', 'summary'],
+         _DVS: ['uuid']})
     return networks_from(found)
 
 
@@ -167,8 +153,8 @@ def plug_at_spawn(session, cluster, vm, network_info, vif_model):
         return
     nets = read_networks(session, cluster.datacenter_ref)
     changes, options = nic_changes(nets, vifs, vif_model)
-    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
-        deviceChange=changes, extraConfig=vm_spec.extra_config(options))))
+    virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
+        deviceChange=changes, extraConfig=vm_spec.extra_config(options)))
 
 
 def _devices_and_options(session, vm):
@@ -188,8 +174,8 @@ def attach(session, cluster, vm, vif, vif_model):
     nets = read_networks(session, cluster.datacenter_ref)
     changes, extra = nic_changes(nets, [vif], vif_model,
                                  taken=indexes.values())
-    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
-        deviceChange=changes, extraConfig=vm_spec.extra_config(extra))))
+    virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
+        deviceChange=changes, extraConfig=vm_spec.extra_config(extra)))
 
 
 def find_nic(devices, vif):
@@ -214,4 +200,4 @@ def detach(session, vm, vif):
     if index is not None:
         spec.extraConfig = vm_spec.extra_config(
             {vm_spec.IFACE_ID_KEY % index: ''})
-    session.wait_for_task(vm.ReconfigVM_Task(spec))
+    virtual_machine.reconfigure(session, vm, spec)

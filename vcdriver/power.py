@@ -10,6 +10,7 @@ from oslo_log import log as logging
 from pyVmomi import vim
 
 from vcdriver.vsphere import props
+from vcdriver.vsphere import virtual_machine
 from vcdriver.vsphere import watch
 
 LOG = logging.getLogger(__name__)
@@ -26,9 +27,9 @@ def tools_running(session, vm_ref):
 
 def power_on(session, vm_ref):
     try:
-        session.wait_for_task(vm_ref.PowerOnVM_Task())
+        virtual_machine.power_on(session, vm_ref)
     except vim.fault.InvalidPowerState:
-        LOG.debug('%s is already powered on', vm_ref._moId)
+        LOG.debug('%s is already powered on', props.moid(vm_ref))
 
 
 def power_off(session, vm_ref, timeout=0, retry_interval=0):
@@ -41,29 +42,29 @@ def power_off(session, vm_ref, timeout=0, retry_interval=0):
                                  ['runtime.powerState']) as w:
             if w.values.get('runtime.powerState') == POWERED_OFF:
                 return 'clean'
-            if _shutdown_guest(vm_ref) and w.wait(
+            if _shutdown_guest(session, vm_ref) and w.wait(
                     lambda path, value: (path == 'runtime.powerState' and
                                          value == POWERED_OFF), timeout,
                     every=retry_interval or None,
-                    tick=lambda: _shutdown_guest(vm_ref)):
+                    tick=lambda: _shutdown_guest(session, vm_ref)):
                 return 'clean'
         LOG.info('The guest of %s did not shut down within %s s: powering '
-                 'it off', vm_ref._moId, timeout)
+                 'it off', props.moid(vm_ref), timeout)
     try:
-        session.wait_for_task(vm_ref.PowerOffVM_Task())
+        virtual_machine.power_off(session, vm_ref)
     except vim.fault.InvalidPowerState:
-        LOG.debug('%s is already powered off', vm_ref._moId)
+        LOG.debug('%s is already powered off', props.moid(vm_ref))
     return 'hard'
 
 
-def _shutdown_guest(vm_ref):
+def _shutdown_guest(session, vm_ref):
     try:
-        vm_ref.ShutdownGuest()
+        virtual_machine.shutdown_guest(session, vm_ref)
         return True
     except vim.fault.InvalidPowerState:
         return True  # off already, or going
     except (vim.fault.ToolsUnavailable, vim.fault.InvalidState) as e:
-        LOG.info('ShutdownGuest of %s refused (%s)', vm_ref._moId,
+        LOG.info('ShutdownGuest of %s refused (%s)', props.moid(vm_ref),
                  type(e).__name__)
         return False
 
@@ -79,32 +80,33 @@ def reboot(session, vm_ref, soft, timeout):
                                  ['guest.toolsRunningStatus']) as w:
             running = (w.values.get('guest.toolsRunningStatus') ==
                        TOOLS_RUNNING)
-            if running and _reboot_guest(vm_ref):
+            if running and _reboot_guest(session, vm_ref):
                 if w.wait(lambda path, value: (
                         path == 'guest.toolsRunningStatus' and
                         value != TOOLS_RUNNING), timeout):
                     return 'soft'
                 LOG.warning('The guest of %s did not begin to reboot within '
-                            '%s s: resetting it', vm_ref._moId, timeout)
+                            '%s s: resetting it', props.moid(vm_ref),
+                            timeout)
             elif not running:
                 LOG.info('VMware Tools not running in %s: hard reset '
-                         'instead of a soft reboot', vm_ref._moId)
-    session.wait_for_task(vm_ref.ResetVM_Task())
+                         'instead of a soft reboot', props.moid(vm_ref))
+    virtual_machine.reset(session, vm_ref)
     return 'hard'
 
 
-def _reboot_guest(vm_ref):
+def _reboot_guest(session, vm_ref):
     try:
-        vm_ref.RebootGuest()
+        virtual_machine.reboot_guest(session, vm_ref)
         return True
     except (vim.fault.ToolsUnavailable, vim.fault.InvalidState) as e:
-        LOG.warning('Soft reboot of %s refused (%s), resetting', vm_ref._moId,
-                    type(e).__name__)
+        LOG.warning('Soft reboot of %s refused (%s), resetting',
+                    props.moid(vm_ref), type(e).__name__)
         return False
 
 
 def suspend(session, vm_ref):
-    session.wait_for_task(vm_ref.SuspendVM_Task())
+    virtual_machine.suspend(session, vm_ref)
 
 
 def resume(session, vm_ref):

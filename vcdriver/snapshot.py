@@ -32,6 +32,7 @@ from vcdriver.images import glance
 from vcdriver.images import transfer
 from vcdriver.vsphere import nfc
 from vcdriver.vsphere import props
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -235,30 +236,29 @@ def _create_snapshot(session, vm_ref, image_id, quiesce, instance):
     description = ('Taken by Nova for image %s of instance %s; removed '
                    'when the upload ends' % (image_id, instance.uuid))
     try:
-        return session.wait_for_task(vm_ref.CreateSnapshot_Task(
-            name=name, description=description, memory=False,
-            quiesce=quiesce))
+        return virtual_machine.create_snapshot(
+            session, vm_ref, name, description, memory=False,
+            quiesce=quiesce)
     except vim.fault.ApplicationQuiesceFault as e:
         # A guest that cannot quiesce still gets a crash-consistent image.
         LOG.warning('Quiescing the guest failed (%s); taking a snapshot '
                     'without quiescing', e.msg, instance=instance)
-        return session.wait_for_task(vm_ref.CreateSnapshot_Task(
-            name=name, description=description, memory=False,
-            quiesce=False))
+        return virtual_machine.create_snapshot(
+            session, vm_ref, name, description, memory=False,
+            quiesce=False)
 
 
 def _remove_snapshot(session, snap, image_id, instance):
     """Remove our vSphere snapshot (its delta merged back); a failure is
     logged, not raised: the image, if uploaded, is good."""
     try:
-        session.wait_for_task(snap.RemoveSnapshot_Task(
-            removeChildren=False, consolidate=True))
-        LOG.debug('Removed vSphere snapshot %s', snap._moId,
+        virtual_machine.remove_snapshot(session, snap, consolidate=True)
+        LOG.debug('Removed vSphere snapshot %s', props.moid(snap),
                   instance=instance)
     except Exception as e:
         LOG.error('Could not remove vSphere snapshot %s (%s) from the '
                   "instance's VM: %s. Remove it in vCenter, or the VM "
-                  'keeps running on a growing delta disk.', snap._moId,
+                  'keeps running on a growing delta disk.', props.moid(snap),
                   SNAPSHOT_NAME % image_id, e, instance=instance)
 
 

@@ -1,4 +1,9 @@
-"""VM operations on instances: find, create, power, destroy."""
+"""VM operations on instances: find, create, disks, destroy.
+
+The vSphere calls themselves are in ``vsphere/virtual_machine.py``,
+``vsphere/folder.py`` and ``vsphere/search_index.py``; this module
+decides what to ask of them for an instance.
+"""
 
 import dataclasses
 
@@ -11,7 +16,10 @@ from vcdriver import datastore_layout as layout
 from vcdriver import devices
 from vcdriver import power
 from vcdriver import vm_spec
+from vcdriver.vsphere import folder
 from vcdriver.vsphere import props
+from vcdriver.vsphere import search_index
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
 
@@ -34,8 +42,7 @@ def find(session, instance_uuid):
     Looked up on every call rather than cached: a VM re-registered in
     vCenter gets a new moref, and a stale one is a known source of errors.
     """
-    return session.content.searchIndex.FindByUuid(
-        None, instance_uuid, vmSearch=True, instanceUuid=True)
+    return search_index.find_vm_by_instance_uuid(session, instance_uuid)
 
 
 def instances(session, clusters):
@@ -84,9 +91,8 @@ def power_state_of(session, vm):
 
 
 def create(session, cluster, config_spec):
-    task = cluster.vm_folder.CreateVM_Task(config=config_spec,
-                                           pool=cluster.resource_pool)
-    return session.wait_for_task(task)
+    return folder.create_vm(session, cluster.vm_folder,
+                            cluster.resource_pool, config_spec)
 
 
 @dataclasses.dataclass
@@ -118,16 +124,16 @@ def attach_disks(session, vm, bus, disks, iso_path=None):
         # The CD-ROM goes on IDE, which every VM has.
         controller_key, unit = found.take_free_slot('ide')
         changes.append(vm_spec.cdrom(-100, controller_key, unit, iso_path))
-    session.wait_for_task(vm.ReconfigVM_Task(
-        vim.vm.ConfigSpec(deviceChange=changes)))
+    virtual_machine.reconfigure(session, vm,
+                                vim.vm.ConfigSpec(deviceChange=changes))
 
 
 def attach_cdrom(session, vm, iso_path):
     """Add a CD-ROM with an ISO from a datastore on a free IDE slot."""
     controller_key, unit = devices.Devices.read(
         session, vm).take_free_slot('ide')
-    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
-        deviceChange=[vm_spec.cdrom(-100, controller_key, unit, iso_path)])))
+    virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.cdrom(-100, controller_key, unit, iso_path)]))
 
 
 def tune(session, vm, specs, spec=None):
@@ -137,23 +143,18 @@ def tune(session, vm, specs, spec=None):
     spec = spec or vim.vm.ConfigSpec()
     spec.deviceChange = list(spec.deviceChange) + vm_spec.tune_devices(
         devices.Devices.read(session, vm), specs)
-    session.wait_for_task(vm.ReconfigVM_Task(spec))
-
-
-def upgrade(session, vm, hw_version):
-    """Raise the VM's hardware version (it must be off)."""
-    session.wait_for_task(vm.UpgradeVM_Task(version=hw_version))
+    virtual_machine.reconfigure(session, vm, spec)
 
 
 def set_boot_disks(session, vm, disk_keys):
     """Boot from these disks, in order ([]: the default order)."""
-    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
-        bootOptions=vm_spec.boot_order(disk_keys))))
+    virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
+        bootOptions=vm_spec.boot_order(disk_keys)))
 
 
 def detach_disk(session, vm, device, destroy_file=False):
-    session.wait_for_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
-        deviceChange=[vm_spec.remove(device, destroy_file)])))
+    virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.remove(device, destroy_file)]))
 
 
 def files_location(session, vm):
@@ -168,7 +169,7 @@ def files_location(session, vm):
 
 def unregister(session, vm):
     """Take a VM out of the inventory, leaving its files."""
-    vm.UnregisterVM()
+    virtual_machine.unregister(session, vm)
 
 
 def destroy(session, vm):
@@ -177,6 +178,6 @@ def destroy(session, vm):
         state = power_state_of(session, vm)
         if state in (power_state.RUNNING, power_state.SUSPENDED):
             power.power_off(session, vm)
-        session.wait_for_task(vm.Destroy_Task())
+        virtual_machine.destroy(session, vm)
     except vmodl.fault.ManagedObjectNotFound:
-        LOG.info('VM %s vanished before it was destroyed', vm._moId)
+        LOG.info('VM %s vanished before it was destroyed', props.moid(vm))

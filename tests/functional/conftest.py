@@ -4,7 +4,7 @@ import pytest
 from pyVmomi import vim
 from pyVmomi import vmodl
 
-from tests.functional import lock_watch
+from tests.functional import nova_db_locks
 from tests.harness import vcsim as vcsim_harness
 
 
@@ -44,7 +44,8 @@ def real_services(request, vcsim, glance):
 
 
 @pytest.fixture(autouse=True, scope='session')
-def watched_db_locks():
-    """Native threads: name the holder of a DB writer lock left held."""
+def native_db_locks():
+    """Native threads: break the deadlock between Nova's DB fixtures'
+    locks; name the holder of a DB writer lock left held."""
     if os.environ.get('OS_NOVA_DISABLE_EVENTLET_PATCHING') == 'true':
-        lock_watch.install()
+        nova_db_locks.install()

@@ -6,9 +6,9 @@ server leaves BUILD) longer than ``STALL_TIMEOUT``, and end ACTIVE, or
 ERROR with a fault message; once the faults are cleared every delete
 succeeds, no instance VM is left in vCenter and the leak audit is clean.
 
-Under native threads it hung once in Nova's own test fixtures
-(CellDatabases' cell lock; see tox.ini): ``functional`` deselects it,
-``functional-eventlet`` runs it.
+It runs in both of Nova's modes. Under native threads it used to hang
+in Nova's own test fixtures, whose two DB locks deadlocked;
+``nova_db_locks.py`` breaks that cycle.
 """
 
 import logging

@@ -200,7 +200,7 @@ def test_departing_member_leaves_the_rule(monkeypatch):
     sent = fake_vcenter(monkeypatch, [
         (placements(i1=1, i2=2, i3=3), {have.name: [have]})])
     [edit] = drs_rules.sync_group(None, CLUSTER, G1, 'soft-anti-affinity',
-                                  ['i1', 'i2', 'i3'], leaving='i3')
+                                  ['i1', 'i2', 'i3'], leaving={'i3'})
     assert (edit.operation, edit.rule.vms, edit.rule.key) == (
         'edit', frozenset([VM[1], VM[2]]), 4)
     assert sent == [[edit]]
@@ -211,7 +211,7 @@ def test_last_but_one_member_leaving_removes_the_rule(monkeypatch):
     fake_vcenter(monkeypatch, [
         (placements(i1=1, i2=2), {have.name: [have]})])
     assert drs_rules.sync_group(None, CLUSTER, G1, 'affinity', ['i1', 'i2'],
-                                leaving='i1') == [
+                                leaving={'i1'}) == [
         drs_rules.Change('remove', have)]
 
 
@@ -273,6 +273,31 @@ def test_lone_member_needs_no_vcenter_call(monkeypatch):
                         lambda context, uuid: (G1, 'affinity', ['i2']))
     monkeypatch.setattr(drs_rules, 'sync_group', pytest.fail)
     drs_rules.on_spawn(None, None, CLUSTER, INSTANCE)
+
+
+def test_members_deleted_together_all_leave_the_rule(monkeypatch):
+    # i1..i3 deleted at once: i1's destroy must not keep the VMs of i2 and
+    # i3, whose destroys updated the rule before it; only i4 stays, alone.
+    have = rule(G1, False, False, 1, 2, 3, 4, key=4)
+    sent = fake_vcenter(monkeypatch, [
+        (placements(i1=1, i2=2, i3=3, i4=4), {have.name: [have]})])
+    members = ['i1', 'i2', 'i3', 'i4']
+    monkeypatch.setattr(drs_rules, '_group_of', lambda context, uuid: (
+        G1, 'soft-anti-affinity', members))
+    monkeypatch.setattr(drs_rules.nova_context, 'get_admin_context',
+                        lambda: None)
+    states = {'i2': 'deleting', 'i3': 'deleting', 'i4': None}
+
+    def get_by_filters(context, filters, expected_attrs=None):
+        assert sorted(filters['uuid']) == ['i2', 'i3', 'i4']
+        return [types.SimpleNamespace(uuid=u, task_state=states[u])
+                for u in filters['uuid']]
+
+    monkeypatch.setattr(drs_rules.objects, 'InstanceList',
+                        types.SimpleNamespace(get_by_filters=get_by_filters),
+                        raising=False)
+    drs_rules.on_destroy(None, CLUSTER, types.SimpleNamespace(uuid='i1'))
+    assert sent == [[drs_rules.Change('remove', have)]]
 
 
 # --- periodic repair rate limit ----------------------------------------------

@@ -133,6 +133,37 @@ def test_objects_of_type_below_a_root():
     assert created[0][0] == 'datacenter-2'
 
 
+def test_view_properties_reads_several_types_in_one_retrieval():
+    """network.read_networks' read: one view of networks and switches,
+    paths per type (a subtype with its own), one retrieval."""
+    stub = fake_vim.FakeStub()
+    created = []
+    stub.handlers.update(_view_handlers(stub, [], created))
+    root = vim.Datacenter('datacenter-2', stub)
+    dvpg = vim.dvs.DistributedVirtualPortgroup
+    props.view_properties(fake_vim.session(stub), root,
+                          [vim.Network, vim.DistributedVirtualSwitch],
+                          {vim.Network: ['name'], dvpg: ['name', 'key'],
+                           vim.DistributedVirtualSwitch: ['uuid']})
+    assert created == [('datacenter-2', [
+        vim.Network, vim.DistributedVirtualSwitch], True)]
+    assert stub.names() == ['CreateContainerView', 'RetrievePropertiesEx',
+                            'DestroyView']
+    (spec,), _ = stub.calls[1][2]
+    assert [(p.type, list(p.pathSet)) for p in spec.propSet] == [
+        (vim.Network, ['name']), (dvpg, ['name', 'key']),
+        (vim.DistributedVirtualSwitch, ['uuid'])]
+
+
+def test_moid_and_moref():
+    stub = fake_vim.FakeStub()
+    vm = vim.VirtualMachine('vm-42', stub)
+    assert props.moid(vm) == 'vm-42'
+    cluster = props.moref(vim.ClusterComputeResource, 'domain-c7', vm)
+    assert cluster == vim.ClusterComputeResource('domain-c7', stub)
+    assert props.moid(cluster) == 'domain-c7'
+
+
 def test_objects_of_type_destroys_the_view_when_the_read_fails():
     stub = fake_vim.FakeStub()
     stub.handlers.update(_view_handlers(stub, [], []))

@@ -321,8 +321,18 @@ def _type_counts():
                                for o in gc.get_objects())
 
 
+def _thread_kinds():
+    """{thread name with its numbers as N: live threads}: which kind grows
+    when the thread count does."""
+    import collections
+    import re
+    import threading
+    return collections.Counter(re.sub(r'\d+', 'N', t.name)
+                               for t in threading.enumerate())
+
+
 def _growth(before, after, top=15):
-    """The types whose live object count grew most."""
+    """The keys whose count grew most."""
     grown = [(after[k] - before.get(k, 0), k) for k in after]
     return ['%s +%d' % (k, n) for n, k in sorted(grown, reverse=True)[:top]
             if n > 0]
@@ -524,6 +534,7 @@ def _soak(case, spec):
     purged = _housekeeping(case)
     trace = os.environ.get('VCDRIVER_SOAK_TRACE')
     types_before = _type_counts() if trace else None
+    threads_before = _thread_kinds()
     checkpoints = [sample('start', 0)]
 
     def checkpoint(done):
@@ -548,6 +559,9 @@ def _soak(case, spec):
     time.sleep(PURGE_AFTER)
     purged += _housekeeping(case)
     checkpoints.append(sample('end', cycles))
+    print('soak: threads grown: %s' % (', '.join(
+        _growth(threads_before, _thread_kinds())) or 'none'),
+        file=sys.stderr, flush=True)
     if trace:
         print('soak: objects grown: %s' % ', '.join(
             _growth(types_before, _type_counts())), file=sys.stderr,

@@ -22,6 +22,7 @@ from vcdriver import vm_spec
 from vcdriver.images import formats
 from vcdriver.vsphere import datastore_http
 from vcdriver.vsphere import files
+from vcdriver.vsphere import search_index
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -47,8 +48,7 @@ def find_source(session, image):
         if host != session.host.lower():
             LOG.debug('Image %s is on another vCenter (%s)', image.id, host)
             continue
-        dc = session.content.searchIndex.FindByInventoryPath(
-            datacenter_path)
+        dc = search_index.find_by_inventory_path(session, datacenter_path)
         if not isinstance(dc, vim.Datacenter):
             LOG.warning('Image %s location %s names no datacenter of this '
                         'vCenter', image.id, url)

@@ -23,6 +23,8 @@ from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver.vsphere import files
 from vcdriver.vsphere import nfc
+from vcdriver.vsphere import props
+from vcdriver.vsphere import search_index
 
 LOG = logging.getLogger(__name__)
 
@@ -41,11 +43,11 @@ def remove_shell(session, cluster, folder):
     """Destroy the shell VM left registered by an import into ``folder``
     whose service died mid-transfer (vCenter removes it only when the
     lease times out), before the folder holding its files goes."""
-    found = session.content.searchIndex.FindChild(
-        cluster.vm_folder, SHELL_PREFIX + folder.basename)
+    found = search_index.find_child(session, cluster.vm_folder,
+                                    SHELL_PREFIX + folder.basename)
     if found is not None:
         LOG.warning('Removing the import shell VM %s left by a dead image '
-                    'download', found._moId)
+                    'download', props.moid(found))
         vm.destroy(session, found)
 
 
@@ -83,7 +85,7 @@ class DiskImport:
             self.abort()
             raise
         LOG.debug('Import lease %s: shell VM %s for %s', self.lease.name,
-                  self.shell._moId, disk_path)
+                  props.moid(self.shell), disk_path)
 
     def write(self, data):
         self._open().write(data)
@@ -144,7 +146,7 @@ class DiskImport:
             vm.destroy(self.session, self.shell)
         except Exception:
             LOG.warning('Could not remove the import shell VM %s',
-                        self.shell._moId, exc_info=True)
+                        props.moid(self.shell), exc_info=True)
 
     def _stop_keep_alive(self):
         keep_alive, self._keep_alive = self._keep_alive, None

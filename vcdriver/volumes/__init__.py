@@ -91,7 +91,7 @@ def connector(session, vm_ref, host_ip):
     found = {'ip': host_ip, 'host': host_ip}
     if vm_ref is None:
         return found
-    found['instance'] = vm_ref._moId
+    found['instance'] = props.moid(vm_ref)
     host = props.properties(session, [vm_ref], vim.VirtualMachine,
                             ['runtime.host']).get(vm_ref, {}).get(
                                 'runtime.host')

@@ -19,7 +19,9 @@ from vcdriver import vm_spec
 from vcdriver.volumes.devices import connection_data
 from vcdriver.volumes.devices import instance_props
 from vcdriver.volumes.devices import VOLUME_KEY
+from vcdriver.vsphere import host_storage_system
 from vcdriver.vsphere import props
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
 
@@ -94,9 +96,9 @@ def _iscsi_lun(session, vm_ref, data):
     if not any((t.address, t.port, t.iScsiName) ==
                (target.address, target.port, target.iScsiName)
                for t in hba.configuredStaticTarget or ()):
-        storage.AddInternetScsiStaticTargets(iScsiHbaDevice=hba.device,
-                                             targets=[target])
-    storage.RescanHba(hbaDevice=hba.device)
+        host_storage_system.add_iscsi_static_targets(
+            session, storage, hba.device, [target])
+    host_storage_system.rescan_hba(session, storage, hba.device)
     host_props = props.properties(session, [host], vim.HostSystem,
                                   _HOST_STORAGE).get(host, {})
     lun = _find_lun(host_props, hba, data)
@@ -130,7 +132,7 @@ def attach(session, vm_ref, connection_info, instance):
                                        lun.deviceName, lun.uuid,
                                        capacity_kb)],
         extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: lun.uuid}))
-    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    virtual_machine.reconfigure(session, vm_ref, spec)
     LOG.info('Attached iSCSI volume %s (%s) on unit %s', volume_id,
              lun.deviceName, unit, instance=instance)
 
@@ -148,7 +150,7 @@ def detach(session, vm_ref, connection_info, instance):
     spec = vim.vm.ConfigSpec(
         deviceChange=[vm_spec.remove(device, destroy_file=True)],
         extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: ''}))
-    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    virtual_machine.reconfigure(session, vm_ref, spec)
     LOG.info('Detached iSCSI volume %s (%s)', volume_id,
              device.backing.deviceName, instance=instance)
 
@@ -163,8 +165,8 @@ def extend(session, vm_ref, connection_info, instance):
         raise nova_exception.DiskNotFound(
             location='iSCSI volume %s on the instance' % volume_id)
     host, host_props, hba = _host_adapter(session, vm_ref, data)
-    host_props['configManager.storageSystem'].RescanHba(
-        hbaDevice=hba.device)
+    host_storage_system.rescan_hba(
+        session, host_props['configManager.storageSystem'], hba.device)
     lun = _find_lun(props.properties(session, [host], vim.HostSystem,
                                      _HOST_STORAGE).get(host, {}), hba, data)
     LOG.info('Rescanned %s for iSCSI volume %s: the LUN has %s bytes',

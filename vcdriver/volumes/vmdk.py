@@ -35,6 +35,9 @@ from vcdriver.volumes.devices import connection_data
 from vcdriver.volumes.devices import instance_props
 from vcdriver.volumes.devices import VOLUME_KEY
 from vcdriver.vsphere import files
+from vcdriver.vsphere import props
+from vcdriver.vsphere import search_index
+from vcdriver.vsphere import virtual_machine
 
 LOG = logging.getLogger(__name__)
 
@@ -47,13 +50,12 @@ def _shadow_disk(session, data):
     """
     volume_id = data['volume_id']
     moref = data.get('volume')
-    index = session.content.searchIndex
     found = None
     if moref:
-        found = _first_disk(session, vim.VirtualMachine(moref, index._stub))
+        found = _first_disk(session, props.moref(
+            vim.VirtualMachine, moref, session.content.searchIndex))
     if found is None:
-        shadow = index.FindByUuid(None, volume_id, vmSearch=True,
-                                  instanceUuid=True)
+        shadow = search_index.find_vm_by_instance_uuid(session, volume_id)
         found = shadow and _first_disk(session, shadow)
     if not found:
         raise exception.VolumeBackingNotFound(volume_id=volume_id,
@@ -126,7 +128,7 @@ def attach(session, vm_ref, connection_info, instance):
             shadow_disk.capacityInKB)],
         extraConfig=vm_spec.extra_config(
             {VOLUME_KEY % volume_id: shadow_disk.backing.uuid or ''}))
-    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    virtual_machine.reconfigure(session, vm_ref, spec)
     LOG.info('Attached volume %s (%s) on %s unit %s', volume_id,
              shadow_disk.backing.fileName, bus, unit, instance=instance)
 
@@ -144,7 +146,7 @@ def detach(session, datacenter, vm_ref, connection_info, instance):
         # Without fileOperation: 'destroy' would delete Cinder's file.
         deviceChange=[vm_spec.remove(device)],
         extraConfig=vm_spec.extra_config({VOLUME_KEY % volume_id: ''}))
-    session.wait_for_task(vm_ref.ReconfigVM_Task(spec))
+    virtual_machine.reconfigure(session, vm_ref, spec)
     LOG.info('Detached volume %s (%s)', volume_id, device.backing.fileName,
              instance=instance)
     if shadow is not None and (
@@ -169,7 +171,7 @@ def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
     home = layout.parse(shadow_disk.backing.fileName)
     target = layout.path(current.datastore, home.dirname, current.basename)
     LOG.info('The disk of volume backing %s moved to %s; moving it to %s '
-             'for the volume to keep it', shadow._moId, current, target,
+             'for the volume to keep it', props.moid(shadow), current, target,
              instance=instance)
     if str(target) != str(current):
         files.make_directory(session, datacenter, target.parent)
@@ -179,8 +181,8 @@ def _return_to_shadow(session, datacenter, shadow, shadow_disk, current,
         shadow_disk.capacityInKB,
         disk_mode=shadow_disk.backing.diskMode or 'persistent')
     add.device.backing.uuid = shadow_disk.backing.uuid
-    session.wait_for_task(shadow.ReconfigVM_Task(vim.vm.ConfigSpec(
-        deviceChange=[vm_spec.remove(shadow_disk), add])))
+    virtual_machine.reconfigure(session, shadow, vim.vm.ConfigSpec(
+        deviceChange=[vm_spec.remove(shadow_disk), add]))
     return str(target)
 
 
@@ -258,7 +260,8 @@ def swap(session, datacenter, vm_ref, old, new, instance, resize_to):
                                       capacity_kb * units.Ki)
         if old_shadow is not None and (
                 where['old'] != old_shadow_disk.backing.fileName):
-            step = 'giving %s back to %s' % (where['old'], old_shadow._moId)
+            step = 'giving %s back to %s' % (where['old'],
+                                             props.moid(old_shadow))
             where['old'] = _return_to_shadow(
                 session, datacenter, old_shadow, old_shadow_disk,
                 where['old'], instance)
@@ -276,10 +279,10 @@ def swap(session, datacenter, vm_ref, old, new, instance, resize_to):
                                   device.unitNumber, new_path, capacity_kb,
                                   disk_mode=mode)
         add.device.backing.uuid = new_disk.backing.uuid
-        session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
+        virtual_machine.reconfigure(session, vm_ref, vim.vm.ConfigSpec(
             deviceChange=[add], extraConfig=vm_spec.extra_config({
                 VOLUME_KEY % new_id: new_disk.backing.uuid or '',
-                VOLUME_KEY % old_id: ''}))))
+                VOLUME_KEY % old_id: ''})))
     except Exception as e:
         LOG.error('Swapping volume %s for %s failed %s: %s; putting %s back '
                   'on the instance', old_id, new_id, step, _fault_text(e),
@@ -310,8 +313,8 @@ def _swap_rollback(session, datacenter, vm_ref, device, where, staging, mode,
                               disk_mode=mode)
     add.device.backing.uuid = device.backing.uuid
     try:
-        session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
-            deviceChange=[add])))
+        virtual_machine.reconfigure(session, vm_ref, vim.vm.ConfigSpec(
+            deviceChange=[add]))
         back = True
     except Exception:
         LOG.exception('Could not put %s back on the instance; attach it '
@@ -346,9 +349,9 @@ def extend(session, vm_ref, connection_info, instance,
     old_kb = device.capacityInKB
     device.capacityInKB = new_kb
     device.capacityInBytes = new_kb * units.Ki
-    session.wait_for_task(vm_ref.ReconfigVM_Task(vim.vm.ConfigSpec(
+    virtual_machine.reconfigure(session, vm_ref, vim.vm.ConfigSpec(
         deviceChange=[vim.vm.device.VirtualDeviceSpec(
             operation=vim.vm.device.VirtualDeviceSpec.Operation.edit,
-            device=device)])))
+            device=device)]))
     LOG.info('Extended volume %s (%s) from %s KB to %s KB', volume_id,
              device.backing.fileName, old_kb, new_kb, instance=instance)

@@ -68,6 +68,14 @@ def list_folder(session, datastore, path):
     return [f.path for f in (result.file or ())]
 
 
+def search_subfolders(session, browser, path, spec):
+    """SearchDatastoreSubFolders_Task: what ``spec`` matches in ``path``
+    and every folder below it, in one search; [HostDatastoreBrowser
+    SearchResults], one per folder."""
+    return session.wait_for_task(browser.SearchDatastoreSubFolders_Task(
+        datastorePath=str(path), searchSpec=spec))
+
+
 def delete(session, datacenter, path):
     """Delete a file or folder; one that is gone already is fine."""
     task = session.content.fileManager.DeleteDatastoreFile_Task(

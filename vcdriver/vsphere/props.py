@@ -1,4 +1,5 @@
-"""Batch reads of inventory through the PropertyCollector.
+"""Batch reads of inventory through the PropertyCollector, and managed
+object references.
 
 Every read here is one RetrievePropertiesEx for any number of objects (plus
 continuation pages): the driver never walks inventory object by object.
@@ -40,17 +41,44 @@ def _retrieve(collector, spec, max_objects):
     return found
 
 
+def moid(ref):
+    """A managed object's id (``vm-42``), for logs, node names and
+    sorting; pyVmomi keeps it in a private attribute."""
+    return ref._moId
+
+
+def moref(obj_type, object_id, like):
+    """A reference to the ``obj_type`` with id ``object_id`` on the
+    connection of ``like`` (any managed object of the same vCenter)."""
+    return obj_type(object_id, like._stub)
+
+
 def objects_of_type(session, obj_type, path_set, root=None,
                     max_objects=None):
     """All objects of one type below ``root`` (default: the whole vCenter)."""
+    return view_properties(session, root or session.content.rootFolder,
+                           [obj_type], {obj_type: path_set}, max_objects)
+
+
+def view_properties(session, root, view_types, type_paths,
+                    max_objects=None):
+    """Properties of the objects of ``view_types`` below ``root``, by type
+    ({type: [paths]}, a subtype may have paths of its own), through one
+    ContainerView and one retrieval."""
     content = session.content
-    view = content.viewManager.CreateContainerView(
-        root or content.rootFolder, [obj_type], True)
+    view = content.viewManager.CreateContainerView(root, list(view_types),
+                                                   True)
     try:
         traverse = PC.TraversalSpec(name='view', type=vim.view.ContainerView,
                                     path='view', skip=False)
-        spec = PC.ObjectSpec(obj=view, skip=True, selectSet=[traverse])
-        return _collect(session, [spec], obj_type, path_set, max_objects)
+        spec = PC.FilterSpec(
+            objectSet=[PC.ObjectSpec(obj=view, skip=True,
+                                     selectSet=[traverse])],
+            propSet=[PC.PropertySpec(type=t, pathSet=list(paths))
+                     for t, paths in type_paths.items()])
+        if max_objects is None:
+            max_objects = getattr(session, 'max_objects', None)
+        return _retrieve(content.propertyCollector, spec, max_objects)
     finally:
         view.DestroyView()
 
