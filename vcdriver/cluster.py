@@ -13,6 +13,7 @@ from pyVmomi import vim
 
 from vcdriver import capacity
 from vcdriver import exception
+from vcdriver.vsphere import environment_browser
 from vcdriver.vsphere import props
 from vcdriver.vsphere import vm_view as vm_view_mod
 
@@ -142,6 +143,29 @@ def read_state(session, clusters):
         states.append(ClusterState(cluster, hosts, datastores,
                                    ha_admission(p.get('configurationEx'))))
     return states
+
+
+def host_cpu_mhz(session, state):
+    """The per-core MHz of each usable host of the cluster, in one read."""
+    found = props.properties(session, [h.ref for h in state.hosts
+                                       if h.usable],
+                             vim.HostSystem, ['summary.hardware.cpuMhz'])
+    return [p.get('summary.hardware.cpuMhz') or 0 for p in found.values()]
+
+
+def runnable_hw_versions(session, cluster):
+    """The hardware versions (``vmx-<n>``) a VM can be created with and
+    run on some host of the cluster: the cluster's environment browser
+    answers for all its hosts in one call."""
+    browser = props.properties(
+        session, [cluster.ref], vim.ClusterComputeResource,
+        ['environmentBrowser']).get(cluster.ref, {}).get('environmentBrowser')
+    if browser is None:
+        return []
+    descriptors = environment_browser.query_config_option_descriptor(
+        session, browser)
+    return [d.key for d in descriptors
+            if d.createSupported and d.runSupported and d.host]
 
 
 def ha_admission(config):

@@ -59,6 +59,9 @@ class VMwareVCDriver(driver.ComputeDriver):
         'supports_address_space_passthrough': False,
         'supports_address_space_emulated': False,
         'supports_stateless_firmware': False,
+        # EFI firmware with secure boot (os_secure_boot=required asks
+        # placement for the trait this capability reports).
+        'supports_secure_boot': True,
         'supports_virtio_fs': False,
         'supports_mem_backing_file': False,
         'supports_image_type_aki': False,
@@ -207,7 +210,7 @@ class VMwareVCDriver(driver.ComputeDriver):
               block_device_info=None, power_on=True, accel_info=None):
         lifecycle.spawn(
             self._session, context, self._cluster_of(instance), instance,
-            image_meta.id, block_device_info=block_device_info,
+            image_meta, block_device_info=block_device_info,
             power_on=power_on, injected_files=injected_files,
             admin_password=admin_password, network_info=network_info)
 

@@ -39,6 +39,13 @@ class InvalidConfig(nova_exception.InvalidInput):
     msg_fmt = 'Invalid configuration: %(reason)s'
 
 
+class InvalidSpec(nova_exception.InvalidInput):
+    """A flavor extra spec or image property vSphere cannot honour: Nova
+    aborts the build (no reschedule) or rolls the resize back."""
+
+    msg_fmt = '%(name)s=%(value)s: %(reason)s'
+
+
 class TaskFailed(VCenterError):
     msg_fmt = 'vCenter task %(task)s failed: %(reason)s'
 

@@ -9,7 +9,9 @@ import threading
 import time
 
 from nova import exception as nova_exception
+from nova import utils as nova_utils
 from nova.virt import driver as virt_driver
+from nova.virt import hardware
 from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
@@ -23,6 +25,7 @@ from vcdriver import consoles
 from vcdriver import datastore_layout as layout
 from vcdriver import drs_rules
 from vcdriver import exception
+from vcdriver import extra_specs
 from vcdriver import instance_disks
 from vcdriver import network
 from vcdriver import power
@@ -66,6 +69,40 @@ def check_fit(state, flavor):
             reason='cluster %s: %s' % (state.cluster.name, missing))
 
 
+def extra_specs_of(flavor, image_meta, image_properties):
+    """What the flavor's extra specs and the image's properties (Glance's
+    plain dict) ask of the VM, checked (extra_specs.parse). Cores per
+    socket are Nova's topology from ``hw:cpu_*`` and ``hw_cpu_*``,
+    without threads: a vSphere VM has none per core."""
+    topology = hardware.get_best_cpu_topology(flavor, image_meta,
+                                              allow_threads=False)
+    return extra_specs.parse(flavor.extra_specs, image_properties,
+                             flavor.memory_mb, topology.cores)
+
+
+def instance_specs(instance, flavor):
+    """``extra_specs_of`` a flavor for an existing instance, whose image
+    properties Nova keeps in its system metadata."""
+    image = nova_utils.get_image_from_system_metadata(
+        instance.system_metadata)
+    return extra_specs_of(flavor, instance.image_meta, image['properties'])
+
+
+def check_specs(session, cluster, flavor, specs, state=None):
+    """Refuse what the cluster's hosts cannot give the VM
+    (extra_specs.check_cluster); vCenter is read only for specs that
+    ask (a hardware version, a CPU reservation)."""
+    if not (specs.hw_version or specs.cpu.reservation):
+        return
+    state = state or cluster_mod.read_state(session, [cluster])[0]
+    extra_specs.check_cluster(
+        specs, flavor.vcpus,
+        cluster_mod.host_cpu_mhz(session, state)
+        if specs.cpu.reservation else [],
+        cluster_mod.runnable_hw_versions(session, cluster)
+        if specs.hw_version else [])
+
+
 def choose_datastore(state, needed_bytes):
     cluster = state.cluster
     regex = CONF.vmware.datastore_regex
@@ -77,7 +114,7 @@ def choose_datastore(state, needed_bytes):
     return chosen
 
 
-def spawn(session, context, cluster, instance, image_id,
+def spawn(session, context, cluster, instance, image_meta,
           block_device_info=None, power_on=True, injected_files=None,
           admin_password=None, network_info=None):
     """Create the VM, give it its disks from the datastore's image cache
@@ -87,9 +124,10 @@ def spawn(session, context, cluster, instance, image_id,
     boot_volumes = [
         m for m in virt_driver.block_device_info_get_mapping(
             block_device_info) if m.get('boot_index') != 0]
-    image = glance.get(context, image_id)
+    image = glance.get(context, image_meta.id)
     plan = disk.check_acceptable(image)
     flavor = instance.flavor
+    specs = extra_specs_of(flavor, image_meta, image.properties)
     root_bytes = flavor.root_gb * units.Gi
     if not plan.iso and flavor.root_gb and root_bytes < image.size:
         raise nova_exception.FlavorDiskSmallerThanImage(
@@ -97,6 +135,7 @@ def spawn(session, context, cluster, instance, image_id,
     extra = instance_disks.extra_disk_sizes(flavor, block_device_info)
     state = cluster_mod.read_state(session, [cluster])[0]
     check_fit(state, flavor)
+    check_specs(session, cluster, flavor, specs, state)
     # Room for the instance's disks and, if not cached yet, the image.
     datastore = choose_datastore(
         state, max(root_bytes, image.size) + image.size +
@@ -108,7 +147,7 @@ def spawn(session, context, cluster, instance, image_id,
     controller = vm_spec.bus_controller(plan.bus, plan.adapter)
     spec = vm_spec.create_spec(
         instance, flavor, datastore.name, [controller] if controller else [],
-        guest_id=image.properties.get('vmware_ostype'))
+        specs)
     try:
         created = vm.create(session, cluster, spec)
     except RESOURCE_FAULTS as e:
@@ -132,6 +171,7 @@ def spawn(session, context, cluster, instance, image_id,
         network.plug_at_spawn(session, cluster, created, network_info,
                               plan.vif_model)
         consoles.add_serial_port_at_spawn(session, created)
+        vm.tune(session, created, specs)
         drs_rules.on_spawn(session, context, cluster, instance)
         if power_on:
             power.power_on(session, created)

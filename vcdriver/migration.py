@@ -42,6 +42,8 @@ from vcdriver import conf
 from vcdriver import datastore_layout as layout
 from vcdriver import devices
 from vcdriver import drs_rules
+from vcdriver import exception
+from vcdriver import extra_specs
 from vcdriver import lifecycle
 from vcdriver import power
 from vcdriver import vm
@@ -83,6 +85,11 @@ def migrate_disk_and_power_off(session, instance, vm_ref, flavor, timeout=0,
     """Source side: refuse or power off; the rest is done where the VM
     goes (it is one VM in one vCenter)."""
     check_resize(instance, instance.flavor, flavor)
+    try:
+        extra_specs.check_upgrade(lifecycle.instance_specs(instance, flavor),
+                                  hw_version(session, vm_ref))
+    except exception.InvalidSpec as e:
+        raise _refuse(instance, e.format_message()) from e
     how = power.power_off(session, vm_ref, timeout, retry_interval)
     LOG.info('Powered off (%s) for a migration to flavor %s', how,
              flavor.name, instance=instance)
@@ -100,15 +107,37 @@ def read_state(session, vm_ref):
     return json.loads(value) if value else None
 
 
-def _reconfigure(session, vm_ref, vcpus, memory_mb, state):
+def _reconfigure(session, vm_ref, vcpus, memory_mb, state, specs=None):
     """New vCPUs and memory (None: unchanged, as a running VM needs),
-    and the revert state (None: removed), in one ReconfigVM_Task."""
+    and the revert state (None: removed), in one ReconfigVM_Task; with
+    ``specs`` (extra_specs.ExtraSpecs) the flavor's settings too, of the
+    VM and its devices."""
     spec = vim.vm.ConfigSpec(extraConfig=vm_spec.extra_config(
         {STATE_KEY: json.dumps(state, sort_keys=True)
          if state is not None else ''}))
     if vcpus is not None:
         spec.numCPUs, spec.memoryMB = vcpus, memory_mb
-    virtual_machine.reconfigure(session, vm_ref, spec)
+    if specs is None:
+        virtual_machine.reconfigure(session, vm_ref, spec)
+    else:
+        vm.tune(session, vm_ref, specs, vm_spec.tune(spec, specs))
+
+
+def hw_version(session, vm_ref):
+    """The VM's hardware version (``vmx-<n>``)."""
+    return props.properties(session, [vm_ref], vim.VirtualMachine,
+                            ['config.version']).get(vm_ref, {}).get(
+                                'config.version')
+
+
+def _upgrade_to(session, vm_ref, specs, current, instance):
+    """The flavor's hardware version, if above the VM's (vSphere cannot
+    go down: a revert keeps an upgraded VM's version)."""
+    if (extra_specs.version_number(specs.hw_version) >
+            extra_specs.version_number(current)):
+        LOG.info('Upgrading the VM from hardware version %s to %s', current,
+                 specs.hw_version, instance=instance)
+        virtual_machine.upgrade(session, vm_ref, specs.hw_version)
 
 
 def root_disk(session, vm_ref, instance_uuid):
@@ -238,6 +267,10 @@ def finish_migration(session, context, clusters, dest, instance, migration,
     """Destination side: grow the root disk, move the VM to ``dest``,
     set the new vCPUs and memory, power on."""
     flavor, old = instance.flavor, instance.old_flavor or instance.flavor
+    # Checked before anything changes: the VM stays as it was.
+    specs = lifecycle.instance_specs(instance, flavor)
+    lifecycle.check_specs(session, dest, flavor, specs)
+    version = hw_version(session, vm_ref)
     state = {'node': migration.source_node, 'vcpus': old.vcpus,
              'memory_mb': old.memory_mb, 'disk': None}
     # A root disk of 0 GB (booted from a volume or an ISO without one)
@@ -247,7 +280,9 @@ def finish_migration(session, context, clusters, dest, instance, migration,
     # Saved before the VM moves, so a failure below can still be reverted.
     _reconfigure(session, vm_ref, old.vcpus, old.memory_mb, state)
     _move(session, context, clusters, vm_ref, dest, instance, flavor)
-    _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, state)
+    _upgrade_to(session, vm_ref, specs, version, instance)
+    _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, state,
+                 specs)
     LOG.info('Migrated to node %s with %d vCPU, %d MB, %d GB root disk',
              dest.nodename, flavor.vcpus, flavor.memory_mb, flavor.root_gb,
              instance=instance)
@@ -277,7 +312,8 @@ def finish_revert_migration(session, context, clusters, source, instance,
     if state and state.get('disk'):
         _restore_disk(session, source, vm_ref, instance,
                       state['disk'])
-    _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, None)
+    _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, None,
+                 lifecycle.instance_specs(instance, flavor))
     LOG.info('Resize reverted: back on node %s with %d vCPU, %d MB',
              source.nodename, flavor.vcpus, flavor.memory_mb,
              instance=instance)

@@ -27,7 +27,7 @@ STATE_REUSE_SECONDS = 5
 # (hw_disk_bus, hw_vif_model become required traits); image types come
 # from ``capabilities``, added by Nova itself.
 TRAITS = (
-    ['HW_ARCH_X86_64', 'COMPUTE_FIRMWARE_BIOS'] +
+    ['HW_ARCH_X86_64', 'COMPUTE_FIRMWARE_BIOS', 'COMPUTE_FIRMWARE_UEFI'] +
     ['COMPUTE_STORAGE_BUS_%s' % bus.upper() for bus in vm_spec.DISK_BUSES] +
     ['COMPUTE_NET_VIF_MODEL_%s' % model.upper()
      for model in sorted(vm_spec.VIF_MODELS)])

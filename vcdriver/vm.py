@@ -136,6 +136,16 @@ def attach_cdrom(session, vm, iso_path):
         deviceChange=[vm_spec.cdrom(-100, controller_key, unit, iso_path)]))
 
 
+def tune(session, vm, specs, spec=None):
+    """Give the VM's disks, NICs and video card what ``specs``
+    (extra_specs.ExtraSpecs) asks, in one reconfigure with ``spec`` (a
+    ConfigSpec of other changes) when given."""
+    spec = spec or vim.vm.ConfigSpec()
+    spec.deviceChange = list(spec.deviceChange) + vm_spec.tune_devices(
+        devices.Devices.read(session, vm), specs)
+    virtual_machine.reconfigure(session, vm, spec)
+
+
 def set_boot_disks(session, vm, disk_keys):
     """Boot from these disks, in order ([]: the default order)."""
     virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(

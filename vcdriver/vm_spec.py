@@ -136,11 +136,13 @@ def boot_order(disk_keys):
         for key in disk_keys])
 
 
-def create_spec(instance, flavor, datastore_name, devices, guest_id=None):
-    """ConfigSpec for CreateVM_Task; vCenter makes ``[ds] <uuid>/``."""
-    return vim.vm.ConfigSpec(
+def create_spec(instance, flavor, datastore_name, devices, specs):
+    """ConfigSpec for CreateVM_Task; vCenter makes ``[ds] <uuid>/``.
+    ``specs`` (extra_specs.ExtraSpecs): the hardware version and guest id
+    the VM is made with, and what ``tune`` sets."""
+    spec = vim.vm.ConfigSpec(
         name=vm_name(instance),
-        guestId=guest_id or DEFAULT_GUEST_ID,
+        guestId=specs.guest_id or DEFAULT_GUEST_ID,
         instanceUuid=instance.uuid,
         numCPUs=flavor.vcpus,
         memoryMB=flavor.memory_mb,
@@ -149,6 +151,74 @@ def create_spec(instance, flavor, datastore_name, devices, guest_id=None):
         extraConfig=[vim.option.OptionValue(key=INSTANCE_UUID_KEY,
                                             value=instance.uuid)],
         deviceChange=devices)
+    if specs.hw_version:
+        spec.version = specs.hw_version
+    return tune(spec, specs)
+
+
+def resource_allocation(allocation, cls=vim.ResourceAllocationInfo):
+    """An extra_specs.Allocation as vSphere's ``cls``: the VM's CPU and
+    memory (ResourceAllocationInfo), a disk's I/O
+    (StorageResourceManager.IOAllocationInfo) or a NIC's bandwidth
+    (VirtualEthernetCard.ResourceAllocation, whose shares are
+    ``share``). Always whole: a resize to a flavor without the specs puts
+    vSphere's defaults back."""
+    info = cls(limit=-1 if allocation.limit is None else allocation.limit,
+               reservation=allocation.reservation)
+    shares = vim.SharesInfo(level=allocation.shares_level,
+                            shares=allocation.shares)
+    if cls is vim.vm.device.VirtualEthernetCard.ResourceAllocation:
+        info.share = shares
+    else:
+        info.shares = shares
+    return info
+
+
+def tune(spec, specs):
+    """The VM-wide part of ``specs`` on a ConfigSpec (create, resize):
+    CPU and memory allocation, cores per socket, firmware and secure
+    boot."""
+    spec.cpuAllocation = resource_allocation(specs.cpu)
+    spec.memoryAllocation = resource_allocation(specs.memory)
+    spec.numCoresPerSocket = specs.cores_per_socket
+    if specs.firmware:
+        spec.firmware = specs.firmware
+    if specs.secure_boot is not None:
+        spec.bootOptions = vim.vm.BootOptions(
+            efiSecureBootEnabled=specs.secure_boot)
+    return spec
+
+
+def edit(device):
+    return vim.vm.device.VirtualDeviceSpec(
+        operation=vim.vm.device.VirtualDeviceSpec.Operation.edit,
+        device=device)
+
+
+def tune_devices(found, specs):
+    """Edits giving the devices of ``found`` (devices.Devices) the
+    per-device part of ``specs``: every disk of the instance its I/O
+    allocation (a volume's disk keeps Cinder's), every NIC its bandwidth,
+    the video card the image's RAM. Edits of the devices as they are,
+    so spawn and resize set them alike (and vCenter makes a new VM's
+    video card itself)."""
+    card = vim.vm.device.VirtualEthernetCard
+    changes = []
+    for disk_ in found.disks:
+        if not found.is_volume(disk_):
+            disk_.storageIOAllocation = resource_allocation(
+                specs.disk_io, vim.StorageResourceManager.IOAllocationInfo)
+            changes.append(edit(disk_))
+    for device in found.devices:
+        if isinstance(device, card):
+            device.resourceAllocation = resource_allocation(
+                specs.vif, card.ResourceAllocation)
+            changes.append(edit(device))
+        elif (isinstance(device, vim.vm.device.VirtualVideoCard) and
+              specs.video_ram_kb):
+            device.videoRamSizeInKB = specs.video_ram_kb
+            changes.append(edit(device))
+    return changes
 
 
 def import_spec(name, home, disk_path, size_bytes, adapter_type):

@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 from nova import exception as nova_exception
+from nova import objects
 from nova.objects import migrate_data as migrate_data_obj
 from pyVmomi import vim
 
@@ -15,14 +16,16 @@ from vcdriver import cluster as cluster_mod
 from vcdriver import devices
 from vcdriver import migration
 
+objects.register_all()
+
 VC = '97e5a44a-a3e1-4b0a-81fa-1eb9edfabec2'
 
 
 def flavor(name='f', vcpus=1, memory_mb=512, root_gb=1, ephemeral_gb=0,
-           swap=0):
-    return types.SimpleNamespace(name=name, vcpus=vcpus, memory_mb=memory_mb,
-                                 root_gb=root_gb, ephemeral_gb=ephemeral_gb,
-                                 swap=swap)
+           swap=0, extra_specs=None):
+    return objects.Flavor(name=name, vcpus=vcpus, memory_mb=memory_mb,
+                          root_gb=root_gb, ephemeral_gb=ephemeral_gb,
+                          swap=swap, extra_specs=extra_specs or {})
 
 
 def cluster(moid='domain-c7'):
@@ -41,7 +44,9 @@ def host(name, memory_mb=4096, vm_memory_mb=0, usable=True):
 
 
 INSTANCE = types.SimpleNamespace(uuid='i-1', flavor=flavor(),
-                                 node='domain-c7.%s' % VC)
+                                 node='domain-c7.%s' % VC,
+                                 image_meta=objects.ImageMeta.from_dict({}),
+                                 system_metadata={})
 
 
 def refusal(old, new):
@@ -74,10 +79,25 @@ def test_changed_ephemeral_or_swap_refused():
 
 def test_migrate_disk_and_power_off_refuses_before_powering_off():
     session, vm = mock.Mock(), mock.Mock()
-    with mock.patch.object(migration.power, 'power_off') as power_off:
+    with mock.patch.object(migration.power, 'power_off') as power_off, \
+            mock.patch.object(migration, 'hw_version',
+                              return_value='vmx-15'):
         with pytest.raises(nova_exception.InstanceFaultRollback):
             migration.migrate_disk_and_power_off(
                 session, INSTANCE, vm, flavor(swap=16, name='small'))
+        # A flavor whose extra spec vSphere cannot honour, before too.
+        with pytest.raises(nova_exception.InstanceFaultRollback) as e:
+            migration.migrate_disk_and_power_off(
+                session, INSTANCE, vm, flavor(extra_specs={
+                    'quota:cpu_shares_level': 'loud'}))
+        assert 'quota:cpu_shares_level=loud' in str(
+            e.value.inner_exception)
+        with pytest.raises(nova_exception.InstanceFaultRollback) as e:
+            migration.migrate_disk_and_power_off(
+                session, INSTANCE, vm, flavor(extra_specs={
+                    'vmware:hw_version': 'vmx-13'}))
+        assert "below the VM's hardware version vmx-15" in str(
+            e.value.inner_exception)
         power_off.assert_not_called()
         assert migration.migrate_disk_and_power_off(
             session, INSTANCE, vm, flavor(root_gb=2), 30, 5) == ''

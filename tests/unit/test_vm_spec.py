@@ -4,6 +4,7 @@ import pytest
 from nova import objects
 from pyVmomi import vim
 
+from vcdriver import extra_specs
 from vcdriver import vm_spec
 
 objects.register_all()
@@ -64,7 +65,7 @@ def test_vm_name_keeps_unicode(display):
 def test_create_spec_fields():
     devices = [vm_spec.scsi_controller('lsiLogic')]
     spec = vm_spec.create_spec(instance('db'), flavor(4, 8192), 'nfs0',
-                               devices)
+                               devices, extra_specs.ExtraSpecs())
     assert isinstance(spec, vim.vm.ConfigSpec)
     assert spec.name == 'db' + SUFFIX
     assert spec.instanceUuid == UUID
@@ -79,12 +80,14 @@ def test_create_spec_fields():
 
 def test_create_spec_guest_id():
     spec = vm_spec.create_spec(instance(), flavor(), 'ds', [],
-                               guest_id='ubuntu64Guest')
+                               extra_specs.ExtraSpecs(
+                                   guest_id='ubuntu64Guest'))
     assert spec.guestId == 'ubuntu64Guest'
 
 
 def test_create_spec_datastore_name_with_spaces():
-    spec = vm_spec.create_spec(instance(), flavor(), 'my datastore', [])
+    spec = vm_spec.create_spec(instance(), flavor(), 'my datastore', [],
+                               extra_specs.ExtraSpecs())
     assert spec.files.vmPathName == '[my datastore] %s/' % UUID
 
 

@@ -17,6 +17,12 @@ def relocate(session, vm, spec):
     session.wait_for_task(vm.RelocateVM_Task(spec))
 
 
+def upgrade(session, vm, version):
+    """UpgradeVM_Task: the VM's hardware version raised to ``version``
+    (``vmx-<n>``); the VM must be powered off."""
+    session.wait_for_task(vm.UpgradeVM_Task(version=version))
+
+
 def power_on(session, vm):
     """PowerOnVM_Task; InvalidPowerState if it is on already."""
     session.wait_for_task(vm.PowerOnVM_Task())
