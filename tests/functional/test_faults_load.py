@@ -18,6 +18,7 @@ import time
 
 from tests.functional import audit_helpers
 from tests.functional import conftest as functional_conftest
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
 LOG = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ STALL_TIMEOUT = 240.0
 SETTLE_CAP = 1200.0        # every server out of BUILD by then
 DELETE_CAP = 600.0
 MiB = 1024 * 1024
+
+
+# What each armed fault says when it fires: a SOAP fault's or failed
+# task's message, or the launcher's body of an injected HTTP error.
+INJECTED = ('(load test)', 'injected fault')
 
 
 def fault_plan(rng):
@@ -114,6 +120,19 @@ class TestFaultsUnderLoad(nova_harness.OwnVcsimTestCase):
                 last_progress, SETTLE_CAP)
             time.sleep(0.5)
 
+    def _assert_vm_matches(self, server):
+        """The ACTIVE server's VM: there, powered on, the flavor's size,
+        in the cluster of the server's node."""
+        vm = vcsim_view.vm_of(self.sim, server['id'])
+        self.assertIsNotNone(vm, 'ACTIVE server %s has no VM (seed %d)'
+                             % (server['id'], SEED))
+        node = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
+        self.assertEqual(
+            (node.split('.')[0], 'poweredOn', 1, 512),
+            (vm.runtime.host.parent._moId, vm.runtime.powerState,
+             vm.config.hardware.numCPU, vm.config.hardware.memoryMB),
+            'VM of ACTIVE server %s (seed %d)' % (server['id'], SEED))
+
     def _fail_if_stalled(self, what, left, total, started, last_progress,
                          cap):
         now = time.monotonic()
@@ -170,15 +189,40 @@ class TestFaultsUnderLoad(nova_harness.OwnVcsimTestCase):
                  len(by_status.get('ERROR', ())), booted, summary,
                  sum(r['hits'] for r in fired.values()
                      if r['kind'] == 'session_expiry')))
+        # Every fault armed fired, or the test did not test it.
+        self.assertEqual([], [r['kind'] + ':' + r.get(
+            'method', r.get('http_method', '')) for r in plan
+            if not fired[r['id']]['hits']],
+            'faults that never fired (seed %d)' % SEED)
+        self.assertGreater(sum(r['hits'] for r in fired.values()
+                               if r['kind'] == 'session_expiry'), 0,
+                           'the session expiry ended no session')
+        for s in by_status.get('ACTIVE', ()):
+            self._assert_vm_matches(s)
+        # A build attempt fails only for a fault that fired (the session
+        # expiry and the latencies must cost nothing), each fault fails
+        # one attempt at most, and every ERROR server had a failed
+        # attempt: Nova notifies instance.create.error for each failed
+        # attempt, with the exception the driver raised. Many failed
+        # attempts are retried away by Nova on the other node.
         failures = sum(fired[r['id']]['hits'] for r in plan
                        if r['kind'] != 'latency')
-        self.assertGreater(failures, 0,
-                           'no fault fired: the test tested nothing')
-        # A server fails only for a fault that fired (the session expiry
-        # and the latencies must cost nothing); many are retried away.
-        self.assertLessEqual(len(by_status.get('ERROR', ())), failures,
-                             'more servers failed than faults fired '
-                             '(seed %d)' % SEED)
+        errors = {}
+        for n in self.notifier.versioned_notifications:
+            if n['event_type'] == 'instance.create.error':
+                data = n['payload']['nova_object.data']
+                errors.setdefault(data['uuid'], []).append(
+                    data['fault']['nova_object.data']['exception_message'])
+        unarmed = [m for messages in errors.values() for m in messages
+                   if not any(i in m for i in INJECTED)]
+        self.assertEqual([], unarmed, 'build attempts failed for faults '
+                         'nobody armed (seed %d)' % SEED)
+        self.assertLessEqual(sum(map(len, errors.values())), failures,
+                             'more build attempts failed than faults '
+                             'fired (seed %d)' % SEED)
+        self.assertEqual(set(), {s['id'] for s in by_status.get('ERROR', ())}
+                         - set(errors), 'ERROR servers without a failed '
+                         'build attempt (seed %d)' % SEED)
 
         # Every delete succeeds: all cast at once, then each one gone.
         for server_id in ids:
