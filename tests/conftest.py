@@ -29,6 +29,13 @@ TOKEN_RE = re.compile(r'[\w-]+')
 SESSION_MOREF_RE = re.compile(r'session\[[\w-]+\]')
 
 
+def secrets_in(text):
+    """The passwords, cookie name and session ids ``text`` holds."""
+    found = {s for s in vcsim_harness.SECRETS | {COOKIE_NAME} if s in text}
+    return found | SESSION_IDS.intersection(
+        TOKEN_RE.findall(SESSION_MOREF_RE.sub('', text)))
+
+
 class SecretScan:
     """Sees every log record of the run, DEBUG included, and the output of
     every process the tests start (tests/harness/process_logs.py): the
@@ -60,13 +67,9 @@ class SecretScan:
 
     def scan(self, where, text):
         """Note each line of ``text`` that holds a secret."""
-        found = {s for s in vcsim_harness.SECRETS | {COOKIE_NAME}
-                 if s in text}
-        found |= SESSION_IDS.intersection(
-            TOKEN_RE.findall(SESSION_MOREF_RE.sub('', text)))
-        for line in text.splitlines() if found else ():
+        for line in text.splitlines() if secrets_in(text) else ():
             shown = line
-            for secret in found:
+            for secret in secrets_in(line):
                 shown = shown.replace(secret, '<SECRET>')
             if shown != line:
                 self.leaks.append('%s: %s' % (where, shown[:300]))
