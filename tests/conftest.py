@@ -107,6 +107,31 @@ def session_ids():
     stub.SetSessionId = set_session_id
 
 
+# The end of a testtools detail (Nova's tests attach the whole log of the
+# test as one) and the traceback that follows the last of them.
+_AFTER_DETAILS = re.compile(
+    r'\}\}\}\n+(?=Traceback \(most recent call last\))')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failure of one of Nova's testtools tests reads traceback first:
+    its report is the test's whole log and then the traceback, and a CI
+    page that shows only the head and tail of a long report loses it."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or call.excinfo is None:
+        return
+    text = str(report.longrepr)
+    ends = list(_AFTER_DETAILS.finditer(text))
+    if ends:
+        at = ends[-1].end()
+        traceback = text[at:].strip()
+        # First line: the exception, as pytest's short summary shows it.
+        report.longrepr = "%s\n%s\n--- the test's log ---\n%s" % (
+            traceback.splitlines()[-1], traceback, text[:at])
+
+
 def pytest_sessionfinish(session, exitstatus):
     if SECRET_SCAN.leaks and session.exitstatus == 0:
         session.exitstatus = 1
