@@ -7,8 +7,9 @@ behind Nova's back: Nova records it (task state, instance action,
 notifications) and calls the driver's reboot, a ResetVM_Task, or a
 power-on of a VM found off (``power.reboot``). Nova's ends are the
 operator's: the server running again, or, for an instance whose VM is
-gone from vCenter, in ERROR with the reason as its fault, rather than
-left rebooting for ever. One instance's refusal stops no other.
+gone from vCenter, in ERROR (the reason in the reboot's instance action
+event and the compute's log), rather than left rebooting for ever and
+tried again at every period. One instance's refusal stops no other.
 """
 
 from nova import context as nova_context
