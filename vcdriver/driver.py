@@ -18,6 +18,7 @@ from vcdriver import consoles
 from vcdriver import diagnostics
 from vcdriver import drs_rules
 from vcdriver import host as host_mod
+from vcdriver import hung_reboots
 from vcdriver import lifecycle
 from vcdriver import migration
 from vcdriver import network
@@ -205,6 +206,9 @@ class VMwareVCDriver(driver.ComputeDriver):
             % props.moid(cluster_ref),
             instance.node, expected.name, instance.node, instance=instance)
 
+    def prepare_for_spawn(self, instance):
+        lifecycle.prepare_for_spawn(instance)
+
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
@@ -257,6 +261,9 @@ class VMwareVCDriver(driver.ComputeDriver):
                            soft=reboot_type == 'SOFT',
                            timeout=CONF.vcdriver.soft_reboot_timeout)
         LOG.info('Rebooted (%s)', how, instance=instance)
+
+    def poll_rebooting_instances(self, timeout, instances):
+        hung_reboots.hard_reboot(instances, timeout)
 
     def snapshot(self, context, instance, image_id, update_task_state):
         snapshot_mod.snapshot(self._session, context, instance,
@@ -439,6 +446,10 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def detach_interface(self, context, instance, vif):
         network.detach(self._session, self._vm(instance), vif)
+
+    def inject_network_info(self, instance, nw_info):
+        network.inject_network_info(self._session, self._vm(instance),
+                                    nw_info)
 
     def get_vnc_console(self, context, instance):
         return consoles.vnc_console(self._session, self._vm(instance))

@@ -88,6 +88,20 @@ def instance_specs(instance, flavor):
     return extra_specs_of(flavor, instance.image_meta, image['properties'])
 
 
+def prepare_for_spawn(instance):
+    """Refuse a flavor or image no VM can have (``extra_specs.parse``:
+    memory vSphere cannot size, a bad spec or property) before Nova makes
+    the build's volumes and before vCenter is asked anything. The build
+    ends at once with the reason, not rescheduled: every cluster would
+    refuse it alike. Spawn parses again, and checks what needs the
+    cluster's hosts."""
+    try:
+        instance_specs(instance, instance.flavor)
+    except nova_exception.Invalid as e:
+        raise nova_exception.InstanceUnacceptable(
+            instance_id=instance.uuid, reason=e.format_message()) from e
+
+
 def check_specs(session, cluster, flavor, specs, state=None):
     """Refuse what the cluster's hosts cannot give the VM
     (extra_specs.check_cluster); vCenter is read only for specs that

@@ -5,9 +5,14 @@ What the VIF names is looked up in one PropertyCollector read of the
 datacenter's networks and switches, whatever their number. Each NIC has
 Neutron's MAC and carries the port id in extraConfig
 (``nvp.iface-id.<n>``, as in-tree) so detach finds it again.
+
+``inject_network_info`` writes the ports' IPv4 settings into the VM's
+extraConfig ``machine.id`` in the in-tree driver's format, which guest
+scripts read through VMware Tools to configure the NICs.
 """
 
 import dataclasses
+import ipaddress
 
 from nova import exception as nova_exception
 from oslo_log import log as logging
@@ -201,3 +206,35 @@ def detach(session, vm, vif):
         spec.extraConfig = vm_spec.extra_config(
             {vm_spec.IFACE_ID_KEY % index: ''})
     virtual_machine.reconfigure(session, vm, spec)
+
+
+def machine_id(network_info):
+    """The ``machine.id`` value for Nova's network info: per port
+    ``mac;ip;netmask;gateway;broadcast;dns#`` from its first IPv4 subnet
+    (its first address and DNS server; empty fields where it has none),
+    as the in-tree driver writes it for the guest scripts that read it.
+    """
+    entries = []
+    for vif in network_info or ():
+        subnet = next((s for s in vif['network']['subnets']
+                       if s['version'] == 4), None)
+        fields = [vif['address']] + [''] * 5
+        if subnet is not None:
+            net = ipaddress.ip_network(subnet['cidr'], strict=False)
+            ips, dns = subnet['ips'], subnet['dns']
+            gateway = subnet.get('gateway') or {}
+            fields[1:] = [ips[0]['address'] if ips else '',
+                          str(net.netmask), gateway.get('address') or '',
+                          str(net.broadcast_address),
+                          dns[0]['address'] if dns else '']
+        entries.append(';'.join(fields) + '#')
+    return ''.join(entries)
+
+
+def inject_network_info(session, vm, network_info):
+    """Set the VM's ``machine.id`` to its ports' settings now (emptied,
+    i.e. removed, when it has no port); running or not, the guest reads
+    it when its scripts next look."""
+    virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
+        extraConfig=vm_spec.extra_config(
+            {vm_spec.MACHINE_ID_KEY: machine_id(network_info)})))

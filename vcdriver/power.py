@@ -73,7 +73,7 @@ def reboot(session, vm_ref, soft, timeout):
     """Soft reboot through VMware Tools (RebootGuest); a hard reset when
     Tools do not run, refuse, or the guest has not gone down to reboot
     within ``timeout`` s (Tools stop running while it reboots). Returns
-    'soft' or 'hard'.
+    'soft', 'hard' or 'powered on' (``_reset``).
     """
     if soft:
         with watch.PropertyWatch(session, vm_ref, vim.VirtualMachine,
@@ -91,8 +91,22 @@ def reboot(session, vm_ref, soft, timeout):
             elif not running:
                 LOG.info('VMware Tools not running in %s: hard reset '
                          'instead of a soft reboot', props.moid(vm_ref))
-    virtual_machine.reset(session, vm_ref)
-    return 'hard'
+    return _reset(session, vm_ref)
+
+
+def _reset(session, vm_ref):
+    """ResetVM_Task; a VM that is not running (vSphere resets only a
+    running one) is powered on instead: Nova's hard reboot of a stopped
+    server, or of one whose VM was stopped behind its back, ends with it
+    running. Returns 'hard' or 'powered on'."""
+    try:
+        virtual_machine.reset(session, vm_ref)
+        return 'hard'
+    except vim.fault.InvalidPowerState:
+        LOG.info('%s is not running: powering it on instead of a reset',
+                 props.moid(vm_ref))
+    power_on(session, vm_ref)
+    return 'powered on'
 
 
 def _reboot_guest(session, vm_ref):

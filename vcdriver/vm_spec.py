@@ -278,6 +278,9 @@ def rdm_disk(key, controller_key, unit_number, device_name, lun_uuid,
 # extraConfig key of the Neutron port behind the NIC at that index, as
 # in-tree sets it: NSX finds the port by it, and detach finds the NIC.
 IFACE_ID_KEY = 'nvp.iface-id.%d'
+# The guest's network settings for VMware Tools to read (``vmtoolsd
+# --cmd machine.id.get``), in-tree's key and format (network.machine_id).
+MACHINE_ID_KEY = 'machine.id'
 
 
 def standard_network_backing(port_group):

@@ -9,10 +9,13 @@ and its hosts' CPUs run at a fixed MHz; a CreateVM_Task's video card is
 its own (the driver edits the card afterwards, as on vCenter).
 """
 
+from unittest import mock
+
 from pyVmomi import vim
 
 from tests.functional import vcsim_view
 from tests.functional.test_resize import ResizeTestBase
+from vcdriver import lifecycle
 
 
 def quota(resource, limit, reservation, level, share=None):
@@ -199,8 +202,6 @@ class TestInvalidSpecs(ResizeTestBase):
                  {'quota:vif_shares_level': 'custom'}, 512,
                  'quota:vif_shares_level=custom: needs the number of '
                  'shares'),
-                ('memory-granule', {}, 510,
-                 'memory_mb=510: vSphere needs a multiple of 4 MB'),
                 ('hw-version-unknown', {'vmware:hw_version': 'vmx-99'}, 512,
                  'vmware:hw_version=vmx-99: no host of the cluster runs it '
                  '(they run up to vmx-21)'),
@@ -209,6 +210,26 @@ class TestInvalidSpecs(ResizeTestBase):
             with self.subTest(name):
                 self._assert_refused(
                     image, self._flavor(name, specs, memory_mb), message)
+
+    def test_memory_not_in_4_mb_fails_in_prepare_for_spawn(self):
+        """Nova's early driver check refuses it: the build is aborted
+        (InstanceUnacceptable, not rescheduled), naming the value, before
+        block devices are mapped or the spawn asks vCenter anything."""
+        flavor = self._flavor('memory-granule', {}, 510)
+        before = self.datastore_files()
+        with mock.patch.object(lifecycle, 'spawn',
+                               wraps=lifecycle.spawn) as spawn:
+            server = self.boot(self.image['id'], flavor_id=flavor,
+                               expected='ERROR', node=self.c0)
+        spawn.assert_not_called()
+        self.assertEqual(
+            'Build of instance %s aborted: Instance %s is unacceptable: '
+            'memory_mb=510: vSphere needs a multiple of 4 MB'
+            % (server['id'], server['id']), server['fault']['message'])
+        self.assertIsNone(vcsim_view.vm_of(self.vcsim, server['id']))
+        self.assertEqual(before, self.datastore_files(),
+                         'files left on the datastore')
+        self._delete_server(server)
 
     def test_invalid_image_properties_fail_the_build_before_any_vm(self):
         flavor = self._flavor('video-max', {'hw_video:ram_max_mb': '16'})

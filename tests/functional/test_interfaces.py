@@ -141,6 +141,37 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
                                           'nvp.iface-id.'))
         self._delete_server(server)
 
+    def test_inject_network_info_writes_machine_id(self):
+        """Nova's injectNetworkInfo (an admin action, also what a fixed
+        IP's addition or removal calls) writes the ports' IPv4 settings
+        into extraConfig ``machine.id``, in-tree's format, for the guest's
+        scripts to read through VMware Tools."""
+        first = self.neutron_port('ovs', bridge_name='VM Network')
+        server = self.boot(self.image['id'],
+                           networks=[{'port': first['id']}])
+        self.assertIsNone(vcsim_view.extra_config(
+            self.vcsim, server['id'], 'machine.id'))
+        self.api.post_server_action(server['id'],
+                                    {'injectNetworkInfo': None})
+        # The Neutron fixture's subnet: 192.168.1.1/24, gateway .1, no DNS.
+        settings = '%s;%s;255.255.255.0;192.168.1.1;192.168.1.255;#'
+        expected = settings % (first['mac_address'],
+                               first['fixed_ips'][0]['ip_address'])
+        self.assertEqual(expected, vcsim_view.extra_config(
+            self.vcsim, server['id'], 'machine.id'))
+        # Another port, then injected again: both, in the server's order.
+        second = self.neutron_port('dvs', dvs_port_group_name='DC0_DVPG0')
+        self.neutron._ports[second['id']]['fixed_ips'] = [
+            dict(first['fixed_ips'][0], ip_address='192.168.1.77')]
+        self.api.attach_interface(server['id'], {'interfaceAttachment': {
+            'port_id': second['id']}})
+        self.api.post_server_action(server['id'],
+                                    {'injectNetworkInfo': None})
+        self.assertEqual(
+            expected + settings % (second['mac_address'], '192.168.1.77'),
+            vcsim_view.extra_config(self.vcsim, server['id'], 'machine.id'))
+        self._delete_server(server)
+
     def test_unknown_port_group_fails_the_boot(self):
         port = self.neutron_port('ovs', bridge_name='no-such-pg')
         server = self.boot(self.image['id'], expected='ERROR',

@@ -11,9 +11,12 @@ vCenter's side is read after each step with the test's own session.
 """
 
 import json
+import time
 import urllib.request
+from unittest import mock
 
 import pytest
+from nova import context as nova_context
 from nova.tests.functional.api import client as api_client
 
 from tests.functional import vcsim_view
@@ -129,6 +132,56 @@ class TestPowerAndState(nova_harness.VcdriverTestCase):
         self.assertEqual(0, self._guest(server).get('rebootGuest', 0))
         self.assertNotEqual(booted, self._boot_time(server))
         self._delete_server(server)
+
+    def test_reboots_stuck_past_reboot_timeout_are_hard_rebooted(self):
+        """Nova's periodic hands the driver the instances stuck rebooting
+        longer than [DEFAULT] reboot_timeout, here three whose reboot
+        request was lost on its way to the compute. Each is hard rebooted
+        through Nova: a running VM is reset, one powered off behind Nova's
+        back is powered on, one whose VM is gone ends in ERROR; the
+        failure stops neither of the others."""
+        servers = [self.boot(self.image['id']) for _ in range(3)]
+        running, off, gone = servers
+        booted = self._boot_time(running)
+        with mock.patch('nova.compute.rpcapi.ComputeAPI.reboot_instance'):
+            for server in servers:
+                self.api.post_server_action(server['id'],
+                                            {'reboot': {'type': 'SOFT'}})
+        for server in servers:
+            self._wait_for_server_parameter(
+                server, {'status': 'REBOOT',
+                         'OS-EXT-STS:task_state': 'rebooting'})
+        vcsim_harness.wait_task(
+            vcsim_view.vm_of(self.vcsim, off['id']).PowerOffVM_Task())
+        vcsim_view.destroy_vm(vcsim_view.vm_of(self.vcsim, gone['id']))
+        self.flags(reboot_timeout=1)
+        time.sleep(2)
+        self.compute.manager._poll_rebooting_instances(
+            nova_context.get_admin_context())
+
+        for server in (running, off):
+            self._wait_for_server_parameter(
+                server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
+            self.assertEqual('poweredOn', self._power(server))
+            self._wait_for_instance_action_event(
+                server, 'reboot', 'compute_reboot_instance', 'Success')
+        self.assertNotEqual(booted, self._boot_time(running),
+                            'the VM was not reset')
+        self.assertEqual(0, self._guest(running).get('rebootGuest', 0))
+        # Nova records no fault for InstanceNotFound: the reason is in the
+        # instance action's event and the compute's log.
+        gone = self._wait_for_server_parameter(
+            gone, {'status': 'ERROR', 'OS-EXT-STS:task_state': None},
+            wait_for_fault_key=False)
+        self._wait_for_instance_action_event(
+            gone, 'reboot', 'compute_reboot_instance', 'Error')
+        log = self.stdlog.logger.output
+        self.assertIn('Cannot reboot instance: Instance %s could not be '
+                      'found' % gone['id'], log)
+        self.assertIn('3 instance(s) stuck rebooting for more than 1 s', log)
+        self.assertEqual(3, log.count('Stuck in task state rebooting since'))
+        for server in (running, off, gone):
+            self._delete_server(server)
 
     def test_resume_state_on_host_boot(self):
         self.flags(resume_guests_state_on_host_boot=True)

@@ -201,3 +201,51 @@ def test_tune_devices_edits_disks_nics_and_video_card():
     assert (nic.resourceAllocation.reservation,
             nic.resourceAllocation.share.level) == (10, 'normal')
     assert video.videoRamSizeInKB == 16 * 1024
+
+
+def spawning(memory_mb=512, specs=None, image_properties=None):
+    """An instance as Nova hands it to prepare_for_spawn: its image's
+    properties in its system metadata (``image_<name>``)."""
+    from nova import objects
+    objects.register_all()
+    image_properties = image_properties or {}
+    return types.SimpleNamespace(
+        uuid='7f2a3c1e-0000-4000-8000-000000000001',
+        flavor=objects.Flavor(vcpus=1, memory_mb=memory_mb,
+                              extra_specs=specs or {}),
+        image_meta=objects.ImageMeta.from_dict(
+            {'properties': image_properties}),
+        system_metadata={'image_%s' % k: v
+                         for k, v in image_properties.items()})
+
+
+def test_prepare_for_spawn_refuses_memory_vsphere_cannot_size():
+    """The 4 MB rule of parse, early: Nova aborts the build with the
+    reason before volumes or vCenter (prepare_for_spawn has no session)."""
+    from nova import exception as nova_exception
+
+    from vcdriver import lifecycle
+    with pytest.raises(nova_exception.InstanceUnacceptable) as e:
+        lifecycle.prepare_for_spawn(spawning(memory_mb=510))
+    assert e.value.format_message() == (
+        'Instance 7f2a3c1e-0000-4000-8000-000000000001 is unacceptable: '
+        'memory_mb=510: vSphere needs a multiple of 4 MB')
+    lifecycle.prepare_for_spawn(spawning(memory_mb=512))
+
+
+def test_prepare_for_spawn_refuses_any_invalid_spec_or_property():
+    from nova import exception as nova_exception
+
+    from vcdriver import lifecycle
+    for instance, named in [
+            (spawning(specs={'quota:cpu_shares_level': 'loud'}),
+             'quota:cpu_shares_level=loud'),
+            (spawning(specs={'hw_video:ram_max_mb': '16'},
+                      image_properties={'hw_video_ram': '32'}),
+             'hw_video_ram=32')]:
+        with pytest.raises(nova_exception.InstanceUnacceptable) as e:
+            lifecycle.prepare_for_spawn(instance)
+        assert named in e.value.format_message()
+    lifecycle.prepare_for_spawn(spawning(
+        specs={'hw_video:ram_max_mb': '32'},
+        image_properties={'hw_video_ram': '32'}))

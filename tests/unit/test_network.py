@@ -120,3 +120,58 @@ def test_find_nic_by_port_then_mac():
     assert network.find_nic(
         devices, vif(port='port-2', mac='fa:16:3e:00:00:02')) is second
     assert network.find_nic(devices, vif(port='p3', mac='00:00')) is None
+
+
+def nova_vif(mac, *subnets):
+    from nova.network import model
+    return model.VIF(id='port-' + mac[-2:], address=mac,
+                     network=model.Network(subnets=list(subnets)))
+
+
+def subnet(cidr, ips=(), gateway=None, dns=(), version=4):
+    from nova.network import model
+    return model.Subnet(
+        cidr=cidr, version=version,
+        ips=[model.FixedIP(address=a) for a in ips],
+        gateway=model.IP(address=gateway) if gateway else None,
+        dns=[model.IP(address=a) for a in dns])
+
+
+def test_machine_id_has_each_ports_ipv4_settings_in_in_trees_format():
+    info = [
+        nova_vif('fa:16:3e:00:00:01',
+                 subnet('2001:db8::/64', ['2001:db8::5'], version=6),
+                 subnet('192.168.1.0/24', ['192.168.1.30', '192.168.1.31'],
+                        '192.168.1.1', ['10.0.0.53', '10.0.0.54'])),
+        # No IPv4 (or no subnet at all): its MAC alone.
+        nova_vif('fa:16:3e:00:00:02',
+                 subnet('2001:db8:1::/64', ['2001:db8:1::5'], version=6)),
+        # A subnet without gateway or DNS: those fields empty.
+        nova_vif('fa:16:3e:00:00:03', subnet('10.1.0.0/16', ['10.1.2.3']))]
+    assert network.machine_id(info) == (
+        'fa:16:3e:00:00:01;192.168.1.30;255.255.255.0;192.168.1.1;'
+        '192.168.1.255;10.0.0.53#'
+        'fa:16:3e:00:00:02;;;;;#'
+        'fa:16:3e:00:00:03;10.1.2.3;255.255.0.0;;10.1.255.255;#')
+    assert network.machine_id([]) == ''
+
+
+def test_inject_network_info_sets_machine_id_in_one_reconfigure():
+    from tests.unit import fake_vim
+    stub = fake_vim.FakeStub(
+        ReconfigVM_Task=lambda mo, spec: vim.Task('task-1', stub))
+    session = fake_vim.session(stub)
+    session.wait_for_task = lambda task: None
+    vm = vim.VirtualMachine('vm-1', stub)
+    info = [nova_vif('fa:16:3e:00:00:03', subnet('10.1.0.0/16',
+                                                 ['10.1.2.3']))]
+    network.inject_network_info(session, vm, info)
+    [(name, moid, [spec])] = stub.calls
+    assert (name, moid) == ('ReconfigVM_Task', 'vm-1')
+    assert [(o.key, o.value) for o in spec.extraConfig] == [
+        ('machine.id', network.machine_id(info))]
+    assert not spec.deviceChange
+    # No port left: the key is emptied, which removes it.
+    network.inject_network_info(session, vm, [])
+    assert [(o.key, o.value) for o in stub.calls[-1][2][0].extraConfig] == [
+        ('machine.id', '')]

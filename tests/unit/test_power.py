@@ -175,3 +175,19 @@ def test_host_uptime_from_the_hosts_boot_times():
     text = host.uptime(session, [types.SimpleNamespace(ref=cluster)])
     assert text == ('22:13:20 up 3 days, 5:01, 2 of 3 hosts up (the latest '
                     'booted up 0 days, 2:00)')
+
+
+@pytest.mark.parametrize('state', ['poweredOff', 'suspended'])
+def test_hard_reboot_powers_on_a_vm_that_is_not_running(state):
+    """vSphere resets only a running VM; Nova's hard reboot of a stopped
+    server (or of one stuck rebooting whose VM went off) expects it to
+    run afterwards."""
+    guest = Guest({'runtime.powerState': state})
+
+    def refuse(mo):
+        raise vim.fault.InvalidPowerState(existingState=state)
+    guest.stub.handlers['ResetVM_Task'] = refuse
+    guest.stub.handlers['PowerOnVM_Task'] = (
+        lambda mo, host: vim.Task('task-on', guest.stub))
+    assert guest.run(power.reboot, False, 120) == 'powered on'
+    assert guest.calls() == ['ResetVM_Task', 'PowerOnVM_Task']
