@@ -48,6 +48,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 
@@ -433,24 +434,26 @@ func definedProfile(specs []types.BaseVirtualMachineProfileSpec) string {
 	return ""
 }
 
-// vmxPath is where vcsim puts a new VM's .vmx: the path given, or
-// "<name>/<name>.vmx" on a datastore given alone.
+// vmxPath is where vcsim puts a new VM's .vmx: the path given, else
+// "<name>.vmx" in the folder given, or in a folder "<name>" on a
+// datastore given alone (vcsim renames a folder that exists already:
+// such a VM's home is not found).
 func vmxPath(files *types.VirtualMachineFileInfo, name string) string {
 	if files == nil {
 		return ""
 	}
-	var path object.DatastorePath
-	if !path.FromString(files.VmPathName) {
+	var vmx object.DatastorePath
+	if !vmx.FromString(files.VmPathName) {
 		return ""
 	}
-	if path.Path == "" || !strings.HasSuffix(path.Path, ".vmx") {
-		path.Path = strings.TrimSuffix(path.Path, "/")
-		if path.Path != "" {
-			path.Path += "/"
+	if path.Ext(vmx.Path) != ".vmx" {
+		dir := strings.TrimSuffix(vmx.Path, "/")
+		if dir == "" {
+			dir = name
 		}
-		path.Path += name + "/" + name + ".vmx"
+		vmx.Path = path.Join(dir, name+".vmx")
 	}
-	return path.String()
+	return vmx.String()
 }
 
 // pbmAssociations answers which profile a VM home or disk has.

@@ -148,7 +148,7 @@ func TestStoragePolicyAssociationsOfHomeAndDisks(t *testing.T) {
 	profile := []types.BaseVirtualMachineProfileSpec{&types.VirtualMachineDefinedProfileSpec{ProfileId: id.UniqueId}}
 	spec := types.VirtualMachineConfigSpec{
 		Name: "policed", GuestId: "otherGuest", NumCPUs: 1, MemoryMB: 64,
-		Files:     &types.VirtualMachineFileInfo{VmPathName: "[nfs0] policed/policed.vmx"},
+		Files:     &types.VirtualMachineFileInfo{VmPathName: "[nfs0] policed/"},
 		VmProfile: profile,
 	}
 	task, err := folder.CreateVM(ctx, spec, pool, nil)
