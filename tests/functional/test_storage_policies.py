@@ -12,8 +12,16 @@ launcher keeps (tools/vcsim/storage_policies.go); vSAN's default policy
 asks for a storage provider the simulator has none of.
 """
 
+import json
+import os
+import subprocess
+import sys
+
+import fixtures
+
 from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
+from tests.harness import process_logs
 
 
 class TestStoragePolicies(nova_harness.OwnVcsimTestCase):
@@ -119,3 +127,57 @@ class TestStoragePolicies(nova_harness.OwnVcsimTestCase):
             'vmware:storage_policy=gold: no datastore of cluster DC0_C0 '
             'satisfies this storage policy (nfs0: Datastore nfs0 does not '
             'satisfy policy gold: no tag gold of category tier; nfs1: ')
+
+    def _check(self, tmp, fmt='json', **vmware):
+        """``vcdriver check`` run as a command on a nova.conf for this
+        vCenter, with these ``[vmware]`` options."""
+        options = dict(host_ip=self.sim.host, host_port=self.sim.port,
+                       host_username=self.sim.username,
+                       host_password=self.sim.password,
+                       cluster_name='DC0_C0', **vmware)
+        path = os.path.join(tmp, 'nova.conf')
+        with open(path, 'w') as f:
+            f.write('[vmware]\n%s[vcdriver]\nvcenter_protocol = http\n' % ''
+                    .join('%s = %s\n' % kv for kv in options.items()))
+        env = dict(os.environ, OS_NOVA_DISABLE_EVENTLET_PATCHING='true')
+        result = subprocess.run(
+            [sys.executable, '-m', 'vcdriver', 'check', '--config-file',
+             path, '--format', fmt], env=env, capture_output=True,
+            text=True, timeout=120)
+        process_logs.finished('python -m vcdriver check',
+                              result.stdout + result.stderr)
+        return result
+
+    def test_check_lists_policies_and_compatible_datastores(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        result = self._check(tmp, pbm_enabled='true',
+                             pbm_default_policy='silver')
+        self.assertEqual(0, result.returncode, result.stdout + result.stderr)
+        data = json.loads(result.stdout)
+        policies = {p['name']: p for p in
+                    data['clusters'][0]['storage_policies']}
+        self.assertEqual(['nfs0'], policies['gold']['datastores'])
+        self.assertEqual(['nfs1'], policies['silver']['datastores'])
+        self.assertTrue(policies['silver']['default'])
+        self.assertEqual([], policies['vSAN Default Storage Policy']
+                         ['datastores'])
+
+        table = self._check(tmp, fmt='table', pbm_enabled='true',
+                            pbm_default_policy='silver').stdout
+        self.assertIn('STORAGE POLICY', table)
+        self.assertRegex(table, r'silver \(default\)\s+nfs1\s+nfs1')
+        self.assertRegex(table, r'gold\s+nfs0\s+nfs0')
+
+        # A default no datastore satisfies, and one vCenter lacks.
+        self.sim.set_storage_tags('nfs1', {})
+        result = self._check(tmp, pbm_enabled='true',
+                             pbm_default_policy='silver')
+        self.assertEqual(2, result.returncode, result.stdout)
+        self.assertIn("[vmware] pbm_default_policy 'silver': no usable "
+                      'datastore of cluster DC0_C0 satisfies it',
+                      result.stdout)
+        result = self._check(tmp, pbm_enabled='true',
+                             pbm_default_policy='platinum')
+        self.assertEqual(2, result.returncode, result.stdout)
+        self.assertIn("[vmware] pbm_default_policy 'platinum': vCenter has "
+                      'no storage policy of that name', result.stdout)
