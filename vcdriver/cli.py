@@ -35,6 +35,7 @@ from vcdriver import conf
 from vcdriver import datastore_layout as layout
 from vcdriver import exception
 from vcdriver import node
+from vcdriver import storage_policy
 from vcdriver.cli_render import age
 from vcdriver.cli_render import render_check
 from vcdriver.cli_render import table
@@ -172,6 +173,48 @@ def check_cluster(cluster, state, config, regex, problems):
     return out
 
 
+def check_storage_policies(session, clusters, states, regex, problems):
+    """{cluster name: [{name, default, datastores, usable}]}: each of
+    vCenter's storage policies with the datastores of each cluster that
+    satisfy it (``usable``: of those, the ones a spawn may take), one
+    PBM call per policy for all clusters. With ``[vmware] pbm_enabled``
+    off it is for information only: a failure is no problem then."""
+    enabled = CONF.vmware.pbm_enabled
+    default = CONF.vmware.pbm_default_policy if enabled else None
+    datastores = list({d.ref: d for s in states
+                       for d in s.datastores}.values())
+    try:
+        known = storage_policy.policies(session)
+        compatible = {name: {d.ref for d in storage_policy.compatibility(
+            session, storage_policy.Policy(name, pid), datastores)[0]}
+            for name, pid in known.items()}
+    except Exception as e:  # no PBM endpoint, faults
+        if enabled:
+            problem(problems, ERROR, 'storage policies (SPBM) cannot be '
+                    'read: %s: %s' % (type(e).__name__, e))
+        return {}
+    if default and default not in known:
+        problem(problems, ERROR, '[vmware] pbm_default_policy %r: vCenter '
+                'has no storage policy of that name (its policies: %s)' % (
+                    default, ', '.join(sorted(known)) or 'none'))
+    found = {}
+    for cluster, state in zip(clusters, states, strict=True):
+        rows = found[cluster.name] = []
+        for name in sorted(known):
+            good = [d for d in state.datastores if d.ref in compatible[name]]
+            rows.append({'name': name, 'default': name == default,
+                         'datastores': [d.name for d in good],
+                         'usable': [d.name for d in good
+                                    if regex is not False and
+                                    d.usable(regex or None)]})
+            if name == default and not rows[-1]['usable']:
+                problem(problems, ERROR, '[vmware] pbm_default_policy %r: '
+                        'no usable datastore of cluster %s satisfies it '
+                        '(compatible: %s)' % (name, cluster.name, ', '.join(
+                            rows[-1]['datastores']) or 'none'))
+    return found
+
+
 def cmd_check(problems, _args=None):
     regex = CONF.vmware.datastore_regex
     try:
@@ -191,6 +234,11 @@ def cmd_check(problems, _args=None):
             data['clusters'] = [check_cluster(
                 c, s, configs.get(c.ref, {}).get('configurationEx'), regex,
                 problems) for c, s in zip(clusters, states, strict=True)]
+            data['pbm_enabled'] = CONF.vmware.pbm_enabled
+            policies = check_storage_policies(session, clusters, states,
+                                              regex, problems)
+            for c in data['clusters']:
+                c['storage_policies'] = policies.get(c['name'], [])
     return data, render_check(data)
 
 

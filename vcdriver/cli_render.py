@@ -46,6 +46,17 @@ def render_check(data):
                 [rc, i['total'], i['reserved'], i['max_unit'],
                  i['allocation_ratio']]
                 for rc, i in c['inventory'].items()], '  ')]
+        if c.get('storage_policies'):
+            lines.append(table(
+                ['STORAGE POLICY', 'COMPATIBLE DATASTORES', 'USABLE'], [
+                    [p['name'] + (' (default)' if p['default'] else ''),
+                     ', '.join(p['datastores']) or 'none',
+                     ', '.join(p['usable']) or 'none']
+                    for p in c['storage_policies']], '  '))
+    if data.get('pbm_enabled') is False and any(
+            c.get('storage_policies') for c in data['clusters']):
+        lines += ['', 'Storage policies: [vmware] pbm_enabled is off, '
+                      "flavors' vmware:storage_policy are ignored"]
     return '\n'.join(lines).lstrip('\n')
 
 

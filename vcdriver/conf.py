@@ -17,13 +17,15 @@ CONF = cfg.CONF
 
 # The [vmware] options this driver honours, with their upstream meaning.
 # Not task_poll_interval: tasks are waited for by property updates from
-# vCenter (WaitForUpdatesEx), never by polling.
+# vCenter (WaitForUpdatesEx), never by polling. Not pbm_wsdl_location:
+# pyVmomi has PBM's types built in, no WSDL is read (accepted, unused).
 VMWARE_OPTS_HONOURED = (
     'host_ip', 'host_port', 'host_username', 'host_password', 'ca_file',
     'insecure', 'cluster_name', 'datastore_regex', 'api_retry_count',
     'connection_pool_size', 'maximum_objects', 'use_linked_clone',
     'vnc_port', 'vnc_port_total', 'serial_port_service_uri',
-    'serial_port_proxy_uri', 'serial_log_dir',
+    'serial_port_proxy_uri', 'serial_log_dir', 'pbm_enabled',
+    'pbm_default_policy',
 )
 
 vcdriver_group = cfg.OptGroup(
@@ -223,6 +225,13 @@ def validate_config(conf_=CONF):
         raise exception.InvalidConfig(
             reason='no cluster configured: set [vmware] cluster_name or '
                    '[vcdriver] cluster_names')
+    if vmware.pbm_enabled and not vmware.pbm_default_policy:
+        # As in-tree (PbmDefaultPolicyUnspecified): a flavor without
+        # vmware:storage_policy needs a policy too.
+        raise exception.InvalidConfig(
+            reason='[vmware] pbm_enabled needs [vmware] pbm_default_policy, '
+                   'the storage policy of instances whose flavor names '
+                   'none (vmware:storage_policy)')
     if vmware.datastore_regex:
         try:
             re.compile(vmware.datastore_regex)

@@ -26,6 +26,7 @@ from vcdriver import node
 from vcdriver import power
 from vcdriver import rescue as rescue_mod
 from vcdriver import snapshot as snapshot_mod
+from vcdriver import storage_policy
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver import volumes
@@ -90,6 +91,7 @@ class VMwareVCDriver(driver.ComputeDriver):
 
     def init_host(self, host):
         self._session.connect()
+        storage_policy.check_config(self._session)
         clusters = cluster_mod.resolve(self._session,
                                        conf.cluster_names(CONF))
         view = vm_view_mod.VMView(self._session, [c.ref for c in clusters])

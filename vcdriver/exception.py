@@ -70,6 +70,13 @@ class NoUsableDatastore(nova_exception.ComputeResourcesUnavailable):
                'free.')
 
 
+class NoUsableDatastoreForPolicy(NoUsableDatastore):
+    msg_fmt = ('Cluster %(cluster)s has no usable datastore (accessible, '
+               'not in maintenance, matching [vmware] datastore_regex '
+               '%(regex)s) with %(needed_gb)s GB free among those that '
+               'satisfy storage policy %(policy)s (%(datastores)s).')
+
+
 class ImageTransferFailed(nova_exception.ImageUnacceptable):
     msg_fmt = 'Image %(image_id)s could not be transferred: %(reason)s'
 

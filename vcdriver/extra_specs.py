@@ -53,6 +53,9 @@ class ExtraSpecs:
     guest_id: str = None
     firmware: str = None
     secure_boot: bool = None
+    # vmware:storage_policy, a vCenter storage policy's name (honoured
+    # with [vmware] pbm_enabled: storage_policy.py).
+    storage_policy: str = None
 
     @property
     def tunes_devices(self):
@@ -157,7 +160,9 @@ def parse(specs, image_properties, memory_mb, cores_per_socket=1):
         video_ram_kb=_video_ram_kb(specs, image_properties),
         hw_version=hw_version,
         guest_id=image_properties.get('vmware_ostype') or None,
-        firmware=firmware, secure_boot=secure_boot)
+        firmware=firmware, secure_boot=secure_boot,
+        storage_policy=(specs.get('vmware:storage_policy') or '').strip()
+        or None)
 
 
 def version_number(hw_version):

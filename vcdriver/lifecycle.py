@@ -29,6 +29,7 @@ from vcdriver import extra_specs
 from vcdriver import instance_disks
 from vcdriver import network
 from vcdriver import power
+from vcdriver import storage_policy
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver import volumes
@@ -117,10 +118,19 @@ def check_specs(session, cluster, flavor, specs, state=None):
         if specs.hw_version else [])
 
 
-def choose_datastore(state, needed_bytes):
+def choose_datastore(state, needed_bytes, policy=None, datastores=None):
+    """The usable datastore with the most room among ``datastores``
+    (default: the cluster's), those that satisfy ``policy``
+    (storage_policy.Policy) when given."""
     cluster = state.cluster
     regex = CONF.vmware.datastore_regex
-    chosen = capacity.best_datastore(state.datastores, regex, needed_bytes)
+    among = state.datastores if datastores is None else datastores
+    chosen = capacity.best_datastore(among, regex, needed_bytes)
+    if chosen is None and policy is not None:
+        raise exception.NoUsableDatastoreForPolicy(
+            cluster=cluster.name, regex=regex or '(any)',
+            needed_gb=-(-needed_bytes // units.Gi), policy=policy.name,
+            datastores=', '.join(d.name for d in among))
     if chosen is None:
         raise exception.NoUsableDatastore(
             cluster=cluster.name, regex=regex or '(any)',
@@ -147,21 +157,26 @@ def spawn(session, context, cluster, instance, image_meta,
         raise nova_exception.FlavorDiskSmallerThanImage(
             flavor_size=root_bytes, image_size=image.size)
     extra = instance_disks.extra_disk_sizes(flavor, block_device_info)
+    policy = storage_policy.for_instance(session, specs, instance)
     state = cluster_mod.read_state(session, [cluster])[0]
     check_fit(state, flavor)
     check_specs(session, cluster, flavor, specs, state)
     # Room for the instance's disks and, if not cached yet, the image.
     datastore = choose_datastore(
         state, max(root_bytes, image.size) + image.size +
-        sum(size for _name, size in extra))
-    LOG.info('Spawning on cluster %s, datastore %s, from image %s (%s%s)',
-             cluster.name, datastore.name, image.id, plan.bus,
-             ', ISO' if plan.iso else ', linked clone'
+        sum(size for _name, size in extra), policy,
+        policy and storage_policy.compatible_datastores(session, policy,
+                                                        state))
+    profile_id = policy.profile_id if policy else None
+    LOG.info('Spawning on cluster %s, datastore %s%s, from image %s (%s%s)',
+             cluster.name, datastore.name,
+             ' (storage policy %s)' % policy.name if policy else '',
+             image.id, plan.bus, ', ISO' if plan.iso else ', linked clone'
              if plan.linked_clone else '', instance=instance)
     controller = vm_spec.bus_controller(plan.bus, plan.adapter)
     spec = vm_spec.create_spec(
         instance, flavor, datastore.name, [controller] if controller else [],
-        specs)
+        specs, profile_id)
     try:
         created = vm.create(session, cluster, spec)
     except RESOURCE_FAULTS as e:
@@ -175,7 +190,8 @@ def spawn(session, context, cluster, instance, image_meta,
         disks, iso = _disks_from_cache(session, context, cluster, image,
                                        plan, folder, instance, root_bytes)
         disks += instance_disks.blank_disks(folder, extra)
-        vm.attach_disks(session, created, plan.bus, disks, iso_path=iso)
+        vm.attach_disks(session, created, plan.bus, disks, iso_path=iso,
+                        profile_id=profile_id)
         if config_drive.required_by(instance):
             config_drive.attach(session, cluster, created, instance, folder,
                                 injected_files, admin_password, network_info)

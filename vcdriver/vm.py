@@ -106,9 +106,9 @@ class Disk:
     parent: object = None
 
 
-def attach_disks(session, vm, bus, disks, iso_path=None):
+def attach_disks(session, vm, bus, disks, iso_path=None, profile_id=None):
     """Attach the instance's disks, root first, and an ISO as a CD-ROM,
-    in one reconfigure.
+    in one reconfigure; ``profile_id``, the storage policy of the disks.
 
     Disks go on after CreateVM_Task, not inside it: the VM folder must
     exist first for the disks to live in it.
@@ -119,7 +119,8 @@ def attach_disks(session, vm, bus, disks, iso_path=None):
         controller_key, unit = found.take_free_slot(bus)
         changes.append(vm_spec.disk(key, controller_key, unit, d.path,
                                     d.size_bytes, create=d.create,
-                                    thin=d.thin, parent=d.parent))
+                                    thin=d.thin, parent=d.parent,
+                                    profile_id=profile_id))
     if iso_path is not None:
         # The CD-ROM goes on IDE, which every VM has.
         controller_key, unit = found.take_free_slot('ide')

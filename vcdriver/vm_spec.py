@@ -87,13 +87,22 @@ def vmdk_adapter_type(adapter_type):
         'busLogic' if adapter_type == 'busLogic' else 'lsiLogic')
 
 
+def profile_specs(profile_id):
+    """A storage policy (its PBM profile id) as a ConfigSpec's
+    ``vmProfile`` (the VM home) or a disk change's ``profile`` take it;
+    [] for none (vCenter's default, the datastore's)."""
+    return [vim.vm.DefinedProfileSpec(profileId=profile_id)] if (
+        profile_id) else []
+
+
 def disk(key, controller_key, unit_number, disk_path, size_bytes,
-         create=False, thin=True, parent=None):
+         create=False, thin=True, parent=None, profile_id=None):
     """A disk on a controller slot.
 
     ``create`` has vCenter make an empty disk at ``disk_path``; with
     ``parent`` that disk is a delta of the parent (a linked clone), which
-    then fixes its size.
+    then fixes its size. ``profile_id``: the storage policy vCenter
+    applies to it.
     """
     backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
         fileName=str(disk_path), diskMode='persistent')
@@ -102,10 +111,13 @@ def disk(key, controller_key, unit_number, disk_path, size_bytes,
     if parent is not None:
         backing.parent = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
             fileName=str(parent), diskMode='persistent')
-    return _add(vim.vm.device.VirtualDisk(
+    change = _add(vim.vm.device.VirtualDisk(
         key=key, controllerKey=controller_key, unitNumber=unit_number,
         capacityInKB=-(-size_bytes // 1024), backing=backing),
         file_operation='create' if create else None)
+    if profile_id:
+        change.profile = profile_specs(profile_id)
+    return change
 
 
 def cdrom(key, controller_key, unit_number, iso_path):
@@ -136,10 +148,12 @@ def boot_order(disk_keys):
         for key in disk_keys])
 
 
-def create_spec(instance, flavor, datastore_name, devices, specs):
+def create_spec(instance, flavor, datastore_name, devices, specs,
+                profile_id=None):
     """ConfigSpec for CreateVM_Task; vCenter makes ``[ds] <uuid>/``.
     ``specs`` (extra_specs.ExtraSpecs): the hardware version and guest id
-    the VM is made with, and what ``tune`` sets."""
+    the VM is made with, and what ``tune`` sets; ``profile_id``: the
+    storage policy of the VM home."""
     spec = vim.vm.ConfigSpec(
         name=vm_name(instance),
         guestId=specs.guest_id or DEFAULT_GUEST_ID,
@@ -153,6 +167,8 @@ def create_spec(instance, flavor, datastore_name, devices, specs):
         deviceChange=devices)
     if specs.hw_version:
         spec.version = specs.hw_version
+    if profile_id:
+        spec.vmProfile = profile_specs(profile_id)
     return tune(spec, specs)
 
 

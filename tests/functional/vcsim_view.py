@@ -216,3 +216,90 @@ def cluster_and_power(sim, instance_uuid):
     """(name of the cluster the VM's host is in, its power state)."""
     vm = vm_of(sim, instance_uuid)
     return vm.runtime.host.parent.name, vm.runtime.powerState
+
+
+# Storage policies (SPBM), through a PBM stub of the test's own session.
+TAG_NAMESPACE = 'http://www.vmware.com/storage/tag'
+
+
+def pbm_content(sim):
+    """PBM's service content, on the test's own vCenter session."""
+    import http.cookies
+
+    from pyVmomi import pbm
+    from pyVmomi import SoapAdapter
+
+    si = vcsim_harness.connect(sim)
+    cookie = http.cookies.SimpleCookie()
+    cookie.load(si._stub.cookie)
+    session_id = next(iter(cookie.values())).value
+    port = sim.port if sim.url.startswith('https') else -sim.port
+    stub = SoapAdapter.SoapStubAdapter(
+        host=sim.host, port=port, path='/pbm/sdk',
+        version='pbm.version.version11',
+        requestContext={'vcSessionCookie': session_id})
+    return pbm.ServiceInstance('ServiceInstance', stub).RetrieveContent()
+
+
+def create_tag_policy(sim, name, category, tag):
+    """A tag-based storage policy, as vCenter's UI makes one: datastores
+    with ``tag`` of ``category`` satisfy it. Returns its profile id."""
+    from pyVmomi import pbm
+
+    rule = pbm.capability.CapabilityInstance(
+        id=pbm.capability.CapabilityMetadata.UniqueId(
+            namespace=TAG_NAMESPACE, id=category),
+        constraint=[pbm.capability.ConstraintInstance(propertyInstance=[
+            pbm.capability.PropertyInstance(
+                id='com.vmware.storage.tag.%s.property' % category,
+                value=pbm.capability.types.DiscreteSet(values=[tag]))])])
+    spec = pbm.profile.CapabilityBasedProfileCreateSpec(
+        name=name, category='REQUIREMENT',
+        resourceType=pbm.profile.ResourceType(resourceType='STORAGE'),
+        constraints=pbm.profile.SubProfileCapabilityConstraints(
+            subProfiles=[pbm.profile.SubProfileCapabilityConstraints
+                         .SubProfile(name='tags', capability=[rule])]))
+    return pbm_content(sim).profileManager.PbmCreate(spec).uniqueId
+
+
+def policy_ids(sim):
+    """{policy name: profile id} of vCenter's storage policies."""
+    from pyVmomi import pbm
+
+    manager = pbm_content(sim).profileManager
+    ids = manager.PbmQueryProfile(
+        resourceType=pbm.profile.ResourceType(resourceType='STORAGE'),
+        profileCategory='REQUIREMENT')
+    return {p.name: p.profileId.uniqueId
+            for p in manager.PbmRetrieveContent(ids)}
+
+
+def storage_profiles(sim, instance_uuid):
+    """{'home': [profile ids of the VM home], disk file: [profile ids]}
+    as PBM reports them."""
+    from pyVmomi import pbm
+
+    vm = vm_of(sim, instance_uuid)
+    manager = pbm_content(sim).profileManager
+
+    def ids(kind, key):
+        return [p.uniqueId for p in manager.PbmQueryAssociatedProfile(
+            pbm.ServerObjectRef(objectType=kind, key=key))]
+
+    found = {'home': ids('virtualMachine', vm._moId)}
+    for d in vm.config.hardware.device:
+        if isinstance(d, vim.vm.device.VirtualDisk):
+            found[d.backing.fileName] = ids(
+                'virtualDiskId', '%s:%d' % (vm._moId, d.key))
+    return found
+
+
+def files_datastores(sim, instance_uuid):
+    """The datastores of the VM's .vmx, of each disk, and vCenter's
+    ``datastore`` list of the VM."""
+    vm = vm_of(sim, instance_uuid)
+    paths = [vm.config.files.vmPathName] + [
+        d.backing.fileName for d in vm.config.hardware.device
+        if isinstance(d, vim.vm.device.VirtualDisk)]
+    return ({p[1:p.index(']')] for p in paths},
+            sorted(ds.name for ds in vm.datastore))

@@ -255,6 +255,20 @@ class Control:
             path += '?' + urlencode({'datacenter': datacenter})
         return self._datastores_request('PUT', path, body)
 
+    def set_storage_tags(self, datastore, tags):
+        """Give datastore ``datastore`` these tags, ``{category: [tag]}``
+        (``{}``: none), which the launcher's storage policies match
+        (tools/vcsim/storage_policies.go)."""
+        from urllib.parse import quote
+
+        req = urllib.request.Request(
+            self.http_url('/vcdriver/storage/tags/' + quote(datastore,
+                                                             safe='')),
+            data=json.dumps(tags).encode(), method='PUT',
+            headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+
     def datastore_url(self, ds, path, dc='DC0'):
         """HTTP URL of a file on a datastore (PUT to upload, GET to read)."""
         from urllib.parse import quote

@@ -92,6 +92,9 @@ func start(cfg *config) (*instance, error) {
 	if err := configureService(cfg, m); err != nil {
 		return fail("service", err)
 	}
+	if _, err := installStoragePolicies(m); err != nil {
+		return fail("storage policies", err)
+	}
 
 	inst.server = m.Service.NewServer()
 	installExtensions(inst.server, m)
