@@ -15,6 +15,7 @@ from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
 from vcdriver import vm_spec
+from vcdriver.scheduler import filters as scheduler_filters
 
 CONF = conf.CONF
 
@@ -79,6 +80,9 @@ def resources(state, nodename, node_uuid, about):
             (obj_fields.Architecture.I686, obj_fields.HVType.VMWARE,
              obj_fields.VMMode.HVM)],
         'numa_topology': None,
+        # For vcdriver's server group filters (scheduler/filters.py).
+        'stats': {scheduler_filters.USABLE_HOSTS_STAT: len(
+            capacity.usable_hosts(state.hosts, state.ha))},
     }
 
 

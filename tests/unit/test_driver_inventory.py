@@ -143,6 +143,9 @@ def test_get_available_resource(drv):
     assert res['hypervisor_version'] == 7000003
     assert res['hypervisor_hostname'] == NODE
     assert res['uuid'] == NODE_UUID  # [vmware] cluster_name keeps the host's
+    # The three usable hosts (not the one in maintenance), for the
+    # scheduler's server group filters.
+    assert res['stats'] == {'vcdriver_usable_esxi_hosts': 3}
 
 
 def test_other_clusters_get_stable_node_uuids(drv):
