@@ -80,12 +80,12 @@ func (d *drsPlacement) place(ctx *simulator.Context, method *simulator.Method) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	taken := d.takenHosts(ctx, cluster, vm.Self)
+	hosts, taken := d.takenHosts(ctx, cluster, vm.Self)
 	if !taken[host] {
 		d.pending[vm.Self] = time.Now()
 		return
 	}
-	for _, ref := range cluster.Host {
+	for _, ref := range hosts {
 		if !taken[ref] && usableFor(ctx, ref, datastores) {
 			moveToHost(ctx, vm, host, ref)
 			d.pending[vm.Self] = time.Now()
@@ -95,11 +95,13 @@ func (d *drsPlacement) place(ctx *simulator.Context, method *simulator.Method) {
 	method.This = drsPlacementRef
 }
 
-// takenHosts are the hosts running another VM of a mandatory anti-affinity
-// rule of the cluster that holds vm.
-func (d *drsPlacement) takenHosts(ctx *simulator.Context, cluster *simulator.ClusterComputeResource, vm types.ManagedObjectReference) map[types.ManagedObjectReference]bool {
+// takenHosts returns the cluster's hosts, and those of them running another
+// VM of a mandatory anti-affinity rule that holds vm.
+func (d *drsPlacement) takenHosts(ctx *simulator.Context, cluster *simulator.ClusterComputeResource, vm types.ManagedObjectReference) ([]types.ManagedObjectReference, map[types.ManagedObjectReference]bool) {
+	var hosts []types.ManagedObjectReference
 	var rules []types.BaseClusterRuleInfo
 	ctx.WithLock(cluster, func() {
+		hosts = append(hosts, cluster.Host...)
 		rules = append(rules, cluster.ConfigurationEx.(*types.ClusterConfigInfoEx).Rule...)
 	})
 	taken := map[types.ManagedObjectReference]bool{}
@@ -117,7 +119,7 @@ func (d *drsPlacement) takenHosts(ctx *simulator.Context, cluster *simulator.Clu
 			}
 		}
 	}
-	return taken
+	return hosts, taken
 }
 
 // runningOn is the host of a VM that is powered on, or about to be.
