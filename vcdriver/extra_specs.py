@@ -54,6 +54,13 @@ class ExtraSpecs:
     firmware: str = None
     secure_boot: bool = None
 
+    @property
+    def tunes_devices(self):
+        """Whether a device needs other than vSphere's defaults, which
+        a new VM's devices have."""
+        return (self.disk_io != Allocation() or self.vif != Allocation() or
+                self.video_ram_kb is not None)
+
 
 def _refuse(name, value, reason):
     raise exception.InvalidSpec(name=name, value=value, reason=reason)

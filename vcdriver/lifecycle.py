@@ -171,7 +171,8 @@ def spawn(session, context, cluster, instance, image_meta,
         network.plug_at_spawn(session, cluster, created, network_info,
                               plan.vif_model)
         consoles.add_serial_port_at_spawn(session, created)
-        vm.tune(session, created, specs)
+        if specs.tunes_devices:
+            vm.tune(session, created, specs)
         drs_rules.on_spawn(session, context, cluster, instance)
         if power_on:
             power.power_on(session, created)

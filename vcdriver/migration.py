@@ -87,7 +87,7 @@ def migrate_disk_and_power_off(session, instance, vm_ref, flavor, timeout=0,
     check_resize(instance, instance.flavor, flavor)
     try:
         extra_specs.check_upgrade(lifecycle.instance_specs(instance, flavor),
-                                  hw_version(session, vm_ref))
+                                  vm.hw_version(session, vm_ref))
     except exception.InvalidSpec as e:
         raise _refuse(instance, e.format_message()) from e
     how = power.power_off(session, vm_ref, timeout, retry_interval)
@@ -121,13 +121,6 @@ def _reconfigure(session, vm_ref, vcpus, memory_mb, state, specs=None):
         virtual_machine.reconfigure(session, vm_ref, spec)
     else:
         vm.tune(session, vm_ref, specs, vm_spec.tune(spec, specs))
-
-
-def hw_version(session, vm_ref):
-    """The VM's hardware version (``vmx-<n>``)."""
-    return props.properties(session, [vm_ref], vim.VirtualMachine,
-                            ['config.version']).get(vm_ref, {}).get(
-                                'config.version')
 
 
 def _upgrade_to(session, vm_ref, specs, current, instance):
@@ -270,7 +263,7 @@ def finish_migration(session, context, clusters, dest, instance, migration,
     # Checked before anything changes: the VM stays as it was.
     specs = lifecycle.instance_specs(instance, flavor)
     lifecycle.check_specs(session, dest, flavor, specs)
-    version = hw_version(session, vm_ref)
+    version = vm.hw_version(session, vm_ref)
     state = {'node': migration.source_node, 'vcpus': old.vcpus,
              'memory_mb': old.memory_mb, 'disk': None}
     # A root disk of 0 GB (booted from a volume or an ISO without one)

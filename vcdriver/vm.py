@@ -167,6 +167,13 @@ def files_location(session, vm):
     return path.datastore, path.dirname
 
 
+def hw_version(session, vm):
+    """The VM's hardware version (``vmx-<n>``)."""
+    return props.properties(session, [vm], vim.VirtualMachine,
+                            ['config.version']).get(vm, {}).get(
+                                'config.version')
+
+
 def unregister(session, vm):
     """Take a VM out of the inventory, leaving its files."""
     virtual_machine.unregister(session, vm)

@@ -1,30 +1,9 @@
 import os
 
 import pytest
-from pyVmomi import vim
-from pyVmomi import vmodl
 
 from tests.functional import nova_db_locks
-from tests.harness import vcsim as vcsim_harness
-
-
-def instance_vms(sim):
-    """VMs carrying Nova's instance marker, straight from vCenter."""
-    si = vcsim_harness.connect(sim)
-    view = si.content.viewManager.CreateContainerView(
-        si.content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        found = []
-        for v in view.view:
-            try:
-                if any(o.key == 'nvp.vm-uuid'
-                       for o in (v.config.extraConfig or ())):
-                    found.append(v)
-            except vmodl.fault.ManagedObjectNotFound:
-                pass  # deleted while we looked
-        return found
-    finally:
-        view.DestroyView()
+from tests.functional import vcsim_view
 
 
 @pytest.fixture(autouse=True)
@@ -34,13 +13,8 @@ def real_services(request, vcsim, glance):
         request.instance.vcsim = vcsim
         request.instance.glance = glance
     yield
-    leaked = instance_vms(vcsim)
-    for v in leaked:  # keep later tests' computes startable
-        if v.runtime.powerState == 'poweredOn':
-            v.PowerOffVM_Task()
-        v.Destroy_Task()
-    assert not leaked, 'test left instance VMs in vCenter: %s' % [
-        v.name for v in leaked]
+    leaked = vcsim_view.remove_instance_vms(vcsim)
+    assert not leaked, 'test left instance VMs in vCenter: %s' % leaked
 
 
 @pytest.fixture(autouse=True, scope='session')

@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 from pyVmomi import vim
-from pyVmomi import vmodl
 
 from tests.functional import audit_helpers
+from tests.functional import vcsim_view
 from tests.harness import vcsim as vcsim_harness
 from vcdriver import cli
 from vcdriver import conf
@@ -42,15 +42,6 @@ def marker_vm(si, instance_uuid, name=None):
     datacenter = cluster.parent.parent
     return vcsim_harness.wait_task(datacenter.vmFolder.CreateVM_Task(
         config=spec, pool=cluster.resourcePool))
-
-
-def destroy_vm(vm):
-    try:
-        if vm.runtime.powerState == 'poweredOn':
-            vcsim_harness.wait_task(vm.PowerOffVM_Task())
-        vcsim_harness.wait_task(vm.Destroy_Task())
-    except vmodl.fault.ManagedObjectNotFound:
-        pass
 
 
 def write(root, path, data=b'x'):
@@ -92,7 +83,7 @@ class TestAudit(nova_harness.OwnVcsimTestCase):
         # A marked VM Nova does not know.
         stranger = str(uuid.uuid4())
         vm = marker_vm(self.si, stranger)
-        self.debris.append(lambda: destroy_vm(vm))
+        self.debris.append(lambda: vcsim_view.destroy_vm(vm))
         # An instance folder nobody uses, a stray ISO in the server's.
         lost = str(uuid.uuid4())
         write(self.root, '%s/%s.vmdk' % (self._made(lost), lost), b'1234')
@@ -137,7 +128,7 @@ class TestAudit(nova_harness.OwnVcsimTestCase):
         audit_helpers.assert_clean(self)
 
         # Its VM deleted behind Nova's back, files and all.
-        destroy_vm(self.instance_vm(server))
+        vcsim_view.destroy_vm(self.instance_vm(server))
         report = audit_helpers.run(self)
         self.assertEqual([{'uuid': server['id'], 'folders': [],
                            'vm_elsewhere': None}],

@@ -13,6 +13,7 @@ import uuid
 import pytest
 from pyVmomi import vim
 
+from tests.harness import process_logs
 from tests.harness import vcsim as vcsim_harness
 from vcdriver import cli
 from vcdriver import conf
@@ -149,6 +150,8 @@ def test_module_entry_point(nova_conf):
         [sys.executable, '-m', 'vcdriver', 'check', '--config-file',
          nova_conf(), '--format', 'json'],
         env=env, capture_output=True, text=True, timeout=120)
+    process_logs.finished('python -m vcdriver check',
+                          result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)['status'] == 'ok'
 

@@ -17,7 +17,6 @@ import random
 import time
 
 from tests.functional import audit_helpers
-from tests.functional import conftest as functional_conftest
 from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 
@@ -240,7 +239,7 @@ class TestFaultsUnderLoad(nova_harness.OwnVcsimTestCase):
                 time.sleep(0.5)
 
         self.assertEqual([], [v.name for v in
-                              functional_conftest.instance_vms(self.sim)],
+                              vcsim_view.instance_vms(self.sim)],
                          'instance VMs left in vCenter (seed %d)' % SEED)
         audit_helpers.assert_clean(self)
         print('load test (seed %d): deleted, audit clean, %.0f s in all'

@@ -17,7 +17,6 @@ import time
 from nova.tests.functional.api import client as api_client
 
 from tests.functional import audit_helpers
-from tests.functional import conftest as functional_conftest
 from tests.harness import nova as nova_harness
 from tests.harness import vcsim as vcsim_harness
 
@@ -27,19 +26,10 @@ class _OwnVcenter(nova_harness.OwnVcsimTestCase):
     vcsim_args = dict(clusters=1, hosts_per_cluster=2, nfs=1)
 
     def setUp(self):
-        self.addCleanup(self._remove_leftover_vms)
         super().setUp()
         self.addCleanup(self.sim.clear_faults)
         self._watchers = []
         self.addCleanup(self._join_watchers)
-
-    def _remove_leftover_vms(self):
-        # A failed test must not fail the next ones: a compute service
-        # refuses to start on instance VMs it does not know.
-        for vm in functional_conftest.instance_vms(self.sim):
-            if vm.runtime.powerState == 'poweredOn':
-                vcsim_harness.wait_task(vm.PowerOffVM_Task())
-            vcsim_harness.wait_task(vm.Destroy_Task())
 
     # -- helpers ---------------------------------------------------------
 

@@ -4,11 +4,13 @@ TLS verification."""
 import os
 import threading
 import time
+from http.cookies import SimpleCookie
 
 import pytest
 from oslo_vmware.objects.datastore import DatastorePath
 from pyVmomi import vim
 
+from tests import conftest
 from tests.harness import tls
 from tests.harness import vcsim as vcsim_harness
 from vcdriver import cluster
@@ -159,3 +161,15 @@ def test_tls_datastore_upload_verified(tls_vcsim):
     with open(os.path.join(tls_vcsim.datastores['nfs0'], 'tls', 'f.bin'),
               'rb') as f:
         assert f.read() == b'hello'
+
+
+def test_the_log_scan_knows_the_cookie_value(session_ids):
+    """The session cookie holds one of vCenter's session ids, which the
+    suite's log scan (tests/conftest.py) looks for in every log."""
+    with vcsim_harness.Vcsim(hosts_per_cluster=1) as sim:
+        cookie = SimpleCookie(_session(sim).cookie)
+        value = cookie[conftest.COOKIE_NAME].value
+        si = vcsim_harness.connect(sim)
+        assert value in {s.key for s in si.content.sessionManager
+                         .sessionList}
+        assert value in session_ids

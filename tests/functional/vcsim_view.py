@@ -8,8 +8,48 @@ import hashlib
 import os
 
 from pyVmomi import vim
+from pyVmomi import vmodl
 
 from tests.harness import vcsim as vcsim_harness
+
+
+def instance_vms(sim):
+    """VMs carrying Nova's instance marker, straight from vCenter."""
+    si = vcsim_harness.connect(sim)
+    view = si.content.viewManager.CreateContainerView(
+        si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        found = []
+        for v in view.view:
+            try:
+                if any(o.key == 'nvp.vm-uuid'
+                       for o in (v.config.extraConfig or ())):
+                    found.append(v)
+            except vmodl.fault.ManagedObjectNotFound:
+                pass  # deleted while we looked
+        return found
+    finally:
+        view.DestroyView()
+
+
+def destroy_vm(vm):
+    """Power off and destroy a VM, unless it is gone already."""
+    try:
+        if vm.runtime.powerState == 'poweredOn':
+            vcsim_harness.wait_task(vm.PowerOffVM_Task())
+        vcsim_harness.wait_task(vm.Destroy_Task())
+    except vmodl.fault.ManagedObjectNotFound:
+        pass
+
+
+def remove_instance_vms(sim):
+    """Destroy the VMs carrying Nova's instance marker (a compute service
+    refuses to start on ones it does not know); their names."""
+    names = []
+    for vm in instance_vms(sim):
+        names.append(vm.name)
+        destroy_vm(vm)
+    return names
 
 
 def vm_of(sim, instance_uuid):

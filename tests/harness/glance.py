@@ -45,8 +45,10 @@ import urllib.request
 import weakref
 
 try:
+    from tests.harness import process_logs
     from tests.harness import venvs
 except ImportError:  # run as a script (tools/glance/glance.sh)
+    import process_logs
     import venvs
 
 REPO_ROOT = os.path.dirname(
@@ -431,6 +433,11 @@ class Glance(object):
         if self.proc is not None:
             _kill_group(self.proc)
             self.proc = None
+            for path in (self.log_file, self.gunicorn_log, os.path.join(
+                    self.workdir, 'glance-manage.log')):
+                if os.path.exists(path):
+                    with open(path, errors='replace') as f:
+                        process_logs.finished(path, f.read())
         if self._own_workdir and os.path.isdir(self.workdir):
             shutil.rmtree(self.workdir, ignore_errors=True)
 

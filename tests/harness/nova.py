@@ -264,6 +264,15 @@ class OwnVcsimTestCase(VcdriverTestCase):
     """A class of tests on a vCenter of its own (``vcsim_args`` for
     tests.harness.vcsim.Vcsim), for tests whose VMs, faults or leftovers
     must not meet other tests'. ``self.si`` is a pyVmomi connection to it.
+
+    Each test ends with the leak audit (audit_helpers.assert_nothing_left)
+    while Nova still runs, after the cleanups the test and its class's
+    setUp add: a test fails if it leaves a VM of Nova's (a server not
+    deleted included), a file on a datastore or image cache debris. What
+    a test makes on purpose it removes in such a cleanup. Last, after the
+    services stopped, instance VMs are removed all the same: a failed test
+    must not fail the next ones (a compute service refuses to start on
+    instance VMs it does not know).
     """
 
     vcsim_args = {}
@@ -281,7 +290,11 @@ class OwnVcsimTestCase(VcdriverTestCase):
         super().tearDownClass()
 
     def setUp(self):
+        from tests.functional import audit_helpers
+        from tests.functional import vcsim_view
         from tests.harness import vcsim as vcsim_harness
         self.vcsim = self.sim
+        self.addCleanup(vcsim_view.remove_instance_vms, self.sim)
         super().setUp()
         self.si = vcsim_harness.connect(self.sim)
+        self.addCleanup(audit_helpers.assert_nothing_left, self)

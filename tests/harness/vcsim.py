@@ -24,6 +24,8 @@ import tempfile
 import time
 import urllib.request
 
+from tests.harness import process_logs
+
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
@@ -419,6 +421,8 @@ class Vcsim(Control):
             except subprocess.TimeoutExpired:
                 self._kill()
         code = self.proc.returncode if code is None else code
+        process_logs.finished('vcsim launcher %s (stderr)' % self.url,
+                              self.stderr())
         self._close()
         return code
 

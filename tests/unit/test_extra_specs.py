@@ -22,6 +22,16 @@ def test_no_specs_are_vsphere_defaults():
     assert parsed == extra_specs.ExtraSpecs()
     assert parsed.cpu == extra_specs.Allocation(
         limit=None, reservation=0, shares_level='normal', shares=0)
+    # A new VM's devices need no reconfigure.
+    assert not parsed.tunes_devices
+
+
+@pytest.mark.parametrize('specs, image', [
+    ({'quota:disk_io_limit': '300'}, {}),
+    ({'quota:vif_shares_level': 'high'}, {}),
+    ({'hw_video:ram_max_mb': '16'}, {'hw_video_ram': '16'})])
+def test_per_device_specs_tune_devices(specs, image):
+    assert extra_specs.parse(specs, image, 512).tunes_devices
 
 
 @pytest.mark.parametrize('resource', extra_specs.RESOURCES)

@@ -77,28 +77,29 @@ def test_changed_ephemeral_or_swap_refused():
     migration.check_resize(INSTANCE, flavor(root_gb=0), flavor(root_gb=1))
 
 
-def test_migrate_disk_and_power_off_refuses_before_powering_off():
+@pytest.mark.parametrize('new, refusal', [
+    (flavor(swap=16, name='small'), 'swap disk size (0 to 16)'),
+    # A flavor whose extra spec vSphere cannot honour.
+    (flavor(extra_specs={'quota:cpu_shares_level': 'loud'}),
+     'quota:cpu_shares_level=loud'),
+    (flavor(extra_specs={'vmware:hw_version': 'vmx-13'}),
+     "below the VM's hardware version vmx-15")])
+def test_migrate_disk_and_power_off_refuses_before_powering_off(new, refusal):
     session, vm = mock.Mock(), mock.Mock()
     with mock.patch.object(migration.power, 'power_off') as power_off, \
-            mock.patch.object(migration, 'hw_version',
+            mock.patch.object(migration.vm, 'hw_version',
                               return_value='vmx-15'):
-        with pytest.raises(nova_exception.InstanceFaultRollback):
-            migration.migrate_disk_and_power_off(
-                session, INSTANCE, vm, flavor(swap=16, name='small'))
-        # A flavor whose extra spec vSphere cannot honour, before too.
         with pytest.raises(nova_exception.InstanceFaultRollback) as e:
-            migration.migrate_disk_and_power_off(
-                session, INSTANCE, vm, flavor(extra_specs={
-                    'quota:cpu_shares_level': 'loud'}))
-        assert 'quota:cpu_shares_level=loud' in str(
-            e.value.inner_exception)
-        with pytest.raises(nova_exception.InstanceFaultRollback) as e:
-            migration.migrate_disk_and_power_off(
-                session, INSTANCE, vm, flavor(extra_specs={
-                    'vmware:hw_version': 'vmx-13'}))
-        assert "below the VM's hardware version vmx-15" in str(
-            e.value.inner_exception)
+            migration.migrate_disk_and_power_off(session, INSTANCE, vm, new)
+        assert refusal in str(e.value.inner_exception)
         power_off.assert_not_called()
+
+
+def test_migrate_disk_and_power_off_powers_off():
+    session, vm = mock.Mock(), mock.Mock()
+    with mock.patch.object(migration.power, 'power_off') as power_off, \
+            mock.patch.object(migration.vm, 'hw_version',
+                              return_value='vmx-15'):
         assert migration.migrate_disk_and_power_off(
             session, INSTANCE, vm, flavor(root_gb=2), 30, 5) == ''
         power_off.assert_called_once_with(session, vm, 30, 5)

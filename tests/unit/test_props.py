@@ -177,6 +177,51 @@ def test_objects_of_type_destroys_the_view_when_the_read_fails():
     assert stub.names()[-1] == 'DestroyView'
 
 
+def test_a_view_lost_with_its_session_is_made_again():
+    """The session expired between CreateContainerView and the read: the
+    read logged in again, and the new session has no such view."""
+    stub = fake_vim.FakeStub()
+    clusters = [vim.ClusterComputeResource('domain-c1', stub)]
+    stub.handlers.update(_view_handlers(stub, clusters, []))
+    views = iter([vim.view.ContainerView('session[1]view-1', stub),
+                  vim.view.ContainerView('session[2]view-1', stub)])
+    stub.handlers['CreateContainerView'] = lambda mo, *args: next(views)
+    read = stub.handlers['RetrievePropertiesEx']
+
+    def retrieve(mo, specs, options):
+        view = specs[0].objectSet[0].obj
+        if view._moId == 'session[1]view-1':
+            raise vmodl.fault.ManagedObjectNotFound(obj=view)
+        return read(mo, specs, options)
+
+    stub.handlers['RetrievePropertiesEx'] = retrieve
+    found = props.objects_of_type(fake_vim.session(stub),
+                                  vim.ClusterComputeResource, ['name'])
+    assert found == {clusters[0]: {'name': 'domain-c1'}}
+    assert [(n, m) for n, m, _ in stub.calls] == [
+        ('CreateContainerView', 'ViewManager'),
+        ('RetrievePropertiesEx', 'propertyCollector'),
+        ('CreateContainerView', 'ViewManager'),
+        ('RetrievePropertiesEx', 'propertyCollector'),
+        ('DestroyView', 'session[2]view-1')]
+
+
+def test_another_object_not_found_is_raised():
+    stub = fake_vim.FakeStub()
+    stub.handlers.update(_view_handlers(stub, [], []))
+    gone = vim.HostSystem('host-9', stub)
+
+    def retrieve(mo, specs, options):
+        raise vmodl.fault.ManagedObjectNotFound(obj=gone)
+
+    stub.handlers['RetrievePropertiesEx'] = retrieve
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        props.objects_of_type(fake_vim.session(stub), vim.HostSystem,
+                              ['name'])
+    assert stub.names() == ['CreateContainerView', 'RetrievePropertiesEx',
+                            'DestroyView']
+
+
 def test_maximum_objects_option_is_honoured(flags):
     """conf.VMWARE_OPTS_HONOURED lists [vmware] maximum_objects (the page
     size of property reads in the in-tree driver)."""

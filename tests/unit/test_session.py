@@ -243,6 +243,30 @@ def test_wait_for_task_returns_the_result():
     assert versions == ['', '3', '3', '1']
 
 
+def test_a_collector_lost_before_its_filter_is_made_again():
+    # The session expired between CreatePropertyCollector and CreateFilter:
+    # the session logged in again for CreateFilter, where the collector
+    # of the old session is unknown (a spawn failed on it in the load
+    # test's session expiry).
+    session, task, stub = task_session([
+        {'info.state': 'success', 'info.result': 'done'}])
+    collectors = iter([PC('session[1]pc', stub), PC('session[2]pc', stub)])
+    stub.handlers['CreatePropertyCollector'] = lambda mo: next(collectors)
+
+    def create_filter(mo, spec, partial):
+        if mo._moId == 'session[1]pc':
+            raise vmodl.fault.ManagedObjectNotFound(obj=mo)
+        return PC.Filter('f', stub)
+
+    stub.handlers['CreateFilter'] = create_filter
+    assert session.wait_for_task(task) == 'done'
+    assert [(n, m) for n, m, _ in stub.calls if n.startswith('Create')] == [
+        ('CreatePropertyCollector', 'propertyCollector'),
+        ('CreateFilter', 'session[1]pc'),
+        ('CreatePropertyCollector', 'propertyCollector'),
+        ('CreateFilter', 'session[2]pc')]
+
+
 def test_wait_for_task_raises_the_task_fault():
     fault = vim.fault.FileAlreadyExists(file='[ds] x')
     session, task, stub = task_session([

@@ -65,22 +65,32 @@ def view_properties(session, root, view_types, type_paths,
     """Properties of the objects of ``view_types`` below ``root``, by type
     ({type: [paths]}, a subtype may have paths of its own), through one
     ContainerView and one retrieval."""
-    content = session.content
-    view = content.viewManager.CreateContainerView(root, list(view_types),
-                                                   True)
-    try:
-        traverse = PC.TraversalSpec(name='view', type=vim.view.ContainerView,
-                                    path='view', skip=False)
+    traverse = PC.TraversalSpec(name='view', type=vim.view.ContainerView,
+                                path='view', skip=False)
+    if max_objects is None:
+        max_objects = getattr(session, 'max_objects', None)
+    for attempt in (1, 2):
+        content = session.content
+        view = content.viewManager.CreateContainerView(
+            root, list(view_types), True)
         spec = PC.FilterSpec(
             objectSet=[PC.ObjectSpec(obj=view, skip=True,
                                      selectSet=[traverse])],
             propSet=[PC.PropertySpec(type=t, pathSet=list(paths))
                      for t, paths in type_paths.items()])
-        if max_objects is None:
-            max_objects = getattr(session, 'max_objects', None)
-        return _retrieve(content.propertyCollector, spec, max_objects)
-    finally:
-        view.DestroyView()
+        try:
+            return _retrieve(content.propertyCollector, spec, max_objects)
+        except vmodl.fault.ManagedObjectNotFound as e:
+            # The session that made the view ended before it was read
+            # (the session logged in again for the read, and the new one
+            # has no such view): make it again, once.
+            if (attempt == 2 or e.obj is None
+                    or moid(e.obj) != moid(view)):
+                raise
+            view = None
+        finally:
+            if view is not None:
+                view.DestroyView()
 
 
 def properties(session, objects, obj_type, path_set, max_objects=None):

@@ -51,10 +51,21 @@ class Collector:
         self._version = ''
 
     def open(self):
-        content = self._session.content
-        self._collector = content.propertyCollector.CreatePropertyCollector()
-        self._version = ''
-        self._collector.CreateFilter(self._spec, partialUpdates=False)
+        for attempt in (1, 2):
+            content = self._session.content
+            self._collector = (
+                content.propertyCollector.CreatePropertyCollector())
+            self._version = ''
+            try:
+                self._collector.CreateFilter(self._spec, partialUpdates=False)
+                return
+            except COLLECTOR_LOST:
+                # The session that made the collector ended before its
+                # filter was made (the session logged in again for
+                # CreateFilter, and the new one has no such collector).
+                self._collector = None
+                if attempt == 2:
+                    raise
 
     def close(self):
         collector, self._collector = self._collector, None
