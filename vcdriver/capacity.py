@@ -25,6 +25,8 @@ class Host:
     # vCPUs and memory configured for the VMs registered on this host.
     vm_vcpus: int = 0
     vm_memory_mb: int = 0
+    # When it booted, seconds since the epoch (None: not known).
+    boot_time: float = None
 
     @property
     def usable(self):
