@@ -2,8 +2,8 @@
 from a cluster state, with vCenter reads replaced by a fixed state."""
 
 import types
-from unittest import mock
 import uuid
+from unittest import mock
 
 import os_resource_classes as orc
 import pytest
