@@ -7,7 +7,8 @@
 #   stack install      pip install vcdriver into Nova's environment; with
 #                      the vcdriver-vcsim service, go build tools/vcsim
 #   stack post-config  start vcdriver-vcsim if enabled; write the driver's
-#                      settings into $NOVA_CONF
+#                      settings, and the scheduler's server group filters,
+#                      into $NOVA_CONF
 #   stack extra        upload a VMDK image to Glance
 #   unstack            stop vcdriver-vcsim
 #   clean              remove $VCDRIVER_DATA_DIR (launcher, datastores,
@@ -171,6 +172,19 @@ function configure_vcdriver {
     fi
 }
 
+# configure_vcdriver_server_groups - vcdriver's server group filters in
+# place of Nova's, so that a hard anti-affinity group spreads over a
+# cluster's ESXi hosts (doc/source/features.rst, "Server groups"). They
+# have the names of Nova's, which devstack's enabled_filters lists
+# already. The compute's late group check would count the cluster as one
+# host and refuse the second member: off, the mandatory DRS rule stands
+# in for it.
+function configure_vcdriver_server_groups {
+    iniset "$NOVA_CONF" filter_scheduler available_filters \
+        vcdriver.scheduler.filters.all_filters
+    iniset "$NOVA_CONF" workarounds disable_group_policy_check_upcall True
+}
+
 # upload_vcdriver_image - a VMDK image in Glance with the properties this
 # driver reads: vmware_disktype (how to read the bytes), vmware_adaptertype
 # (the SCSI controller), hw_vif_model (the NIC), vmware_ostype (the guest
@@ -246,6 +260,9 @@ elif [[ "$1" == "stack" && "${2:-}" == "post-config" ]]; then
     fi
     echo_summary "Configuring Nova for vcdriver"
     configure_vcdriver
+    if [[ $VCDRIVER_SERVER_GROUP_FILTERS == True ]]; then
+        configure_vcdriver_server_groups
+    fi
 elif [[ "$1" == "stack" && "${2:-}" == "extra" ]]; then
     if [[ $VCDRIVER_UPLOAD_IMAGE == True ]] && is_service_enabled glance; then
         echo_summary "Uploading a VMDK image for vcdriver"

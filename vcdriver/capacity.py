@@ -25,6 +25,8 @@ class Host:
     # vCPUs and memory configured for the VMs registered on this host.
     vm_vcpus: int = 0
     vm_memory_mb: int = 0
+    # When it booted, seconds since the epoch (None: not known).
+    boot_time: float = None
 
     @property
     def usable(self):
@@ -96,12 +98,14 @@ def _resource(total, reserved, best_single, ratio):
                     max_unit=best_single, allocation_ratio=ratio)
 
 
-def _usable(hosts, ha):
+def usable_hosts(hosts, ha=NO_HA):
+    """The hosts DRS may place a VM on: usable, and not an HA failover
+    host kept empty."""
     return [h for h in hosts if h.usable and not ha.spare(h)]
 
 
 def vcpu(hosts, ratio, reserved_host_cpus, ha=NO_HA):
-    usable = _usable(hosts, ha)
+    usable = usable_hosts(hosts, ha)
     # No VM can have more vCPUs than its host has threads, whatever the
     # overcommit ratio.
     best = max((_room(h, ratio, 1, reserved_host_cpus, 0)[0]
@@ -112,7 +116,7 @@ def vcpu(hosts, ratio, reserved_host_cpus, ha=NO_HA):
 
 
 def memory_mb(hosts, ratio, reserved_host_memory_mb, ha=NO_HA):
-    usable = _usable(hosts, ha)
+    usable = usable_hosts(hosts, ha)
     best = max((_room(h, 1, ratio, 0, reserved_host_memory_mb)[1]
                 for h in usable), default=0)
     held = ha.reserve(usable, lambda h: h.memory_mb, ha.memory_percent)
@@ -148,7 +152,7 @@ def shortfall(hosts, vcpus, memory_mb, cpu_ratio, ram_ratio,
               reserved_host_cpus, reserved_host_memory_mb, ha=NO_HA):
     """None when some usable host can take a VM of this size now, else
     what is missing, for the operator: placement's view was older."""
-    usable = _usable(hosts, ha)
+    usable = usable_hosts(hosts, ha)
     if not usable:
         return 'no host is usable (connected, powered on, not in ' \
                'maintenance, not an HA failover host)'

@@ -101,7 +101,7 @@ def resolve(session, names):
 
 HOST_PROPS = ['name', 'runtime.connectionState', 'runtime.powerState',
               'runtime.inMaintenanceMode', 'summary.hardware.numCpuThreads',
-              'summary.hardware.memorySize']
+              'summary.hardware.memorySize', 'runtime.bootTime']
 DATASTORE_PROPS = ['summary.name', 'summary.type', 'summary.accessible',
                    'summary.maintenanceMode', 'summary.capacity',
                    'summary.freeSpace']
@@ -199,7 +199,9 @@ def _host(ref, p, vms):
         memory_mb=(p.get('summary.hardware.memorySize') or 0) // units.Mi,
         vm_vcpus=sum(v.get('config.hardware.numCPU') or 0 for v in vms),
         vm_memory_mb=sum(v.get('config.hardware.memoryMB') or 0
-                         for v in vms))
+                         for v in vms),
+        boot_time=(p['runtime.bootTime'].timestamp()
+                   if p.get('runtime.bootTime') else None))
 
 
 def _datastore(ref, p):

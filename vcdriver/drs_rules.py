@@ -5,7 +5,9 @@ service holds whole clusters: inside a cluster only DRS can keep a group's
 VMs together on, or apart across, ESX hosts. So each group gets one rule
 per cluster, ``nova-servergroup-<group uuid>``, over its members' VMs in
 that cluster: an affinity rule for ``affinity``/``soft-affinity``, an
-anti-affinity rule for the others, mandatory for the hard policies. vCenter
+anti-affinity rule for the others, mandatory for the hard policies (with
+which vcdriver's scheduler filters, scheduler/filters.py, put one member
+per usable ESX host in a cluster). vCenter
 wants two VMs in a VM-VM rule, so the rule exists only while two members
 are in the cluster.
 

@@ -22,9 +22,8 @@ def _span(seconds):
 
 
 def uptime(session, clusters):
-    """``uptime``-like text: vCenter's time, how long the hosts have been
-    up (the longest and the shortest of the connected, powered-on hosts)
-    and how many they are."""
+    """``uptime``-like text of the ESX hosts of ``clusters`` at vCenter's
+    time (``uptime_text``)."""
     cluster_hosts = props.properties(session, [c.ref for c in clusters],
                                      vim.ClusterComputeResource, ['host'])
     hosts = [h for p in cluster_hosts.values() for h in p.get('host', [])]
@@ -32,16 +31,30 @@ def uptime(session, clusters):
         session, hosts, vim.HostSystem,
         ['runtime.bootTime', 'runtime.connectionState',
          'runtime.powerState'])
-    now = session.current_time()
-    boots = sorted(p['runtime.bootTime'].timestamp()
-                   for p in host_props.values()
-                   if p.get('runtime.bootTime') and
-                   p.get('runtime.connectionState') == 'connected' and
-                   p.get('runtime.powerState') == 'poweredOn')
+    return uptime_text(session.current_time(), len(hosts), [
+        p['runtime.bootTime'].timestamp() for p in host_props.values()
+        if p.get('runtime.bootTime') and
+        p.get('runtime.connectionState') == 'connected' and
+        p.get('runtime.powerState') == 'poweredOn'])
+
+
+def node_uptime(hosts, now):
+    """``uptime_text`` of one cluster's capacity.Host ``hosts``, read at
+    ``now``: Nova's API shows a node's uptime from its stats."""
+    return uptime_text(now, len(hosts), [
+        h.boot_time for h in hosts
+        if h.boot_time and h.connected and h.powered_on])
+
+
+def uptime_text(now, count, boots):
+    """The clock at ``now`` (seconds since the epoch), how long the hosts
+    up (booted at ``boots``) have been, the longest and the shortest, and
+    how many of ``count`` they are."""
+    boots = sorted(boots)
     clock = datetime.datetime.fromtimestamp(
         now, datetime.timezone.utc).strftime('%H:%M:%S')
     if not boots:
-        return '%s no ESX host up in %d hosts' % (clock, len(hosts))
+        return '%s no ESX host up in %d hosts' % (clock, count)
     return '%s up %s, %d of %d hosts up (the latest booted up %s)' % (
-        clock, _span(now - boots[0]), len(boots), len(hosts),
+        clock, _span(now - boots[0]), len(boots), count,
         _span(now - boots[-1]))

@@ -14,7 +14,9 @@ from oslo_utils import versionutils
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import conf
+from vcdriver import host as host_mod
 from vcdriver import vm_spec
+from vcdriver.scheduler import filters as scheduler_filters
 
 CONF = conf.CONF
 
@@ -79,6 +81,14 @@ def resources(state, nodename, node_uuid, about):
             (obj_fields.Architecture.I686, obj_fields.HVType.VMWARE,
              obj_fields.VMMode.HVM)],
         'numa_topology': None,
+        'stats': {
+            # For vcdriver's server group filters (scheduler/filters.py).
+            scheduler_filters.USABLE_HOSTS_STAT: len(
+                capacity.usable_hosts(state.hosts, state.ha)),
+            # Nova's API takes a node's uptime from its stats, and shows
+            # none for a driver whose stats have no uptime.
+            'uptime': host_mod.node_uptime(state.hosts, time.time()),
+        },
     }
 
 

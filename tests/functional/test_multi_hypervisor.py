@@ -40,43 +40,53 @@ def _with_libvirt_traits(original):
     return update_provider_tree
 
 
+def start_kvm_beside(test):
+    """Start the fake KVM compute (host KVM) beside the test's vCenter one,
+    with Nova's image type and image metadata prefilters on; return a
+    qcow2 disk file for images."""
+    test.flags(query_placement_for_image_type_support=True,
+               image_metadata_prefilter=True, group='scheduler')
+    test.useFixture(fixtures.MonkeyPatch(
+        'nova.virt.fake.FakeDriver.__init__',
+        _pose_as_qemu(fake.FakeDriver.__init__)))
+    test.useFixture(fixtures.MonkeyPatch(
+        'nova.virt.fake.FakeDriver.update_provider_tree',
+        _with_libvirt_traits(fake.FakeDriver.update_provider_tree)))
+    test.useFixture(fixtures.MonkeyPatch(
+        'nova.virt.fake.FakeDriver.capabilities',
+        dict(fake.FakeDriver.capabilities, supports_image_type_qcow2=True,
+             supports_image_type_raw=True,
+             supports_image_type_vmdk=False,
+             supports_image_type_iso=False)))
+    test.flags(compute_driver='fake.FakeDriver')
+    test.computes[KVM] = test.start_service('compute', host=KVM)
+    test.flags(compute_driver=nova_harness.DRIVER)
+    tmp = test.useFixture(fixtures.TempDir()).path
+    raw = ff.write(os.path.join(tmp, 'disk.raw'),
+                   ff.source_disk(size=4 * MiB))
+    return ff.convert(raw, os.path.join(tmp, 'disk.qcow2'), 'qcow2')
+
+
+def ram_weigher_only(test):
+    """Only the RAM weigher (read when the scheduler starts, so from
+    configure()): the fake KVM node (800000 MB) outweighs vCenter (12 GB),
+    so a boot lands on vCenter only when the filters leave KVM out. (Under
+    all weighers vCenter won by a hair, its disk and hypervisor version
+    against KVM's RAM and CPUs, and "lands on vCenter" held with routing
+    broken.)"""
+    test.flags(weight_classes=['nova.scheduler.weights.ram.RAMWeigher'],
+               group='filter_scheduler')
+
+
 class TestMultiHypervisorRouting(nova_harness.VcdriverTestCase):
 
     def configure(self):
         super().configure()
-        # Only the RAM weigher (read when the scheduler starts): the fake
-        # KVM node (800000 MB) outweighs vCenter (12 GB), so a boot lands
-        # on vCenter only when the filters leave KVM out, and a routing
-        # test fails when routing does. (Under all weighers vCenter won
-        # by a hair, its disk and hypervisor version against KVM's RAM and
-        # CPUs, and "lands on vCenter" held with routing broken.)
-        self.flags(weight_classes=['nova.scheduler.weights.ram.RAMWeigher'],
-                   group='filter_scheduler')
+        ram_weigher_only(self)
 
     def setUp(self):
         super().setUp()
-        self.flags(query_placement_for_image_type_support=True,
-                   image_metadata_prefilter=True, group='scheduler')
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.virt.fake.FakeDriver.__init__',
-            _pose_as_qemu(fake.FakeDriver.__init__)))
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.virt.fake.FakeDriver.update_provider_tree',
-            _with_libvirt_traits(fake.FakeDriver.update_provider_tree)))
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.virt.fake.FakeDriver.capabilities',
-            dict(fake.FakeDriver.capabilities, supports_image_type_qcow2=True,
-                 supports_image_type_raw=True,
-                 supports_image_type_vmdk=False,
-                 supports_image_type_iso=False)))
-        self.flags(compute_driver='fake.FakeDriver')
-        self.computes[KVM] = self.start_service('compute', host=KVM)
-        self.flags(compute_driver=nova_harness.DRIVER)
-        tmp = self.useFixture(fixtures.TempDir()).path
-        raw = ff.write(os.path.join(tmp, 'disk.raw'),
-                       ff.source_disk(size=4 * MiB))
-        self.qcow2 = ff.convert(raw, os.path.join(tmp, 'disk.qcow2'),
-                                'qcow2')
+        self.qcow2 = start_kvm_beside(self)
 
     def _hosts_of_boots(self, image_id, count=3):
         hosts = []

@@ -334,6 +334,9 @@ def test_ha_failover_hosts_take_no_vms():
     assert (memory.total, memory.max_unit) == (12 * GB_MB, 12 * GB_MB)
     assert capacity.shortfall(hosts, 1, 16 * GB_MB, 1, 1, 0, 0, ha)
     assert capacity.shortfall(hosts, 1, 16 * GB_MB, 1, 1, 0, 0) is None
+    # Nor does the scheduler's count of hosts a group may spread over.
+    assert capacity.usable_hosts(hosts + [host('mm', in_maintenance=True)],
+                                 ha) == [hosts[0]]
 
 
 def test_ha_reserving_everything_blocks_the_class():

@@ -18,9 +18,11 @@ import subprocess
 import types
 
 import pytest
+from nova.scheduler import filters as nova_filters
 
 from vcdriver import conf as vcdriver_conf
 from vcdriver.images import disk
+from vcdriver.scheduler import filters as scheduler_filters
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -276,6 +278,19 @@ class TestRealVcenter:
         assert all(c[0] == run.tmp.joinpath('nova.conf').as_posix()
                    for c in run.all_calls('iniset'))
 
+    def test_post_config_puts_the_server_group_filters_in(self, run):
+        assert run.section('filter_scheduler') == {
+            'available_filters': 'vcdriver.scheduler.filters.all_filters'}
+        assert run.section('workarounds') == {
+            'disable_group_policy_check_upcall': 'True'}
+        # What Nova's scheduler loads: our filters under Nova's names.
+        loaded = {cls.__name__: cls for cls in
+                  nova_filters.HostFilterHandler().get_matching_classes(
+                      [run.section('filter_scheduler')[
+                          'available_filters']])}
+        assert loaded['ServerGroupAntiAffinityFilter'] is \
+            scheduler_filters.ServerGroupAntiAffinityFilter
+
     def test_every_option_written_is_one_the_driver_reads(self, run):
         cp = run.nova_conf()
         assert set(cp.defaults()) == {'compute_driver'}
@@ -472,3 +487,13 @@ def test_override_defaults_skips_devstack_vsphere_hook(tmp_path, preset):
     assert virt_driver != 'vsphere'
     # None of devstack's hooks (libvirt, ironic, fake, openvz, vsphere...).
     assert virt_driver == 'vcdriver'
+
+
+def test_server_group_filters_can_be_left_out(tmp_path):
+    run = run_plugin(tmp_path, dict(VCENTER,
+                                    VCDRIVER_SERVER_GROUP_FILTERS='False'),
+                     phases=PHASES[:2])
+    assert run.proc.returncode == 0, run.proc.stderr
+    cp = run.nova_conf()
+    assert not cp.has_section('filter_scheduler')
+    assert not cp.has_section('workarounds')

@@ -3,6 +3,7 @@ from a cluster state, with vCenter reads replaced by a fixed state."""
 
 import types
 import uuid
+from unittest import mock
 
 import os_resource_classes as orc
 import pytest
@@ -25,7 +26,8 @@ def host(name, memory_gb=12, threads=8, vm_memory_gb=0, vm_vcpus=0,
         powered_on=state.get('powered_on', True),
         in_maintenance=state.get('in_maintenance', False),
         cpu_threads=threads, memory_mb=memory_gb * 1024,
-        vm_vcpus=vm_vcpus, vm_memory_mb=vm_memory_gb * 1024)
+        vm_vcpus=vm_vcpus, vm_memory_mb=vm_memory_gb * 1024,
+        boot_time=state.get('boot_time'))
 
 
 def datastore(name, capacity_gb, free_gb, **kwargs):
@@ -36,7 +38,9 @@ def datastore(name, capacity_gb, free_gb, **kwargs):
         free_space=free_gb * units.Gi)
 
 
-CLASSIC_HOSTS = [host('h%d' % i, vm_memory_gb=4, vm_vcpus=2)
+NOW = 1_700_000_000.0
+CLASSIC_HOSTS = [host('h%d' % i, vm_memory_gb=4, vm_vcpus=2,
+                      boot_time=NOW - 86400 - i * 3600)
                  for i in range(3)]
 # A big host in maintenance must change nothing.
 HOSTS = CLASSIC_HOSTS + [host('hm', memory_gb=512, threads=64,
@@ -132,7 +136,8 @@ def test_update_provider_tree_reserved(drv, flags):
 
 
 def test_get_available_resource(drv):
-    res = drv.get_available_resource(NODE)
+    with mock.patch('time.time', return_value=NOW):
+        res = drv.get_available_resource(NODE)
     assert res['vcpus'] == 24
     assert res['memory_mb'] == 36 * 1024
     assert res['vcpus_used'] == 6
@@ -143,6 +148,14 @@ def test_get_available_resource(drv):
     assert res['hypervisor_version'] == 7000003
     assert res['hypervisor_hostname'] == NODE
     assert res['uuid'] == NODE_UUID  # [vmware] cluster_name keeps the host's
+    # The three usable hosts (not the one in maintenance), for the
+    # scheduler's server group filters.
+    # and the node's uptime, which Nova's API shows from its stats (the
+    # host in maintenance is up too; its boot time is not known).
+    assert res['stats'] == {
+        'vcdriver_usable_esxi_hosts': 3,
+        'uptime': '22:13:20 up 1 day, 2:00, 3 of 4 hosts up (the latest '
+                  'booted up 1 day, 0:00)'}
 
 
 def test_other_clusters_get_stable_node_uuids(drv):

@@ -111,12 +111,7 @@ func relistRelocated(ctx *simulator.Context, method *simulator.Method) {
 		return
 	}
 	if ref := req.Spec.Host; ref != nil && vm.Runtime.Host != nil && *vm.Runtime.Host != *ref {
-		if old, ok := ctx.Map.Get(*vm.Runtime.Host).(*simulator.HostSystem); ok {
-			ctx.Map.RemoveReference(ctx, old, &old.Vm, vm.Self)
-		}
-		if host, ok := ctx.Map.Get(*ref).(*simulator.HostSystem); ok {
-			ctx.Map.AddReference(ctx, host, &host.Vm, vm.Self)
-		}
+		relistOnHost(ctx, vm.Self, *vm.Runtime.Host, *ref)
 	}
 	if ref := req.Spec.Pool; ref != nil && vm.ResourcePool != nil && *vm.ResourcePool != *ref {
 		if old, ok := ctx.Map.Get(*vm.ResourcePool).(*simulator.ResourcePool); ok {
@@ -125,6 +120,16 @@ func relistRelocated(ctx *simulator.Context, method *simulator.Method) {
 		if pool, ok := ctx.Map.Get(*ref).(*simulator.ResourcePool); ok {
 			ctx.Map.AddReference(ctx, pool, &pool.Vm, vm.Self)
 		}
+	}
+}
+
+// relistOnHost moves a VM from one host's "vm" list to another's.
+func relistOnHost(ctx *simulator.Context, vm, from, to types.ManagedObjectReference) {
+	if old, ok := ctx.Map.Get(from).(*simulator.HostSystem); ok {
+		ctx.Map.RemoveReference(ctx, old, &old.Vm, vm)
+	}
+	if host, ok := ctx.Map.Get(to).(*simulator.HostSystem); ok {
+		ctx.Map.AddReference(ctx, host, &host.Vm, vm)
 	}
 }
 
