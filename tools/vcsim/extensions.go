@@ -46,6 +46,7 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	installHardwareNotifier(m) // a reconfigured VM's size announced: vm_notify.go
 	installDiskCopy(m)         // CopyVirtualDisk_Task of a sparse VMDK or a delta: sparse_copy.go
 	installParentHints(m)      // a delta disk names its parent: linked_clones.go
+	installDRSPlacement(m)     // a new VM never on a host in maintenance: drs_placement.go
 	// Fault injection (faults.go): installed last, so its hook runs first.
 	faults := newFaults(srv, m)
 	faults.install(m)
