@@ -1,7 +1,9 @@
 """Server snapshots (createImage) through Nova on vcsim into a real Glance:
-the image is a streamOptimized VMDK of the root disk, and a server booted
+the image is a streamOptimized VMDK of the root disk (qemu-img, not our
+code, reads it back as the disk on the datastore), and a server booted
 from it has the same disk; a failed snapshot leaves nothing behind."""
 
+import json
 import os
 
 import fixtures
@@ -9,8 +11,8 @@ from glanceclient import exc as glance_exc
 from nova import context as nova_context
 from nova import objects
 from oslo_utils.imageutils import format_inspector
-from pyVmomi import vim
 
+from tests.functional import vcsim_view
 from tests.harness import nova as nova_harness
 from tests.unit import formats_fixtures as ff
 from vcdriver import snapshot as snapshot_mod
@@ -47,44 +49,47 @@ class TestSnapshot(nova_harness.VcdriverTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'vcdriver.snapshot.snapshot', spy))
 
-    def _root_disk(self, server):
-        """The server's root disk, read from the datastore in 4 MiB
-        blocks: its flat extent, or with a linked clone its delta's over
-        its parents' (vcsim's deltas hold bytes only where written)."""
-        vm = self.instance_vm(server)
-        disk = next(d for d in vm.config.hardware.device
-                    if isinstance(d, vim.vm.device.VirtualDisk))
-        layers, backing = [], disk.backing
-        while backing is not None:
-            ds, _, rel = backing.fileName[1:].partition(']')
-            layers.append(open(os.path.join(
-                self.vcsim.datastores[ds],
-                rel.strip()[:-len('.vmdk')] + '-flat.vmdk'), 'rb'))
-            backing = getattr(backing, 'parent', None)
-        grain, zero = 64 * 1024, bytes(64 * 1024)
-        try:
-            for _ in range(disk.capacityInBytes // (4 * MiB)):
-                block = []
-                for _ in range(4 * MiB // grain):
-                    pieces = [f.read(grain).ljust(grain, b'\0')
-                              for f in layers]
-                    block.append(next((p for p in pieces if p != zero),
-                                      zero))
-                yield b''.join(block)
-        finally:
-            for f in layers:
-                f.close()
-
     def _assert_disk(self, server, message):
         """The server's root disk: the source disk's bytes (its virtual
         size, one block), then zeros up to the flavor's 1 GiB."""
         zeros = bytes(4 * MiB)
         blocks = 0
-        for blocks, block in enumerate(self._root_disk(server), 1):
+        for blocks, block in enumerate(
+                vcsim_view.root_disk_blocks(self.vcsim, server['id']), 1):
             want = self.disk if blocks == 1 else zeros
             self.assertTrue(block == want, '%s differs in its MiB %d to %d'
                             % (message, 4 * blocks - 4, 4 * blocks))
         self.assertEqual(GiB // (4 * MiB), blocks, message)
+
+    def _assert_image_is_disk(self, image_id, server):
+        """qemu-img, not our decoder, reads the image as Glance serves it:
+        a valid streamOptimized VMDK of the disk's size whose raw bytes
+        are the server's disk as read from the datastore."""
+        vmdk = os.path.join(self.tmp, 'snapshot.vmdk')
+        with open(vmdk, 'wb') as f:
+            for chunk in self.glance.client().images.data(image_id):
+                f.write(chunk)
+        self.assertEqual(self.glance_image(image_id)['size'],
+                         os.path.getsize(vmdk))
+        info = json.loads(ff.qemu_img('info', '--output=json', '-f', 'vmdk',
+                                      vmdk))
+        self.assertEqual(
+            ('vmdk', 'streamOptimized', GiB),
+            (info['format'], info['format-specific']['data']['create-type'],
+             info['virtual-size']))
+        ff.qemu_img('check', '-f', 'vmdk', vmdk)
+        raw = os.path.join(self.tmp, 'snapshot.raw')
+        ff.qemu_img('convert', '-f', 'vmdk', '-O', 'raw', vmdk, raw)
+        self.assertEqual(GiB, os.path.getsize(raw))
+        blocks = 0
+        with open(raw, 'rb') as f:
+            for blocks, want in enumerate(
+                    vcsim_view.root_disk_blocks(self.vcsim, server['id']), 1):
+                self.assertTrue(f.read(4 * MiB) == want,
+                                'the image differs from the disk in its MiB '
+                                '%d to %d' % (4 * blocks - 4, 4 * blocks))
+        self.assertEqual(GiB // (4 * MiB), blocks)
+        os.unlink(raw)
 
     def _assert_nothing_left(self, server):
         vm = self.instance_vm(server)
@@ -139,6 +144,8 @@ class TestSnapshot(nova_harness.VcdriverTestCase):
         self.assertEqual('vmdk', str(inspector))
         inspector.safety_check()
         self.assertEqual(GiB, inspector.virtual_size)
+
+        self._assert_image_is_disk(image_id, server)
 
         copy = self.boot(image_id)
         self._assert_disk(copy, 'the server booted from the snapshot')

@@ -109,6 +109,28 @@ def root_disk_bytes(sim, instance_uuid, length):
         return f.read(length)
 
 
+def root_disk_blocks(sim, instance_uuid, block=4 * 1024 * 1024):
+    """The instance's root disk as its guest reads it, in ``block`` bytes
+    up to its capacity, from the datastore: its flat extent, or with a
+    linked clone or a snapshot its delta's bytes over its parents' (a
+    grain of a layer that is all zeros shows the layer below)."""
+    _bus, disk = disks(sim, instance_uuid)[0]
+    grain = 64 * 1024
+    zero = bytes(grain)
+    layers = [open(local_path(sim, path, '-flat'), 'rb')
+              for path in backing_chain(disk)]
+    try:
+        for _ in range(disk.capacityInBytes // block):
+            pieces = []
+            for _ in range(block // grain):
+                reads = [f.read(grain).ljust(grain, b'\0') for f in layers]
+                pieces.append(next((r for r in reads if r != zero), zero))
+            yield b''.join(pieces)
+    finally:
+        for f in layers:
+            f.close()
+
+
 def disk_digest(path, image_length):
     """A flat extent as vCenter stores it, set against an image of
     ``image_length`` bytes: (sha256 of its first ``image_length`` bytes,
@@ -216,6 +238,18 @@ def cluster_and_power(sim, instance_uuid):
     """(name of the cluster the VM's host is in, its power state)."""
     vm = vm_of(sim, instance_uuid)
     return vm.runtime.host.parent.name, vm.runtime.powerState
+
+
+def vm_creations(sim):
+    """Every VM creation vCenter recorded, oldest first, as its events
+    tell (VmBeingCreatedEvent, which ImportVApp's VMs have too; not any
+    log of ours): [(VM name, cluster name, host name)]. A VM removed
+    since is still there. vcsim keeps its last 1000 events."""
+    si = vcsim_harness.connect(sim)
+    events = si.content.eventManager.QueryEvents(vim.event.EventFilterSpec(
+        eventTypeId=['VmBeingCreatedEvent'], maxCount=1000))
+    return [(e.vm.name, e.computeResource.name, e.host.name)
+            for e in sorted(events, key=lambda e: e.key)]
 
 
 # Storage policies (SPBM), through a PBM stub of the test's own session.

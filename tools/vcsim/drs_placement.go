@@ -1,16 +1,27 @@
 package main
 
-// DRS placement at power-on for mandatory VM-VM anti-affinity rules.
+// DRS placement: where vCenter's DRS puts a VM of a cluster, which vcsim
+// does not simulate.
 //
-// vcsim powers a VM on on the host CreateVM_Task picked at random and
-// never reads the cluster's rules. vCenter's DRS places a VM of a cluster
-// as it powers on, and never breaks an enabled mandatory anti-affinity
-// rule to do so: PowerOnVM_Task of a VM in such a rule, when another VM of
-// the rule runs on the VM's host, first moves the VM to a usable host of
-// its cluster (connected, powered on, not in maintenance) that mounts all
-// its datastores and runs no VM of the rule: the first such host in the
-// cluster's order. With no such host the task fails with RuleViolation,
-// as DRS refuses the power-on, and the VM stays where it was.
+// At creation. vcsim gives a CreateVM_Task into a cluster without a host
+// any host of the cluster that mounts the VM's datastore, one in
+// maintenance mode, disconnected or powered off included, where the VM
+// then cannot power on (InvalidState). DRS never places a VM there: the
+// call is given, as its host, one of the cluster's hosts that can run VMs
+// and mounts the datastore, at random as vcsim picks. When no host can,
+// vcsim's own choice stands. (ImportVApp makes its VM without a SOAP call
+// of its own, so this does not see it; it powers nothing on.)
+//
+// At power-on, for mandatory VM-VM anti-affinity rules. vcsim powers a VM
+// on on its host and never reads the cluster's rules. DRS places a VM of
+// a cluster as it powers on, and never breaks an enabled mandatory
+// anti-affinity rule to do so: PowerOnVM_Task of a VM in such a rule, when
+// another VM of the rule runs on the VM's host, first moves the VM to a
+// usable host of its cluster (connected, powered on, not in maintenance)
+// that mounts all its datastores and runs no VM of the rule: the first
+// such host in the cluster's order. With no such host the task fails with
+// RuleViolation, as DRS refuses the power-on, and the VM stays where it
+// was.
 //
 // A VM of the rule "runs" on its host when it is powered on, or when this
 // hook let it power on less than pendingPowerOn ago (vcsim's task runs
@@ -19,9 +30,11 @@ package main
 // rules, VM-host rules and load balancing are not simulated.
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -40,13 +53,57 @@ type drsPlacement struct {
 
 var drsPlacementRef = types.ManagedObjectReference{Type: "VcdriverDrsPlacement", Value: "vcdriver-drs-placement"}
 
-// installDrsPlacement hooks the placement into the Registry's method
+// installDrsPlacement hooks both placements into the Registry's method
 // Handler; it must run before serving.
 func installDrsPlacement(m *simulator.Model) {
 	d := &drsPlacement{pending: map[types.ManagedObjectReference]time.Time{}}
 	d.Self = drsPlacementRef
 	m.Map().Put(d)
 	routeMethods(m, d.place)
+	routeMethods(m, placeAtCreate)
+}
+
+// placeAtCreate gives a CreateVM_Task into a cluster, without a host, a
+// host DRS could pick.
+func placeAtCreate(ctx *simulator.Context, method *simulator.Method) {
+	if method.Name != "CreateVM_Task" {
+		return
+	}
+	req, ok := method.Body.(*types.CreateVM_Task)
+	if !ok || req.Host != nil || req.Config.Files == nil {
+		return
+	}
+	pool, ok := ctx.Map.Get(req.Pool).(*simulator.ResourcePool)
+	if !ok {
+		return
+	}
+	var owner types.ManagedObjectReference
+	ctx.WithLock(pool, func() { owner = pool.Owner })
+	cluster, ok := ctx.Map.Get(owner).(*simulator.ClusterComputeResource)
+	if !ok {
+		return
+	}
+	var hosts, datastores []types.ManagedObjectReference
+	ctx.WithLock(cluster, func() {
+		hosts = append(hosts, cluster.Host...)
+		datastores = append(datastores, cluster.Datastore...)
+	})
+	var home object.DatastorePath
+	home.FromString(req.Config.Files.VmPathName)
+	ds := ctx.Map.FindByName(home.Datastore, datastores)
+	if ds == nil {
+		return
+	}
+	var runnable []types.ManagedObjectReference
+	for _, ref := range hosts {
+		if usableFor(ctx, ref, []types.ManagedObjectReference{ds.Reference()}) {
+			runnable = append(runnable, ref)
+		}
+	}
+	if len(runnable) > 0 {
+		host := runnable[rand.IntN(len(runnable))]
+		req.Host = &host
+	}
 }
 
 // place moves a VM about to power on off a host that runs another VM of

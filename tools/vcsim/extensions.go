@@ -41,7 +41,7 @@ func installExtensions(srv *simulator.Server, m *simulator.Model) {
 	iscsi := newISCSI() // software iSCSI adapters and targets: iscsi.go
 	iscsi.install(m)
 	installRelocateRelist(m)       // relocated VMs listed under their new host: relocate.go
-	installDrsPlacement(m)         // power-on keeps mandatory anti-affinity rules: drs_placement.go
+	installDrsPlacement(m)         // DRS placement at creation and at power-on: drs_placement.go
 	tickets := newConsoleTickets() // AcquireTicket for consoles: console_tickets.go
 	tickets.install(m)
 	installHardwareNotifier(m) // a reconfigured VM's size announced: vm_notify.go

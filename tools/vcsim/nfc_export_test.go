@@ -94,7 +94,8 @@ func httpGet(t *testing.T, u string) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-// checkStreamOptimized converts a served disk with qemu-img.
+// checkStreamOptimized has qemu-img vouch for a served disk: the VM's disk
+// device says 1 GiB, so the extent's bytes, then zeros.
 func (f *exportFixture) checkStreamOptimized(t *testing.T, body []byte) {
 	t.Helper()
 	dir := t.TempDir()
@@ -102,30 +103,14 @@ func (f *exportFixture) checkStreamOptimized(t *testing.T, body []byte) {
 	if err := os.WriteFile(path, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	qemuImg(t, "convert", "-f", "vmdk", "-O", "raw", path, filepath.Join(dir, "export.raw"))
-	raw, err := os.Open(filepath.Join(dir, "export.raw"))
-	if err != nil {
+	raw := filepath.Join(dir, "disk.raw")
+	if err := os.WriteFile(raw, f.want, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
-	// The VM's disk device says 1 GiB: the extent's bytes, then zeros.
-	if fi, _ := raw.Stat(); fi.Size() != 1<<30 {
-		t.Fatalf("exported disk is %d bytes, not the device's capacity", fi.Size())
+	if err := os.Truncate(raw, 1<<30); err != nil {
+		t.Fatal(err)
 	}
-	got := make([]byte, len(f.want))
-	if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, f.want) {
-		t.Fatalf("exported disk differs from the VM's in its first %d bytes (%v)", len(f.want), err)
-	}
-	zero := make([]byte, 1<<20)
-	for {
-		n, err := raw.Read(got[:cap(zero)])
-		if n > 0 && !bytes.Equal(got[:n], zero[:n]) {
-			t.Fatal("exported disk is not zero beyond the extent")
-		}
-		if err == io.EOF {
-			break
-		}
-	}
+	qemuReadsAs(t, path, raw)
 }
 
 func (f *exportFixture) leaseStates(t *testing.T) map[string]string {
