@@ -249,12 +249,12 @@ class TestInvalidSpecs(ResizeTestBase):
         server = self.boot(self.image['id'], flavor_id=self._flavor(
             'v15', {'vmware:hw_version': 'vmx-15'}), node=self.c0)
         self._schedule_to(self.c1)
-        for name, specs, message in [
+        for count, (name, specs, message) in enumerate([
                 ('loud', {'quota:cpu_shares_level': 'loud'},
                  'quota:cpu_shares_level=loud: not a share level'),
                 ('downgrade', {'vmware:hw_version': 'vmx-13'},
                  "vmware:hw_version=vmx-13: below the VM's hardware "
-                 'version vmx-15')]:
+                 'version vmx-15')], 1):
             with self.subTest(name):
                 flavor = self._flavor(name, specs, memory_mb=1024)
                 self.api.post_server_action(
@@ -263,6 +263,7 @@ class TestInvalidSpecs(ResizeTestBase):
                     server, {'status': 'ACTIVE',
                              'OS-EXT-STS:task_state': None},
                     max_retries=120)
+                self._wait_for_refusals(server, count)
                 self.assertIn(message, self.stdlog.logger.output)
                 self.assertEqual(('DC0_C0', 1, 512),
                                  self._vcenter(server)[:3])
