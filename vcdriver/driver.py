@@ -279,7 +279,9 @@ class VMwareVCDriver(driver.ComputeDriver):
                                    timeout=0, retry_interval=0):
         return migration.migrate_disk_and_power_off(
             self._session, instance, self._vm(instance), flavor, timeout,
-            retry_interval)
+            retry_interval, migration.resize_destination(
+                self._session, context, list(self._clusters.values()),
+                instance))
 
     def finish_migration(self, context, migration_, instance, disk_info,
                          network_info, image_meta, resize_instance,

@@ -10,6 +10,11 @@ be reconfigured and relocated, so the driver keeps it:
   VM to the destination cluster (RelocateVM_Task: a host of it, its root
   resource pool, a datastore of it when the VM's is not shared), sets the
   new vCPUs and memory and powers on.
+* Storage policies (storage_policy.py) follow the flavor: the source
+  refuses a policy no datastore of the destination satisfies; the VM's
+  files and own disks move (RelocateVM_Task, the policy in its disk
+  locators) when on a datastore the policy does not accept, and the VM
+  home and disks get the policy (a revert: the old flavor's).
 * ``confirm_migration`` (source) deletes what revert would have needed.
 * ``finish_revert_migration`` (source) moves the VM back, puts its
   original root disk back and restores the old vCPUs and memory. Nova's
@@ -32,6 +37,7 @@ survives a restart of either service.
 import json
 
 from nova import exception as nova_exception
+from nova import objects
 from nova.objects import migrate_data as migrate_data_obj
 from oslo_log import log as logging
 from oslo_utils import units
@@ -46,6 +52,7 @@ from vcdriver import exception
 from vcdriver import extra_specs
 from vcdriver import lifecycle
 from vcdriver import power
+from vcdriver import storage_policy
 from vcdriver import vm
 from vcdriver import vm_spec
 from vcdriver.vsphere import datastore_http
@@ -80,14 +87,42 @@ def check_resize(instance, old, new):
                              field))
 
 
+def check_policy(session, cluster, specs, instance):
+    """The storage policy ``specs`` give the instance, or None;
+    InvalidSpec naming it when vCenter lacks it or no datastore of
+    ``cluster`` satisfies it."""
+    policy = storage_policy.for_instance(session, specs, instance)
+    if policy is not None:
+        storage_policy.compatible_datastores(
+            session, policy, cluster_mod.read_state(session, [cluster])[0])
+    return policy
+
+
+def resize_destination(session, context, clusters, instance):
+    """The cluster a resize or cold migration goes to, or None if Nova
+    has no migration under way: Nova tells the source only the
+    destination's host; its migration record names the node."""
+    try:
+        found = objects.Migration.get_by_instance_and_status(
+            context, instance.uuid, 'migrating')
+    except nova_exception.MigrationNotFoundByStatus:
+        return None
+    return next((c for c in clusters if c.nodename == found.dest_node),
+                None) or cluster_by_nodename(session, found.dest_node,
+                                             next(iter(clusters)))
+
+
 def migrate_disk_and_power_off(session, instance, vm_ref, flavor, timeout=0,
-                               retry_interval=0):
+                               retry_interval=0, dest=None):
     """Source side: refuse or power off; the rest is done where the VM
-    goes (it is one VM in one vCenter)."""
+    goes (it is one VM in one vCenter). ``dest``: the destination
+    cluster, whose datastores must satisfy the flavor's storage policy."""
     check_resize(instance, instance.flavor, flavor)
     try:
-        extra_specs.check_upgrade(lifecycle.instance_specs(instance, flavor),
-                                  vm.hw_version(session, vm_ref))
+        specs = lifecycle.instance_specs(instance, flavor)
+        extra_specs.check_upgrade(specs, vm.hw_version(session, vm_ref))
+        if dest is not None:
+            check_policy(session, dest, specs, instance)
     except exception.InvalidSpec as e:
         raise _refuse(instance, e.format_message()) from e
     how = power.power_off(session, vm_ref, timeout, retry_interval)
@@ -107,20 +142,26 @@ def read_state(session, vm_ref):
     return json.loads(value) if value else None
 
 
-def _reconfigure(session, vm_ref, vcpus, memory_mb, state, specs=None):
+def _reconfigure(session, vm_ref, vcpus, memory_mb, state, specs=None,
+                 policy=None):
     """New vCPUs and memory (None: unchanged, as a running VM needs),
     and the revert state (None: removed), in one ReconfigVM_Task; with
     ``specs`` (extra_specs.ExtraSpecs) the flavor's settings too, of the
-    VM and its devices."""
+    VM and its devices, and ``policy`` (storage_policy.Policy) on the
+    VM home and the instance's disks."""
     spec = vim.vm.ConfigSpec(extraConfig=vm_spec.extra_config(
         {STATE_KEY: json.dumps(state, sort_keys=True)
          if state is not None else ''}))
     if vcpus is not None:
         spec.numCPUs, spec.memoryMB = vcpus, memory_mb
+    profile_id = policy.profile_id if policy else None
+    if profile_id:
+        spec.vmProfile = vm_spec.profile_specs(profile_id)
     if specs is None:
         virtual_machine.reconfigure(session, vm_ref, spec)
     else:
-        vm.tune(session, vm_ref, specs, vm_spec.tune(spec, specs))
+        vm.tune(session, vm_ref, specs, vm_spec.tune(spec, specs),
+                profile_id)
 
 
 def _upgrade_to(session, vm_ref, specs, current, instance):
@@ -186,18 +227,37 @@ def _attach(session, vm_ref, controller, unit, path, size_bytes):
                                    size_bytes)]))
 
 
+def _here(session, vm_ref, path):
+    """``path`` (a revert state's) on the datastore the VM's files are on
+    now: a storage policy may have moved them since."""
+    ds_name, _folder = vm.files_location(session, vm_ref)
+    return layout.path(ds_name, path.rel_path) if ds_name else path
+
+
+def _original(session, cluster, vm_ref, disk):
+    """Where the original root disk is: moved with the VM's folder, or
+    left where it was (vCenter moves only the VM's own files)."""
+    stated = layout.parse(disk['orig'])
+    for orig in (_here(session, vm_ref, stated), stated):
+        if datastore_http.exists(session, cluster.datacenter,
+                                 orig.datastore, orig.rel_path):
+            return orig
+    return None
+
+
 def _restore_disk(session, cluster, vm_ref, instance, disk):
-    """Put the original root disk back in its slot; the grown one goes."""
+    """Put the original root disk back in its slot, beside the VM's
+    files; the grown one goes."""
     datacenter = cluster.datacenter_ref
-    path, orig = layout.parse(disk['path']), layout.parse(disk['orig'])
+    path = _here(session, vm_ref, layout.parse(disk['path']))
+    orig = _original(session, cluster, vm_ref, disk)
     # The grown root, in the original's slot; none when growing failed
     # before the copy went on (another disk may be root by then).
     _adapter, device = root_disk(session, vm_ref, instance.uuid)
     if device is not None and (device.controllerKey, device.unitNumber) == (
             disk['controller'], disk['unit']):
         vm.detach_disk(session, vm_ref, device)
-    if datastore_http.exists(session, cluster.datacenter, orig.datastore,
-                             orig.rel_path):
+    if orig is not None:
         files.delete_virtual_disk(session, datacenter, path)
         files.move_virtual_disk(session, datacenter, orig, path)
     _attach(session, vm_ref, disk['controller'], disk['unit'], path,
@@ -208,38 +268,87 @@ def _cluster_ref_of(session, vm_ref):
     return vm.state_and_cluster(session, vm_ref)[1]
 
 
-def relocate(session, vm_ref, cluster, instance, flavor):
+def _datastore_of(path_text):
+    path = layout.parse(path_text)
+    return path.datastore if path is not None else None
+
+
+def storage_target(session, vm_ref, state, policy, instance, spec):
+    """Fill ``spec`` (a RelocateSpec) so the VM's files and its own disks
+    go to a datastore of the cluster (``state``) that ``policy`` accepts
+    (any, without one) when any of them is elsewhere; there they get the
+    policy. Volumes' disks keep their datastore if the cluster has it
+    (Cinder's, with Cinder's policy). The datastore, or None when
+    nothing has to move."""
+    accepted = (storage_policy.compatible_datastores(session, policy, state)
+                if policy else state.datastores)
+    found = devices.Devices.read(session, vm_ref)
+    own = [d for d in found.disks if not found.is_volume(d)]
+    ds_name, _folder = vm.files_location(session, vm_ref)
+    used = ({ds_name} | {_datastore_of(getattr(d.backing, 'fileName', None))
+                         for d in own}) - {None}
+    away = used - {d.name for d in accepted}
+    if not away:
+        return None
+    needed = sum(d.capacityInKB * units.Ki for d in found.disks)
+    datastore = lifecycle.choose_datastore(state, needed, policy,
+                                           accepted if policy else None)
+    profile_id = policy.profile_id if policy else None
+    spec.datastore = datastore.ref
+    spec.profile = vm_spec.profile_specs(profile_id)
+    kept = {d.name: d.ref for d in state.datastores}
+    spec.disk = [vm_spec.disk_locator(d.key, datastore.ref, profile_id)
+                 for d in own] + [
+        vm_spec.disk_locator(d.key, kept[name]) for d in found.disks
+        if found.is_volume(d) and (name := _datastore_of(
+            getattr(d.backing, 'fileName', None))) in kept]
+    LOG.info("Moving the VM's files from %s to datastore %s (%s)",
+             ', '.join(sorted(away)), datastore.name,
+             'storage policy %s' % policy.name if policy else
+             'a datastore of cluster %s' % state.cluster.name,
+             instance=instance)
+    return datastore
+
+
+def relocate(session, vm_ref, cluster, instance, flavor, policy=None):
     """Move a VM into ``cluster``: a host that has room for it, the
-    cluster's root resource pool, and a datastore of the cluster when the
-    VM's own is not one of them (vCenter moves its files then)."""
+    cluster's root resource pool, and a datastore of the cluster (one
+    ``policy`` accepts) when the VM's own is not one of them (vCenter
+    moves its files then)."""
     state = cluster_mod.read_state(session, [cluster])[0]
     lifecycle.check_fit(state, flavor)
     host = pick_host(state, flavor)
     spec = vim.vm.RelocateSpec(pool=cluster.resource_pool, host=host.ref)
-    ds_name, _folder = vm.files_location(session, vm_ref)
-    if ds_name not in {d.name for d in state.datastores}:
-        needed = sum(d.capacityInKB * units.Ki
-                     for d in devices.Devices.read(session, vm_ref).disks)
-        datastore = lifecycle.choose_datastore(state, needed)
-        spec.datastore = datastore.ref
-        LOG.info('Datastore %s is not in cluster %s: moving the files to '
-                 '%s', ds_name, cluster.name, datastore.name,
-                 instance=instance)
+    storage_target(session, vm_ref, state, policy, instance, spec)
     LOG.info('Relocating the VM to cluster %s, host %s', cluster.name,
              host.name, instance=instance)
     virtual_machine.relocate(session, vm_ref, spec)
 
 
-def _move(session, context, clusters, vm_ref, cluster, instance, flavor):
-    """Relocate the VM into ``cluster`` unless it is there already, its
-    server group's DRS rule going with it (a cold move: the rule leaves
-    first)."""
+def move_storage(session, vm_ref, cluster, instance, policy):
+    """Within its cluster, the VM's files and disks to a datastore
+    ``policy`` accepts, if they are not on one."""
+    if policy is None:
+        return
+    state = cluster_mod.read_state(session, [cluster])[0]
+    spec = vim.vm.RelocateSpec()
+    if storage_target(session, vm_ref, state, policy, instance, spec):
+        virtual_machine.relocate(session, vm_ref, spec)
+
+
+def _move(session, context, clusters, vm_ref, cluster, instance, flavor,
+          policy=None):
+    """Relocate the VM into ``cluster`` (its files to a datastore
+    ``policy`` accepts), its server group's DRS rule going with it (a
+    cold move: the rule leaves first); in its cluster already, only its
+    files move if they must."""
     here = _cluster_by_ref(clusters, _cluster_ref_of(session, vm_ref))
     if here is not None and here.ref == cluster.ref:
+        move_storage(session, vm_ref, cluster, instance, policy)
         return
     if here is not None:
         drs_rules.on_destroy(session, here, instance)
-    relocate(session, vm_ref, cluster, instance, flavor)
+    relocate(session, vm_ref, cluster, instance, flavor, policy)
     drs_rules.on_spawn(session, context, cluster, instance)
 
 
@@ -263,6 +372,7 @@ def finish_migration(session, context, clusters, dest, instance, migration,
     # Checked before anything changes: the VM stays as it was.
     specs = lifecycle.instance_specs(instance, flavor)
     lifecycle.check_specs(session, dest, flavor, specs)
+    policy = check_policy(session, dest, specs, instance)
     version = vm.hw_version(session, vm_ref)
     state = {'node': migration.source_node, 'vcpus': old.vcpus,
              'memory_mb': old.memory_mb, 'disk': None}
@@ -272,10 +382,10 @@ def finish_migration(session, context, clusters, dest, instance, migration,
                               flavor.root_gb * units.Gi)
     # Saved before the VM moves, so a failure below can still be reverted.
     _reconfigure(session, vm_ref, old.vcpus, old.memory_mb, state)
-    _move(session, context, clusters, vm_ref, dest, instance, flavor)
+    _move(session, context, clusters, vm_ref, dest, instance, flavor, policy)
     _upgrade_to(session, vm_ref, specs, version, instance)
     _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, state,
-                 specs)
+                 specs, policy)
     LOG.info('Migrated to node %s with %d vCPU, %d MB, %d GB root disk',
              dest.nodename, flavor.vcpus, flavor.memory_mb, flavor.root_gb,
              instance=instance)
@@ -286,9 +396,10 @@ def finish_migration(session, context, clusters, dest, instance, migration,
 def confirm_migration(session, cluster, instance, vm_ref):
     """Source side: the original root disk and the revert state go."""
     state = read_state(session, vm_ref) if vm_ref is not None else None
-    if state and state.get('disk'):
-        files.delete_virtual_disk(session, cluster.datacenter_ref,
-                                  layout.parse(state['disk']['orig']))
+    orig = state and state.get('disk') and _original(
+        session, cluster, vm_ref, state['disk'])
+    if orig:
+        files.delete_virtual_disk(session, cluster.datacenter_ref, orig)
     if state is not None:
         _reconfigure(session, vm_ref, None, None, None)
     LOG.info('Resize confirmed; nothing kept for a revert',
@@ -299,14 +410,17 @@ def finish_revert_migration(session, context, clusters, source, instance,
                             vm_ref, power_on=True):
     """Source side: the VM comes back to ``source`` as it was."""
     flavor = instance.flavor  # Nova put the old one back
+    specs = lifecycle.instance_specs(instance, flavor)
+    policy = storage_policy.for_instance(session, specs, instance)
     state = read_state(session, vm_ref)
     power.power_off(session, vm_ref)
-    _move(session, context, clusters, vm_ref, source, instance, flavor)
+    _move(session, context, clusters, vm_ref, source, instance, flavor,
+          policy)
     if state and state.get('disk'):
         _restore_disk(session, source, vm_ref, instance,
                       state['disk'])
     _reconfigure(session, vm_ref, flavor.vcpus, flavor.memory_mb, None,
-                 lifecycle.instance_specs(instance, flavor))
+                 specs, policy)
     LOG.info('Resize reverted: back on node %s with %d vCPU, %d MB',
              source.nodename, flavor.vcpus, flavor.memory_mb,
              instance=instance)
@@ -336,8 +450,15 @@ def destination_data(session, cluster, instance):
     state = cluster_mod.read_state(session, [cluster])[0]
     try:
         lifecycle.check_fit(state, instance.flavor)
-    except nova_exception.ComputeResourcesUnavailable as e:
-        raise nova_exception.MigrationPreCheckError(reason=str(e)) from e
+        policy = storage_policy.for_instance(
+            session, lifecycle.instance_specs(instance, instance.flavor),
+            instance)
+        if policy is not None:
+            storage_policy.compatible_datastores(session, policy, state)
+    except (nova_exception.ComputeResourcesUnavailable,
+            exception.InvalidSpec) as e:
+        raise nova_exception.MigrationPreCheckError(
+            reason=e.format_message()) from e
     return migrate_data_obj.VMwareLiveMigrateData(
         cluster_name=cluster.nodename,
         datastore_regex=conf.CONF.vmware.datastore_regex or '')
@@ -390,7 +511,10 @@ def live_migration(session, context, clusters, instance, vm_ref, migrate_data,
         dest = dest or cluster_by_nodename(
             session, migrate_data.cluster_name,
             here or next(iter(clusters)))
-        relocate(session, vm_ref, dest, instance, instance.flavor)
+        relocate(session, vm_ref, dest, instance, instance.flavor,
+                 storage_policy.for_instance(
+                     session, lifecycle.instance_specs(
+                         instance, instance.flavor), instance))
     except Exception as e:
         # Nova's rollback (recover_method) keeps the server ACTIVE on the
         # source; raising instead would put it in ERROR.

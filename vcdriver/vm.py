@@ -137,13 +137,14 @@ def attach_cdrom(session, vm, iso_path):
         deviceChange=[vm_spec.cdrom(-100, controller_key, unit, iso_path)]))
 
 
-def tune(session, vm, specs, spec=None):
+def tune(session, vm, specs, spec=None, profile_id=None):
     """Give the VM's disks, NICs and video card what ``specs``
-    (extra_specs.ExtraSpecs) asks, in one reconfigure with ``spec`` (a
+    (extra_specs.ExtraSpecs) asks, and the instance's disks the storage
+    policy ``profile_id`` if given, in one reconfigure with ``spec`` (a
     ConfigSpec of other changes) when given."""
     spec = spec or vim.vm.ConfigSpec()
     spec.deviceChange = list(spec.deviceChange) + vm_spec.tune_devices(
-        devices.Devices.read(session, vm), specs)
+        devices.Devices.read(session, vm), specs, profile_id)
     virtual_machine.reconfigure(session, vm, spec)
 
 

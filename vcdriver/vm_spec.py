@@ -120,6 +120,14 @@ def disk(key, controller_key, unit_number, disk_path, size_bytes,
     return change
 
 
+def disk_locator(disk_key, datastore_ref, profile_id=None):
+    """Where RelocateVM_Task puts a disk, and the storage policy vCenter
+    applies to it there (none: it keeps its own)."""
+    return vim.vm.RelocateSpec.DiskLocator(
+        diskId=disk_key, datastore=datastore_ref,
+        profile=profile_specs(profile_id))
+
+
 def cdrom(key, controller_key, unit_number, iso_path):
     """A CD-ROM with an ISO file from a datastore, connected at power-on."""
     return _add(vim.vm.device.VirtualCdrom(
@@ -211,20 +219,24 @@ def edit(device):
         device=device)
 
 
-def tune_devices(found, specs):
+def tune_devices(found, specs, profile_id=None):
     """Edits giving the devices of ``found`` (devices.Devices) the
     per-device part of ``specs``: every disk of the instance its I/O
     allocation (a volume's disk keeps Cinder's), every NIC its bandwidth,
     the video card the image's RAM. Edits of the devices as they are,
     so spawn and resize set them alike (and vCenter makes a new VM's
-    video card itself)."""
+    video card itself). ``profile_id``: the storage policy the
+    instance's disks get (a volume's disk keeps Cinder's)."""
     card = vim.vm.device.VirtualEthernetCard
     changes = []
     for disk_ in found.disks:
         if not found.is_volume(disk_):
             disk_.storageIOAllocation = resource_allocation(
                 specs.disk_io, vim.StorageResourceManager.IOAllocationInfo)
-            changes.append(edit(disk_))
+            change = edit(disk_)
+            if profile_id:
+                change.profile = profile_specs(profile_id)
+            changes.append(change)
     for device in found.devices:
         if isinstance(device, card):
             device.resourceAllocation = resource_allocation(

@@ -125,16 +125,29 @@ def test_revert_state_round_trips_through_extra_config():
         assert migration.read_state(mock.Mock(), vm) is None
 
 
-def test_confirm_deletes_the_original_root_disk_and_the_state():
+@pytest.mark.parametrize('vm_datastore,orig_on,deleted', [
+    ('nfs0', {'nfs0'}, '[nfs0] i-1/i-1.orig.vmdk'),
+    # A storage policy moved the VM's folder, the original with it.
+    ('nfs1', {'nfs1'}, '[nfs1] i-1/i-1.orig.vmdk'),
+    # ... or vCenter left it behind (it moves only the VM's own files).
+    ('nfs1', {'nfs0'}, '[nfs0] i-1/i-1.orig.vmdk'),
+    ('nfs1', set(), None)])
+def test_confirm_deletes_the_original_root_disk_and_the_state(
+        vm_datastore, orig_on, deleted):
     vm, c = mock.Mock(), cluster()
     state = {'disk': {'orig': '[nfs0] i-1/i-1.orig.vmdk'}}
     with mock.patch.object(migration, 'read_state', return_value=state), \
+            mock.patch.object(migration.vm, 'files_location',
+                              return_value=(vm_datastore, 'i-1')), \
+            mock.patch.object(migration.datastore_http, 'exists',
+                              side_effect=lambda _s, _dc, ds, _p:
+                              ds in orig_on), \
             mock.patch.object(migration.files,
                               'delete_virtual_disk') as delete, \
             mock.patch.object(migration, '_reconfigure') as reconfigure:
         migration.confirm_migration(mock.Mock(), c, INSTANCE, vm)
-    (_s, dc, path), _kw = delete.call_args
-    assert (dc, str(path)) == (c.datacenter_ref, '[nfs0] i-1/i-1.orig.vmdk')
+    assert [(c_[0][1], str(c_[0][2])) for c_ in delete.call_args_list] == (
+        [(c.datacenter_ref, deleted)] if deleted else [])
     assert reconfigure.call_args[0][4] is None  # state removed
 
 
@@ -164,6 +177,8 @@ def test_restoring_the_root_takes_off_only_the_disk_in_its_slot(on_vm,
             mock.patch.object(migration.vm, 'detach_disk') as detach, \
             mock.patch.object(migration.datastore_http, 'exists',
                               return_value=True), \
+            mock.patch.object(migration.vm, 'files_location',
+                              return_value=('nfs0', 'i-1')), \
             mock.patch.object(migration, 'files'), \
             mock.patch.object(migration, '_attach') as attach:
         migration._restore_disk(mock.Mock(), cluster(), mock.Mock(),

@@ -37,6 +37,8 @@ package main
 //     "vm" lists) then name the new places;
 //   - the old copies of what moved are removed, and the old folder if that
 //     leaves it empty; copied shared parents stay.
+//   - the storage policies of the VM home and disks (storage_policies.go)
+//     follow their files to the new names.
 // The destination host must mount every datastore the VM then uses, or the
 // task fails with InvalidDatastore and nothing changes; so does a
 // destination folder that exists already (FileAlreadyExists). A copy that
@@ -696,6 +698,15 @@ func storageVMotion(ctx *simulator.Context, vm *simulator.VirtualMachine, req *t
 		}
 		ctx.Update(vm, changes)
 	})
+
+	// Storage policies follow the VM home and disks (storage_policies.go).
+	renamed := map[string]string{files.VmPathName: rename(files.VmPathName)}
+	for _, d := range devices.SelectByType((*types.VirtualDisk)(nil)) {
+		for _, b := range diskChain(d.(*types.VirtualDisk).Backing) {
+			renamed[b.FileName] = rename(b.FileName)
+		}
+	}
+	renameProfiles(ctx, renamed)
 
 	// Remove what moved (copied shared parents stay).
 	for _, rel := range homeFiles {

@@ -27,12 +27,16 @@ package main
 //     are alternatives; the rules of one must all hold.
 //   - Associations (PbmQueryAssociatedProfile(s)): the simulator
 //     remembers none, and vcsim drops a ConfigSpec's vmProfile and a
-//     device change's profile. Here CreateVM_Task and ReconfigVM_Task are
-//     watched: a VM home's and a disk's profile are kept by the file they
-//     name (the .vmx, the .vmdk: the storage object a policy applies to),
-//     and read back through the VM's current files and devices. An entry
-//     is written before the call runs (a failed call's stays, for a path
-//     no other VM names).
+//     device change's profile. Here CreateVM_Task, ReconfigVM_Task and
+//     RelocateVM_Task (its spec.profile, the VM home's, and its disk
+//     locators' profile) are watched: a VM home's and a disk's profile
+//     are kept by the file they name (the .vmx, the .vmdk: the storage
+//     object a policy applies to), and read back through the VM's current
+//     files and devices. An entry is written before the call runs (a
+//     failed call's stays, for a path no other VM names); a relocation
+//     without a profile leaves the VM's as they are, as vCenter does. A
+//     storage vMotion (relocate.go) moves the entries of the files it
+//     moves to their new names (renameProfiles).
 //
 // Datastore tags live here, not in vCenter's tagging service (vAPI, REST):
 //
@@ -86,7 +90,17 @@ type storagePolicies struct {
 var (
 	pbmSolverRef = types.ManagedObjectReference{Type: "PbmPlacementSolver", Value: "vcdriver-pbm-solver"}
 	pbmAssocRef  = types.ManagedObjectReference{Type: "PbmProfileProfileManager", Value: "vcdriver-pbm-associations"}
+	// In the vim Registry, so that a storage vMotion finds the
+	// associations of its model to move.
+	pbmRenameRef = types.ManagedObjectReference{Type: "VcdriverPbmRename", Value: "vcdriver-pbm-rename"}
 )
+
+// profileRenamer is the storage policies' handle in the vim Registry (a
+// managed object there, as whatever walks the Registry expects).
+type profileRenamer struct {
+	mo.ExtensibleManagedObject
+	p *storagePolicies
+}
 
 // installStoragePolicies registers the PBM endpoint with our answers and
 // the tag control endpoint; it must run before Service.NewServer.
@@ -119,6 +133,9 @@ func installStoragePolicies(m *simulator.Model) (*storagePolicies, error) {
 	m.Service.Handle(storageTagsPath, http.HandlerFunc(p.serveTags))
 	m.Service.Handle(storageTagsPath+"/", http.HandlerFunc(p.serveTags))
 	routeMethods(m, p.recordProfiles)
+	renamer := &profileRenamer{p: p}
+	renamer.Self = pbmRenameRef
+	m.Map().Put(renamer)
 	return p, nil
 }
 
@@ -367,6 +384,63 @@ func (p *storagePolicies) recordProfiles(ctx *simulator.Context, method *simulat
 			}
 		}
 		p.recordDisks(req.Spec.DeviceChange)
+	case *types.RelocateVM_Task:
+		p.recordRelocation(ctx, req)
+	}
+}
+
+// recordRelocation keeps the profiles a RelocateVM_Task gives the VM home
+// (spec.profile) and its disks (their locators' profile), by the files
+// they name now; a storage vMotion then moves them with the files.
+func (p *storagePolicies) recordRelocation(ctx *simulator.Context, req *types.RelocateVM_Task) {
+	vm, ok := ctx.Map.Get(req.This).(*simulator.VirtualMachine)
+	if !ok {
+		return
+	}
+	var home string
+	disks := map[int32]string{}
+	ctx.WithLock(vm, func() {
+		if vm.Config == nil {
+			return
+		}
+		home = vm.Config.Files.VmPathName
+		for _, d := range vm.Config.Hardware.Device {
+			if disk, ok := d.(*types.VirtualDisk); ok {
+				if b, ok := disk.Backing.(types.BaseVirtualDeviceFileBackingInfo); ok {
+					disks[disk.Key] = b.GetVirtualDeviceFileBackingInfo().FileName
+				}
+			}
+		}
+	})
+	p.setProfile(home, definedProfile(req.Spec.Profile), len(req.Spec.Profile) != 0)
+	for _, l := range req.Spec.Disk {
+		p.setProfile(disks[l.DiskId], definedProfile(l.Profile), len(l.Profile) != 0)
+	}
+}
+
+// renameProfiles moves the profiles of files a storage vMotion moved
+// (old name -> new name) to their new names.
+func renameProfiles(ctx *simulator.Context, renamed map[string]string) {
+	r, ok := ctx.Map.Get(pbmRenameRef).(*profileRenamer)
+	if !ok {
+		return
+	}
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	moved := map[string]string{}
+	for old, name := range renamed {
+		var from, to object.DatastorePath
+		if old == name || !from.FromString(old) || !to.FromString(name) {
+			continue
+		}
+		if id, ok := p.profiles[from.String()]; ok {
+			delete(p.profiles, from.String())
+			moved[to.String()] = id
+		}
+	}
+	for name, id := range moved {
+		p.profiles[name] = id
 	}
 }
 

@@ -225,3 +225,82 @@ func TestStoragePolicyAssociationsOfHomeAndDisks(t *testing.T) {
 		t.Errorf("plain disk's profiles: %v, present %v, want none", p, ok)
 	}
 }
+
+// TestStoragePolicyFollowsRelocation: a RelocateVM_Task's spec.profile
+// and disk locators' profile become the VM home's and the disk's, by
+// their new files after a storage vMotion; a relocation without a
+// profile leaves them as they are, through the files' next move.
+func TestStoragePolicyFollowsRelocation(t *testing.T) {
+	ctx := context.Background()
+	f := newStorageVMotionFixture(t)
+	c, err := pbm.NewClient(ctx, f.c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.CreateProfile(ctx, tagPolicy("gold", "tier", "gold"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices, err := f.vm.Device(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := devices.SelectByType((*types.VirtualDisk)(nil))[0].GetVirtualDevice()
+	finder, _ := dcFinder(t, f.c)
+	pool, err := finder.ResourcePool(ctx, "/DC0/host/DC0_C1/Resources")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := finder.HostSystem(ctx, "/DC0/host/DC0_C1/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relocate := func(ds string, profile []types.BaseVirtualMachineProfileSpec) {
+		t.Helper()
+		datastore, err := finder.Datastore(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostRef, poolRef, dsRef := host.Reference(), pool.Reference(), datastore.Reference()
+		task, err := f.vm.Relocate(ctx, types.VirtualMachineRelocateSpec{
+			Host: &hostRef, Pool: &poolRef, Datastore: &dsRef, Profile: profile,
+			Disk: []types.VirtualMachineRelocateSpecDiskLocator{{DiskId: disk.Key, Datastore: dsRef, Profile: profile}},
+		}, types.VirtualMachineMovePriorityDefaultPriority)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := task.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	profiles := func() (home, root []pbmtypes.PbmProfileId) {
+		t.Helper()
+		home, err := c.QueryAssociatedProfile(ctx, pbmtypes.PbmServerObjectRef{ObjectType: string(pbmtypes.PbmObjectTypeVirtualMachine), Key: f.vm.Reference().Value})
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err = c.QueryAssociatedProfile(ctx, pbmtypes.PbmServerObjectRef{ObjectType: string(pbmtypes.PbmObjectTypeVirtualDiskId), Key: f.vm.Reference().Value + ":" + strconv.Itoa(int(disk.Key))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return home, root
+	}
+	want := func(when string, ids ...string) {
+		t.Helper()
+		home, root := profiles()
+		for what, got := range map[string][]pbmtypes.PbmProfileId{"home": home, "disk": root} {
+			var names []string
+			for _, p := range got {
+				names = append(names, p.UniqueId)
+			}
+			if strings.Join(names, ",") != strings.Join(ids, ",") {
+				t.Errorf("%s: the %s's profiles are %v, want %v", when, what, names, ids)
+			}
+		}
+	}
+	want("before")
+	relocate("ds-DC0_C1", []types.BaseVirtualMachineProfileSpec{&types.VirtualMachineDefinedProfileSpec{ProfileId: id.UniqueId}})
+	want("moved with the profile", id.UniqueId)
+	relocate("nfs0", nil)
+	want("moved again without one", id.UniqueId)
+}
