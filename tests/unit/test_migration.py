@@ -14,7 +14,9 @@ from pyVmomi import vim
 from vcdriver import capacity
 from vcdriver import cluster as cluster_mod
 from vcdriver import devices
+from vcdriver import exception
 from vcdriver import migration
+from vcdriver import storage_policy
 
 objects.register_all()
 
@@ -286,3 +288,179 @@ def test_relocation_keeps_a_datastore_the_cluster_shares():
 def test_relocation_moves_files_to_a_datastore_of_the_cluster():
     spec, _dest = _relocate('LocalDS_0')
     assert spec.datastore._moId == 'ds-1'
+
+
+# --- storage policies ------------------------------------------------------
+
+GOLD = storage_policy.Policy('gold', 'p-gold')
+
+
+def _datastore(moid, name, free_gb=50):
+    return capacity.Datastore(
+        ref=vim.Datastore(moid), name=name, type='NFS', accessible=True,
+        maintenance_mode='normal', capacity=100 << 30,
+        free_space=free_gb << 30)
+
+
+def _file_disk(key, path, volume=False):
+    disk = vim.vm.device.VirtualDisk
+    return disk(key=key, capacityInKB=1 << 20,
+                backing=disk.FlatVer2BackingInfo(
+                    fileName=path, diskMode='independent_persistent'
+                    if volume else 'persistent'))
+
+
+def _storage_target(home, disks, accepted, policy=GOLD):
+    """RelocateSpec storage_target fills for a VM whose files are on
+    ``home``, in a cluster of nfs0, nfs1 (more room) and nfs2, of which
+    the policy accepts ``accepted``."""
+    datastores = [_datastore('ds-0', 'nfs0', 40), _datastore('ds-1', 'nfs1',
+                                                              90),
+                  _datastore('ds-2', 'nfs2', 60)]
+    state = cluster_mod.ClusterState(cluster(), [host('h1')], datastores)
+    spec = vim.vm.RelocateSpec()
+    with mock.patch.object(migration.storage_policy, 'compatible_datastores',
+                           return_value=[d for d in datastores
+                                         if d.name in accepted]), \
+            mock.patch.object(migration.vm, 'files_location',
+                              return_value=(home, 'i-1')), \
+            mock.patch.object(migration.devices.Devices, 'read',
+                              return_value=devices.Devices(disks)):
+        chosen = migration.storage_target(mock.Mock(), mock.Mock(), state,
+                                          policy, INSTANCE, spec)
+    return chosen, spec
+
+
+def test_files_on_an_accepted_datastore_stay():
+    chosen, spec = _storage_target(
+        'nfs0', [_file_disk(2000, '[nfs0] i-1/i-1.vmdk')], {'nfs0', 'nfs2'})
+    assert chosen is None
+    assert (spec.datastore, spec.disk, spec.profile) == (None, [], [])
+
+
+def test_files_move_to_the_roomiest_accepted_datastore_with_the_policy():
+    # The root disk is elsewhere than the home: it counts too.
+    chosen, spec = _storage_target(
+        'nfs0', [_file_disk(2000, '[nfs1] i-1/i-1.vmdk'),
+                 _file_disk(2001, '[nfs1] volume-v/volume-v.vmdk',
+                            volume=True),
+                 _file_disk(2002, '[elsewhere] volume-w/volume-w.vmdk',
+                            volume=True)], {'nfs0', 'nfs2'})
+    assert chosen.name == 'nfs2'  # not nfs1, which has more room
+    assert spec.datastore._moId == 'ds-2'
+    assert [p.profileId for p in spec.profile] == ['p-gold']
+    # The instance's disk goes with the policy; the volume on a datastore
+    # of the cluster stays there, without one; the other goes with spec.
+    assert [(d.diskId, d.datastore._moId, [p.profileId for p in d.profile])
+            for d in spec.disk] == [(2000, 'ds-2', ['p-gold']),
+                                    (2001, 'ds-1', [])]
+
+
+def test_without_a_policy_only_files_outside_the_cluster_move():
+    chosen, spec = _storage_target(
+        'LocalDS_0', [_file_disk(2000, '[LocalDS_0] i-1/i-1.vmdk')],
+        set(), policy=None)
+    assert chosen.name == 'nfs1'
+    assert spec.profile == [] and spec.disk[0].profile == []
+
+
+def test_source_refuses_a_policy_the_destination_cannot_satisfy():
+    session, vm = mock.Mock(), mock.Mock()
+    refusal = exception.InvalidSpec(
+        name='vmware:storage_policy', value='gold',
+        reason='no datastore of cluster domain-c9 satisfies this storage '
+               'policy')
+    with mock.patch.object(migration.power, 'power_off') as power_off, \
+            mock.patch.object(migration.vm, 'hw_version',
+                              return_value='vmx-15'), \
+            mock.patch.object(migration.cluster_mod, 'read_state',
+                              return_value=[mock.Mock()]), \
+            mock.patch.object(migration.storage_policy, 'for_instance',
+                              return_value=GOLD), \
+            mock.patch.object(migration.storage_policy,
+                              'compatible_datastores',
+                              side_effect=refusal):
+        with pytest.raises(nova_exception.InstanceFaultRollback) as e:
+            migration.migrate_disk_and_power_off(
+                session, INSTANCE, vm, flavor(root_gb=2), dest=cluster(
+                    'domain-c9'))
+    assert ('vmware:storage_policy=gold: no datastore of cluster domain-c9'
+            in str(e.value.inner_exception))
+    power_off.assert_not_called()
+
+
+def test_live_migration_precheck_refuses_a_policy_the_cluster_lacks():
+    state = cluster_mod.ClusterState(cluster('domain-c9'), [host('h1')], [])
+    with mock.patch.object(migration.cluster_mod, 'read_state',
+                           return_value=[state]), \
+            mock.patch.object(migration.storage_policy, 'for_instance',
+                              return_value=GOLD), \
+            mock.patch.object(migration.storage_policy, 'compatibility',
+                              return_value=([], {})):
+        with pytest.raises(nova_exception.MigrationPreCheckError) as e:
+            migration.destination_data(mock.Mock(), cluster('domain-c9'),
+                                       INSTANCE)
+    assert ('vmware:storage_policy=gold: no datastore of cluster domain-c9 '
+            'satisfies this storage policy' in str(e.value))
+
+
+def test_resize_destination_is_the_migration_records_node():
+    here, there = cluster(), cluster('domain-c9')
+    with mock.patch.object(migration.objects.Migration,
+                           'get_by_instance_and_status',
+                           return_value=mock.Mock(
+                               dest_node=there.nodename)) as get:
+        assert migration.resize_destination(
+            mock.Mock(), 'ctx', [here, there], INSTANCE) is there
+    get.assert_called_once_with('ctx', 'i-1', 'migrating')
+    with mock.patch.object(migration.objects.Migration,
+                           'get_by_instance_and_status',
+                           side_effect=nova_exception.MigrationNotFoundByStatus(
+                               instance_id='i-1', status='migrating')):
+        assert migration.resize_destination(
+            mock.Mock(), 'ctx', [here], INSTANCE) is None
+
+
+def test_reconfigure_puts_the_policy_on_home_and_own_disks():
+    root = _file_disk(2000, '[nfs0] i-1/i-1.vmdk')
+    volume = _file_disk(2001, '[nfs0] volume-v/volume-v.vmdk', volume=True)
+    specs = migration.lifecycle.instance_specs(INSTANCE, flavor())
+    with mock.patch.object(migration.vm.devices.Devices, 'read',
+                           return_value=devices.Devices([root, volume])), \
+            mock.patch.object(migration.virtual_machine,
+                              'reconfigure') as reconfigure:
+        migration._reconfigure(mock.Mock(), mock.Mock(), 1, 512, None,
+                               specs, GOLD)
+    spec = reconfigure.call_args[0][2]
+    assert [p.profileId for p in spec.vmProfile] == ['p-gold']
+    assert [(c.device.key, [p.profileId for p in c.profile])
+            for c in spec.deviceChange
+            if isinstance(c.device, vim.vm.device.VirtualDisk)] == [
+        (2000, ['p-gold'])]
+
+
+def test_restoring_the_root_after_a_move_puts_it_beside_the_vm():
+    """The VM's files moved to nfs1 and its original root with them:
+    the original goes back in place there, the grown copy is deleted."""
+    found = devices.Devices([vim.vm.device.VirtualLsiLogicController(
+        key=1000, busNumber=0), _file_disk(2000, '[nfs1] i-1/i-1.vmdk')])
+    found.devices[1].controllerKey, found.devices[1].unitNumber = 1000, 0
+    disk = {'orig': '[nfs0] i-1/i-1.orig.vmdk', 'path': '[nfs0] i-1/i-1.vmdk',
+            'kb': 1024, 'controller': 1000, 'unit': 0}
+    with mock.patch.object(migration.devices.Devices, 'read',
+                           return_value=found), \
+            mock.patch.object(migration.vm, 'detach_disk'), \
+            mock.patch.object(migration.vm, 'files_location',
+                              return_value=('nfs1', 'i-1')), \
+            mock.patch.object(migration.datastore_http, 'exists',
+                              side_effect=lambda _s, _dc, ds, _p:
+                              ds == 'nfs1'), \
+            mock.patch.object(migration, 'files') as files, \
+            mock.patch.object(migration, '_attach') as attach:
+        migration._restore_disk(mock.Mock(), cluster(), mock.Mock(),
+                                INSTANCE, disk)
+    assert str(files.delete_virtual_disk.call_args[0][2]) == \
+        '[nfs1] i-1/i-1.vmdk'
+    assert [str(p) for p in files.move_virtual_disk.call_args[0][2:]] == [
+        '[nfs1] i-1/i-1.orig.vmdk', '[nfs1] i-1/i-1.vmdk']
+    assert str(attach.call_args[0][4]) == '[nfs1] i-1/i-1.vmdk'
