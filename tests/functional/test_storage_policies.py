@@ -12,7 +12,10 @@ cannot satisfy rolls the resize back before anything moves.
 
 Simulated: placement follows tag-based rules against datastore tags the
 launcher keeps (tools/vcsim/storage_policies.go); vSAN's default policy
-asks for a storage provider the simulator has none of.
+asks for a storage provider the simulator has none of. The launcher
+records the profiles of RelocateVM_Task's spec and disk locators, and its
+storage vMotion (tools/vcsim/relocate.go) moves the VM's folder and the
+profiles with it.
 """
 
 import json
