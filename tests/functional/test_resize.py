@@ -15,7 +15,6 @@ linked clone's bytes are checked as a full copy's are.
 import hashlib
 import os
 import re
-import time
 
 import fixtures
 from nova.tests.functional.api import client
@@ -72,27 +71,6 @@ class ResizeTestBase(nova_harness.VcdriverTestCase):
                                     {'resize': {'flavorRef': flavor}})
         return self._wait_for_state_change(server, 'VERIFY_RESIZE',
                                            max_retries=120)
-
-    def _wait_for_refusals(self, server, count):
-        """Until ``count`` of the server's resizes have ended refused by
-        the source compute. Nova sets the server ACTIVE first and puts
-        the allocations back after: a resize asked before then can find
-        them still with the migration."""
-        for _attempt in range(240):
-            refused = 0
-            for action in self.api.get_instance_actions(server['id']):
-                if action['action'] != 'resize':
-                    continue
-                events = self.api.get_instance_action_details(
-                    server['id'], action['request_id'])['events']
-                refused += any(
-                    e['event'] == 'compute_resize_instance' and
-                    (e['result'] or '').lower() == 'error' for e in events)
-            if refused >= count:
-                return
-            time.sleep(0.5)
-        self.fail('%d refused resize(s) of %s never ended'
-                  % (count, server['id']))
 
     def _vcenter(self, server):
         """(cluster name, vCPUs, memory MB, root disk GB, root path)."""

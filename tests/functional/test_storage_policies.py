@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import fixtures
 from oslo_utils import units
@@ -369,26 +368,6 @@ class TestStoragePolicyMoves(nova_harness.OwnVcsimTestCase):
                          server['OS-EXT-SRV-ATTR:hypervisor_hostname'])
         self._placed(server, 'DC0_C1', 'nfs0', self.gold, 1)
         self._delete_server(server)
-
-    def _wait_for_refusals(self, server, count):
-        """Until ``count`` of the server's resizes have ended refused by
-        the source compute (Nova sets the server ACTIVE before it puts
-        the allocations back)."""
-        for _attempt in range(240):
-            refused = 0
-            for action in self.api.get_instance_actions(server['id']):
-                if action['action'] != 'resize':
-                    continue
-                events = self.api.get_instance_action_details(
-                    server['id'], action['request_id'])['events']
-                refused += any(
-                    e['event'] == 'compute_resize_instance' and
-                    (e['result'] or '').lower() == 'error' for e in events)
-            if refused >= count:
-                return
-            time.sleep(0.5)
-        self.fail('%d refused resize(s) of %s never ended'
-                  % (count, server['id']))
 
     def test_impossible_policy_rolls_the_resize_back(self):
         server = self.boot(self.image['id'], flavor_id=self.silver_flavor,

@@ -12,6 +12,7 @@ import nova.tests.functional  # noqa: F401  (must be first: patching mode)
 
 import os
 import sys
+import time
 
 import fixtures
 
@@ -226,6 +227,27 @@ class VcdriverTestCase(test.TestCase,
                           if vm.name.startswith(disk_import.SHELL_PREFIX))
         finally:
             view.Destroy()
+
+    def _wait_for_refusals(self, server, count):
+        """Until ``count`` of the server's resizes have ended refused by
+        the source compute. Nova sets the server ACTIVE first and puts
+        the allocations back after: a resize asked before then can find
+        them still with the migration."""
+        for _attempt in range(240):
+            refused = 0
+            for action in self.api.get_instance_actions(server['id']):
+                if action['action'] != 'resize':
+                    continue
+                events = self.api.get_instance_action_details(
+                    server['id'], action['request_id'])['events']
+                refused += any(
+                    e['event'] == 'compute_resize_instance' and
+                    (e['result'] or '').lower() == 'error' for e in events)
+            if refused >= count:
+                return
+            time.sleep(0.5)
+        self.fail('%d refused resize(s) of %s never ended'
+                  % (count, server['id']))
 
     def neutron_port(self, vif_type='ovs', **vif_details):
         """A port of the Neutron fixture bound as Neutron's VMware
