@@ -25,7 +25,11 @@ CHUNK_SIZES = [1, 7, 4096, MiB + 3]
 @pytest.fixture(scope='module')
 def disk(tmp_path_factory):
     """The raw source and its conversions, made once: name -> bytes."""
-    d = tmp_path_factory.mktemp('formats')
+    return ff.memoised('test_formats.disk', lambda: _images(
+        tmp_path_factory.mktemp('formats')))
+
+
+def _images(d):
     raw = ff.source_disk()
     src = ff.write(d / 'src.raw', raw)
     images = {'raw': raw}
@@ -649,11 +653,13 @@ def test_missing_qemu_img_fails_not_skips(monkeypatch):
 def qemu_stream(tmp_path_factory):
     """qemu-img's streamOptimized VMDK of 8 MiB of random data: grain
     tables in the head, no footer, no end-of-stream marker."""
-    d = tmp_path_factory.mktemp('qemu-stream')
-    raw = os.urandom(8 * MiB)
-    src = ff.write(d / 'r.raw', raw)
-    return ff.convert(src, d / 'r.vmdk', 'vmdk', '-o',
-                      'subformat=streamOptimized'), raw
+    def make():
+        d = tmp_path_factory.mktemp('qemu-stream')
+        raw = os.urandom(8 * MiB)
+        src = ff.write(d / 'r.raw', raw)
+        return ff.convert(src, d / 'r.vmdk', 'vmdk', '-o',
+                          'subformat=streamOptimized'), raw
+    return ff.memoised('test_formats.qemu_stream', make)
 
 
 def test_qemu_stream_vmdk_without_end_of_stream(qemu_stream):
