@@ -367,6 +367,8 @@ class FakeClock:
     (10, 50, 'p: 25% (50 of 200 MiB) at 5.0 MiB/s, ETA 30 s'),
     # Half a second: the rate is not damped by a one-second floor.
     (0.5, 1, 'p: 0% (1 of 200 MiB) at 2.0 MiB/s, ETA 99 s'),
+    # A line as soon as the interval has passed.
+    (0.25, 1, 'p: 0% (1 of 200 MiB) at 4.0 MiB/s, ETA 49 s'),
     # Nothing yet: no rate, no ETA (and no division by it).
     (10, 0, 'p: 0% (0 of 200 MiB) at 0.0 MiB/s, ETA 0 s'),
 ])
@@ -396,15 +398,18 @@ def test_rechunking_never_makes_chunks_larger_than_asked():
 class StuckSource:
     """A source blocked in its next read until closed (if ``closable``)."""
 
-    def __init__(self, closable=True):
+    def __init__(self, closable=True, first=()):
         self.closable = closable
         self.closes = []
         self.released = threading.Event()
+        self.first = list(first)
 
     def __iter__(self):
         return self
 
     def __next__(self):
+        if self.first:
+            return self.first.pop(0)
         self.released.wait(30)
         raise StopIteration
 
@@ -434,7 +439,7 @@ def test_a_reader_stuck_in_its_source_is_closed_halfway(transfer_log):
     assert not reader.is_alive()
     # Closed once, at half the timeout; the reader ended with it.
     assert len(source.closes) == 1
-    assert 0.9 < source.closes[0] - start < 1.4
+    assert 0.9 < source.closes[0] - start < 1.25
     assert time.monotonic() - start < 1.6
     assert not [r for r in transfer_log.records if r.levelno >= logging.WARN]
 
@@ -484,3 +489,53 @@ def test_a_reader_blocked_on_a_full_queue_is_drained_not_closed():
     assert not reader.is_alive()
     assert source.closes == []
     assert time.monotonic() - start < 0.5
+
+
+def test_the_reader_is_a_daemon_thread_named_after_the_copy():
+    # Named for thread dumps (and no_thread_leak); a daemon, so that a
+    # reader left behind in a stuck source never holds the process.
+    name = label()
+    seen = []
+    source = StuckSource(first=[b'x' * CHUNK])
+
+    def write(chunk):
+        seen.extend((t.name, t.daemon) for t in reader_threads())
+        source.released.set()
+    transfer.copy(source, write, label=name, chunk_size=CHUNK)
+    assert seen == [('transfer-reader-' + name, True)]
+
+
+def test_a_failing_writer_closes_the_source_its_reader_is_stuck_in(
+        monkeypatch):
+    finish = transfer._finish_reader
+    monkeypatch.setattr(transfer, '_finish_reader',
+                        lambda reader, chunks, source: finish(
+                            reader, chunks, source, timeout=1.0))
+    stuck = StuckSource(first=[b'x' * CHUNK])
+
+    def write(chunk):
+        raise OSError('datastore went away')
+    start = time.monotonic()
+    with pytest.raises(OSError, match='datastore went away'):
+        transfer.copy(stuck, write, label=label(), chunk_size=CHUNK)
+    # Closed halfway through the (1 s) grace, which let the reader end.
+    assert stuck.closes and stuck.closes[0] - start < 0.9
+    assert time.monotonic() - start < 0.95
+
+
+def test_without_a_hash():
+    result = transfer.copy(iter([b'x' * 10]), Sink(), label=label(),
+                           hash_algo=None)
+    assert (result.size, result.digest) == (10, None)
+    # The copy's own duration, not a clock reading.
+    assert 0 <= result.seconds < 5
+
+
+def test_a_chunk_waiting_for_room_in_the_queue_is_not_dropped():
+    # depth 1 and a writer slower than the reader's half-second wait for
+    # room: the reader waits again, it never skips the chunk.
+    data = payload(3 * CHUNK)
+    sink = Sink(delay=0.6)
+    transfer.copy(iter(pieces(data, CHUNK)), sink, label=label(),
+                  chunk_size=CHUNK, depth=1)
+    assert sink.data == data
