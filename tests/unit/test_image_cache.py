@@ -37,6 +37,7 @@ class Datastore:
     """Folders and files by their path below the datastore's root."""
 
     def __init__(self):
+        self.session = self.cluster = None
         self.folders = set()
         self.files = {}
         self.shells_removed = []
@@ -104,15 +105,14 @@ class Datastore:
             self.files.pop(p, None)
 
     def list_folder(self, session, datastore, path):
-        assert datastore == 'datastore-ref'
         return self.names(self._rel(path))
 
     def read_small(self, session, datacenter, datastore, path):
-        assert (datacenter, datastore) == ('dc', DS)
+        assert datastore == DS
         return self.files.get(path)
 
     def write_small(self, session, datacenter, datastore, path, data):
-        assert (datacenter, datastore) == ('dc', DS)
+        assert datastore == DS
         if posixpath.dirname(path) not in self.folders:
             raise exception.DatastoreHTTPError(
                 method='PUT', path=path, reason='HTTP 404')
@@ -156,6 +156,13 @@ def store(monkeypatch):
         method = getattr(ds, name)
 
         def call(*args):
+            # vSphere answers only the cache's own session, about its
+            # cluster's datacenter (or, for a listing, the datastore).
+            assert args[0] is ds.session, (name, args)
+            assert args[1] == {'list_folder': 'datastore-ref',
+                               'read_small': 'dc', 'write_small': 'dc',
+                               'remove_shell': ds.cluster}.get(
+                                   name, 'dc-ref'), (name, args)
             for hook in ds.hooks.get(name, ()):
                 hook(*args)
             return method(*args)
@@ -179,8 +186,10 @@ def clock(monkeypatch):
 
 @pytest.fixture
 def cache(store, clock):
-    cluster = types.SimpleNamespace(datacenter='dc', datacenter_ref='dc-ref')
-    return image_cache.DatastoreCache(Session(), cluster, DS)
+    store.cluster = types.SimpleNamespace(datacenter='dc',
+                                          datacenter_ref='dc-ref')
+    store.session = Session()
+    return image_cache.DatastoreCache(store.session, store.cluster, DS)
 
 
 def image(image_id=IMG):
@@ -426,7 +435,7 @@ def test_a_waiter_without_owner_file_names_another_service(
     flags.config(image_cache_wait_timeout=1, group='vcdriver')
     store.make_directory(None, None, layout.DatastorePath(DS, lock_of()))
     with pytest.raises(exception.ImageCacheTimeout,
-                       match='another compute service'):
+                       match='waiting for another compute service to cache'):
         cache.ensure(image(), Fetch(store))
     assert clock.sleeps == [0.5, 1]
 
@@ -471,8 +480,16 @@ def test_a_lock_is_stale_after_its_owner_stopped_beating(
 def test_a_stale_lock_is_taken_over_and_filled(cache, store, clock, flags):
     flags.config(image_cache_lock_stale_seconds=60, group='vcdriver')
     other_service_holds(store, heartbeat=NOW - 60)
-    fetch = Fetch(store)
+    moves = []
+    store.on('move', lambda s, dc, source, destination: moves.append(
+        (source.rel_path, destination.rel_path)))
+    owners = []
+    fetch = Fetch(store, during=lambda path: owners.append(
+        store.read(lock_of() + '/owner')['token']))
     entry = cache.ensure(image(), fetch)
+    # Renamed away under a name of the taker's own (the token it then
+    # holds the lock with), so that two takers never collide.
+    assert moves[0] == (lock_of(), lock_of() + '.stale-' + owners[0])
     assert len(fetch.paths) == 1
     assert entry.virtual_size == 5 * GIB
     assert store.names() == [IMG]
@@ -564,6 +581,28 @@ def test_an_entry_unused_for_max_age_is_removed(cache, store, age, removed):
     aged(store, age)
     assert cache.remove_if_unused(IMG, 3600, NOW) is removed
     assert store.names() == ([] if removed else [IMG])
+
+
+def test_a_recently_used_entry_is_kept_without_taking_its_lock(cache,
+                                                              store):
+    # Ageing looks at every entry of every datastore: the ones in use
+    # cost a read, not a lock.
+    aged(store, 3599)
+    store.on('make_directory_exclusive', lambda *a: pytest.fail('locked'))
+    assert cache.remove_if_unused(IMG, 3600, NOW) is False
+
+
+def test_a_lock_without_owner_is_stale_after_exactly_stale_seconds(
+        cache, store, clock, flags):
+    flags.config(image_cache_lock_stale_seconds=10, group='vcdriver')
+    store.folders.update({ROOT, lock_of()})
+    lock = image_cache._Lock(cache, IMG)
+    assert lock.take_over_if_stale() is False
+    clock.now += 9.5
+    assert lock.take_over_if_stale() is False
+    clock.now += 0.5
+    assert lock.take_over_if_stale() is True
+    assert store.names() == []
 
 
 def test_an_entry_being_filled_is_not_removed(cache, store):
