@@ -789,3 +789,143 @@ def test_ova_descriptor_of_sparse_extents_is_refused(tmp_path):
                       ('disk-s001.vmdk', bytes(4096))])
     with pytest.raises(UnsupportedImage, match='SPARSE extent'):
         convert(archive, 'vmdk', 'ova')
+
+
+# --- OVF capacities, FLAT extents in an OVA -------------------------------
+
+def _ovf(*disks):
+    """An OVF of ``(href, capacity, units)`` disks (units None: none
+    given), each with a File and a Disk referring to it."""
+    files = ''.join('<File ovf:href="%s" ovf:id="file%d"/>' % (href, i)
+                    for i, (href, _c, _u) in enumerate(disks))
+    items = ''.join(
+        '<Disk ovf:capacity="%s" %s ovf:diskId="d%d" ovf:fileRef="file%d"/>'
+        % (capacity, '' if units is None else
+           'ovf:capacityAllocationUnits="%s"' % units, i, i)
+        for i, (_h, capacity, units) in enumerate(disks))
+    return ('<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
+            'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">'
+            '<References>%s</References><DiskSection>%s</DiskSection>'
+            '</Envelope>' % (files, items)).encode()
+
+
+@pytest.mark.parametrize('ovf,href,capacity', [
+    # DSP0243: capacity in capacityAllocationUnits, bytes by default.
+    (_ovf(('a.vmdk', 5000, None)), 'a.vmdk', 5000),
+    (_ovf(('a.vmdk', 5000, 'byte')), 'a.vmdk', 5000),
+    (_ovf(('a.vmdk', 8, 'byte * 512')), 'a.vmdk', 4096),
+    (_ovf(('a.vmdk', 3, 'byte * 2^30')), 'a.vmdk', 3 * 1024 ** 3),
+    (_ovf(('a.vmdk', 3, 'byte*2^20')), 'a.vmdk', 3 * MiB),
+    # Several disks: the one whose File is the member, by base name.
+    (_ovf(('a.vmdk', 1, 'byte * 2^30'), ('b.vmdk', 2048, 'byte * 2^20')),
+     'b.vmdk', 2 * 1024 ** 3),
+    (_ovf(('a.vmdk', 1, 'byte * 2^30'), ('b.vmdk', 2048, 'byte * 2^20')),
+     'vm/a.vmdk', 1024 ** 3),
+    (_ovf(('a.vmdk', 1, None), ('b.vmdk', 2, None)), 'c.vmdk', None),
+    # A single disk is the disk, whatever its File says.
+    (_ovf(('other.vmdk', 7, None)), 'a.vmdk', 7),
+    # What cannot be read says nothing.
+    (_ovf(('a.vmdk', 1, 'kilobyte')), 'a.vmdk', None),
+    (_ovf(('a.vmdk', 'lots', None)), 'a.vmdk', None),
+    (b'<Envelope', 'a.vmdk', None),
+    (b'', 'a.vmdk', None),
+    (None, 'a.vmdk', None),
+])
+def test_ovf_capacity(ovf, href, capacity):
+    assert formats.ova.ovf_capacity(ovf, href) == capacity
+
+
+def _descriptor(*extent_lines, extra=b''):
+    return (b'# Disk DescriptorFile\nversion=1\nCID=12345678\n'
+            b'parentCID=ffffffff\ncreateType="monolithicFlat"\n' + extra +
+            b'\n' + b''.join(line + b'\n' for line in extent_lines))
+
+
+def _flat_archive(descriptor, extents, between=()):
+    return ff.ova([('disk.ovf', b'<x/>'), ('disk.vmdk', descriptor),
+                   *between, *extents])
+
+
+def test_ova_flat_extent_without_offset_or_with_foreign_bytes():
+    # The offset of a FLAT extent may be left out (it is 0); a comment in
+    # Latin-1 does not stop the descriptor being read.
+    data = bytes(range(256)) * 8
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk"',
+                             extra=b'# cr\xe9\xe9 par un outil\n')
+    _, out = convert(_flat_archive(descriptor, [('disk-flat.vmdk', data)]),
+                     'vmdk', 'ova', out_chunk=512)
+    assert out == data
+
+
+def test_ova_flat_extent_at_an_offset_is_refused():
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk" 8')
+    with pytest.raises(UnsupportedImage, match='FLAT extent'):
+        convert(_flat_archive(descriptor, [('disk-flat.vmdk',
+                                            bytes(4096))]), 'vmdk', 'ova')
+
+
+def test_ova_flat_delta_disk_is_refused():
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk" 0',
+                             extra=b'parentFileNameHint="base.vmdk"\n')
+    with pytest.raises(UnsupportedImage, match='delta'):
+        convert(_flat_archive(descriptor, [('disk-flat.vmdk',
+                                            bytes(2048))]), 'vmdk', 'ova')
+
+
+def test_ova_flat_extents_skip_folders_but_check_names():
+    data = bytes(range(256)) * 8
+    folder = tarfile.TarInfo('disk')
+    folder.type = tarfile.DIRTYPE
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk" 0')
+    _, out = convert(_flat_archive(descriptor, [('disk-flat.vmdk', data)],
+                                   between=[folder]), 'vmdk', 'ova',
+                     out_chunk=512)
+    assert out == data
+    with pytest.raises(CorruptImage, match='leaves the archive'):
+        convert(_flat_archive(descriptor, [('../disk-flat.vmdk', data)]),
+                'vmdk', 'ova')
+    with pytest.raises(UnsupportedImage, match='found the end'):
+        convert(_flat_archive(descriptor, []), 'vmdk', 'ova')
+
+
+def test_ova_flat_extents_are_read_a_chunk_at_a_time():
+    # A 64 MiB extent passes holding a few chunks, not the extent.
+    size = 64 * MiB
+    descriptor = _descriptor(b'RW %d FLAT "disk-flat.vmdk" 0' % (size // 512))
+    archive = _flat_archive(descriptor, [('disk-flat.vmdk', bytes(size))])
+    tracemalloc.start()
+    try:
+        image = formats.open_flat(ff.chunked(archive, MiB), 'vmdk', 'ova',
+                                  chunk_size=MiB, source_size=len(archive))
+        total = sum(len(chunk) for chunk in image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == size
+    assert peak < 16 * MiB, peak
+
+
+def test_ova_truncated_inside_a_flat_extent_names_the_disk():
+    data = bytes(4096)
+    descriptor = _descriptor(b'RW 8 FLAT "disk-flat.vmdk" 0')
+    archive = _flat_archive(descriptor, [('disk-flat.vmdk', data)])
+    cut = archive[:archive.index(b'disk-flat.vmdk') + 512 + 1000]
+    with pytest.raises(CorruptImage) as e:
+        convert(cut, 'vmdk', 'ova', source_size=len(archive))
+    assert 'disk-flat.vmdk' in str(e.value)
+
+
+# --- what an operator reads on a mismatch ---------------------------------
+
+def test_mismatch_messages_say_what_to_set_or_run(disk):
+    with pytest.raises(FormatMismatch) as e:
+        consume(disk['qcow2'], 'raw', source_size=len(disk['qcow2']))
+    assert str(e.value) == (
+        'image is declared disk_format=raw but its bytes are a qcow2 disk; '
+        'set disk_format=qcow2')
+    vhd = b'conectix' + bytes(MiB)
+    with pytest.raises(FormatMismatch) as e:
+        consume(vhd, 'raw', source_size=len(vhd))
+    assert str(e.value).endswith(
+        '; convert it to qcow2 with `qemu-img convert -O qcow2 SOURCE '
+        'OUT.qcow2`')
