@@ -10,7 +10,9 @@ tests/functional/test_image_cache.py runs the same cache on vcsim.
 
 import json
 import logging
+import os
 import posixpath
+import socket
 import threading
 import time
 import types
@@ -252,6 +254,9 @@ def test_fills_an_empty_cache_once_and_finds_it_after(cache, store, clock):
         seen['folder'] = posixpath.dirname(path.rel_path)
         seen['owner'] = store.read(lock_of() + '/owner')
         seen['names'] = store.names()
+        # Named for thread dumps; a daemon, never holding the process.
+        seen['beating'] = [t.daemon for t in threading.enumerate()
+                           if t.name == 'image-cache-heartbeat']
 
     fetch = Fetch(store, during=during)
     entry = cache.ensure(image(), fetch)
@@ -264,7 +269,11 @@ def test_fills_an_empty_cache_once_and_finds_it_after(cache, store, clock):
     assert seen['folder'] == '%s/%s.partial-%s' % (ROOT, IMG, token)
     assert seen['names'] == sorted([IMG + '.lock', IMG + '.partial-' + token])
     assert seen['owner']['heartbeat'] == NOW
-    assert seen['owner']['owner'].split()[1] == 'pid'
+    assert seen['owner']['owner'] == '%s pid %d' % (socket.gethostname(),
+                                                    os.getpid())
+    assert seen['beating'] == [True]
+    assert not [t for t in threading.enumerate()
+                if t.name == 'image-cache-heartbeat']
     # Only the entry is left: its disk, its record, when it was used.
     assert store.names() == [IMG]
     assert store.names(ROOT + '/' + IMG) == sorted(
@@ -308,6 +317,19 @@ def test_an_entry_made_between_look_and_lock_is_not_filled_again(
     assert fetch.paths == []
     assert entry.virtual_size == GIB
     assert store.names() == [IMG]
+
+
+def test_different_images_fill_at_once(cache, store):
+    # The process's lock is per image: a long download does not hold
+    # up another image's.
+    both = threading.Barrier(2, timeout=10)
+    fetch = Fetch(store, during=lambda path: both.wait())
+    other = threading.Thread(target=cache.ensure, args=(image(OTHER),
+                                                        fetch))
+    other.start()
+    cache.ensure(image(), fetch)
+    other.join(10)
+    assert store.names() == sorted([IMG, OTHER])
 
 
 def test_threads_of_one_service_fill_once(cache, store):
@@ -565,6 +587,27 @@ def test_the_owner_keeps_its_lock_alive(cache, store, flags, caplog):
     assert 1.8 < writes[2] - writes[0] < 2.5
     assert 'Could not refresh the lock' in caplog.text
     assert store.names() == [IMG]
+
+
+def test_the_lock_goes_only_after_its_last_beat(cache, store, flags,
+                                               caplog):
+    # A beat in progress when the fill ends is waited for: it would
+    # otherwise write its owner file into a lock folder already gone.
+    flags.config(image_cache_lock_stale_seconds=3, group='vcdriver')
+    beating = threading.Event()
+
+    def slow_beat(session, datacenter, datastore, path, data):
+        if (path.endswith('/owner') and
+                threading.current_thread().name == 'image-cache-heartbeat'):
+            beating.set()
+            time.sleep(0.3)
+    store.on('write_small', slow_beat)
+    cache.ensure(image(), Fetch(store, during=lambda path: beating.wait(5)))
+    for t in threading.enumerate():
+        if t.name == 'image-cache-heartbeat':
+            t.join(5)
+    assert store.names() == [IMG]
+    assert 'Could not refresh the lock' not in caplog.text
 
 
 # --- ageing -----------------------------------------------------------------
