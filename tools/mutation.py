@@ -206,6 +206,8 @@ def main(argv=None):
             if code not in KILLED and code not in TIMEOUT:
                 survivors.append((name, mutant, status(code),
                                   mutant in known))
+            elif mutant in known:
+                print('  listed as equivalent but killed: %s' % mutant)
     print()
     print(table(rows))
     print('total %.0f s' % (time.monotonic() - started))
