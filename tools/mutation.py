@@ -89,6 +89,10 @@ def setup_cfg(mutate, tests):
             'pytest_add_cli_args =%s\n'
             # The copy is new each run: nothing to invalidate.
             'use_git_change_detection = false\n'
+            # A mutant gets (its tests' traced time + 1 s) x 6 of CPU
+            # (mutmut's default is x 30): a loop that no longer ends is
+            # a timeout within seconds, not a minute.
+            'timeout_multiplier = 3\n'
             % (lines(mutate), lines(DO_NOT_MUTATE), lines(tests),
                lines(['-p', 'no:cacheprovider',
                       '--timeout=%d' % TEST_TIMEOUT])))

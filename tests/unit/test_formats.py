@@ -455,10 +455,15 @@ def test_qcow2_data_before_its_table(tmp_path):
     # Read at 256 KiB, the cluster at 64 KiB is 192 KiB back.
     assert consume(data, 'qcow2', spill_limit=192 * 1024) == (
         ff.to_raw(path, 'qcow2'))
-    with pytest.raises(UnsupportedImage,
-                       match='before the table that maps it') as e:
+    with pytest.raises(UnsupportedImage) as e:
         consume(data, 'qcow2', spill_limit=192 * 1024 - 1)
-    assert 'qemu-img convert -O qcow2' in str(e.value)
+    # The whole of what the operator reads: where, by how much, the fix.
+    assert str(e.value) == (
+        'qcow2 image cannot be converted in one pass: its cluster at byte '
+        '65536 comes before the table that maps it, by more than the 191 '
+        'KiB the driver keeps (or it overlaps other data). Rewrite the '
+        'image in order with `qemu-img convert -O qcow2 SOURCE '
+        'FIXED.qcow2` and upload the result')
 
 
 def test_qcow2_compressed_across_a_table(tmp_path):
@@ -857,6 +862,19 @@ def test_ova_flat_extent_without_offset_or_with_foreign_bytes():
                              extra=b'# cr\xe9\xe9 par un outil\n')
     _, out = convert(_flat_archive(descriptor, [('disk-flat.vmdk', data)]),
                      'vmdk', 'ova', out_chunk=512)
+    assert out == data
+
+
+def test_ova_flat_extent_is_raw_whatever_its_first_bytes():
+    # A raw disk may begin with what looks like another format's header.
+    data = b'QFI\xfb\x00\x00\x00\x03' + bytes(range(256)) * 8
+    data += bytes(-len(data) % 512)
+    descriptor = _descriptor(b'RW %d FLAT "disk-flat.vmdk" 0'
+                             % (len(data) // 512))
+    image, out = convert(_flat_archive(descriptor, [('disk-flat.vmdk',
+                                                     data)]), 'vmdk', 'ova',
+                         out_chunk=512)
+    assert image.source_format == 'raw'
     assert out == data
 
 
