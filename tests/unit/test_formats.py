@@ -9,6 +9,7 @@ import random
 import struct
 import tarfile
 import tracemalloc
+import zlib
 
 import pytest
 
@@ -950,3 +951,45 @@ def test_mismatch_messages_say_what_to_set_or_run(disk):
     assert str(e.value).endswith(
         '; convert it to qcow2 with `qemu-img convert -O qcow2 SOURCE '
         'OUT.qcow2`')
+
+
+def test_qcow2_compressed_cluster_inflates_no_further_than_a_cluster(
+        tmp_path):
+    """A compressed cluster whose stream inflates far beyond the cluster
+    (a deflate bomb in the most sectors an L2 entry can name) costs a
+    cluster's memory, as qemu reads it, not the bomb's."""
+    text = b''.join(b'line %06d of text\n' % i for i in range(60000))
+    src = ff.write(tmp_path / 'src.raw', text)
+    data = bytearray(ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c'))
+    cluster_bits = struct.unpack_from('>I', data, 20)[0]
+    l1 = struct.unpack_from('>Q', data, 40)[0]
+    l2 = struct.unpack_from('>Q', data, l1)[0] & 0x00fffffffffffe00
+    entry = struct.unpack_from('>Q', data, l2)[0]
+    assert entry >> 62 & 1                  # cluster 0 is compressed
+    x = 62 - (cluster_bits - 8)             # the qcow2 spec's L2 layout
+    most = (1 << (cluster_bits - 8)) - 1
+    struct.pack_into('>Q', data, l2, entry | most << x)
+    offset = entry & ((1 << x) - 1)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = deflate.compress(bytes(128 * MiB)) + deflate.flush()
+    data[offset:offset + len(bomb)] = bomb
+    data += bytes(max(0, offset + (most + 1) * 512 - len(data)))
+    tracemalloc.start()
+    try:
+        consume(bytes(data), 'qcow2', source_size=len(data))
+    except CorruptImage:
+        pass        # the bomb overwrote the clusters packed after it
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 32 * MiB, peak
+
+
+def test_qcow2_compressed_clusters_are_read_byte_tight(tmp_path):
+    """Packed compressed clusters follow each other byte for byte: read
+    in order, they need nothing kept behind (spill limit 0)."""
+    text = b''.join(b'line %06d of text\n' % i for i in range(60000))
+    src = ff.write(tmp_path / 'src.raw', text)
+    data = ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c')
+    assert consume(data, 'qcow2', spill_limit=0) == text + bytes(
+        -len(text) % 512)
