@@ -86,9 +86,12 @@ def image_bytes(disk, name):
 
 
 def flatten(image, chunk_size):
-    """All the bytes of ``image``, checking the chunking contract."""
+    """All the bytes of ``image``, checking the chunking contract: full
+    chunks of immutable bytes (a queue may hold them while the converter
+    reuses its buffers)."""
     chunks = list(image)
     assert all(len(c) == chunk_size for c in chunks[:-1])
+    assert all(type(c) is bytes for c in chunks)
     assert chunks and 0 < len(chunks[-1]) <= chunk_size
     assert all(type(c) is bytes for c in chunks)
     return b''.join(chunks)
@@ -993,3 +996,19 @@ def test_qcow2_compressed_clusters_are_read_byte_tight(tmp_path):
     data = ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c')
     assert consume(data, 'qcow2', spill_limit=0) == text + bytes(
         -len(text) % 512)
+
+
+def test_truncated_messages_say_before_what():
+    raw = bytes(4096)
+    with pytest.raises(CorruptImage) as e:
+        consume(raw, 'raw', source_size=5000)
+    assert str(e.value) == (
+        'raw image is truncated: it ends at byte 4096, before the 5000 '
+        'bytes Glance records; upload the whole file again')
+    data = b''.join(formats.stream_optimized.Encoder(len(raw)).encode(
+        [raw]))
+    with pytest.raises(CorruptImage) as e:
+        consume(data[:-600], 'vmdk')
+    assert str(e.value) == (
+        'VMDK image is truncated: it ends at byte %d, before the end of '
+        'its footer; upload the whole file again' % (len(data) - 600))

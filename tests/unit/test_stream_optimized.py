@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import os
 import random
+import re
 import struct
 import time
 import tracemalloc
@@ -466,3 +467,13 @@ def test_stored_is_zlib_at_level_0(size):
     assert len(ours) == 2 + 5 * blocks + size + 4
     assert len(ours) <= len(zlib.compress(data, 0))
     assert ours[:2] == zlib.compress(data, 0)[:2]
+
+
+def test_each_encoding_has_a_new_32_bit_content_id():
+    cids = set()
+    for _ in range(32):
+        head = b''.join(so.Encoder(GRAIN).encode([bytes(GRAIN)]))[:4096]
+        cid = re.search(rb'\nCID=([0-9a-f]+)\n', head).group(1)
+        assert len(cid) == 8
+        cids.add(cid)
+    assert len(cids) > 1
