@@ -123,12 +123,14 @@ def results(scratch):
 
 
 def count(codes):
+    pending = sum(c is None for c in codes)    # --report of a cut run
+    codes = [c for c in codes if c is not None]
     killed = sum(c in KILLED for c in codes)
     timeout = sum(c in TIMEOUT for c in codes)
     survived = len(codes) - killed - timeout
     score = 100.0 * (killed + timeout) / len(codes) if codes else 100.0
     return {'mutants': len(codes), 'killed': killed, 'survived': survived,
-            'timeout': timeout, 'score': score}
+            'timeout': timeout, 'score': score, 'pending': pending}
 
 
 def status(code):
@@ -156,8 +158,30 @@ def table(rows):
     for name, row in rows:
         out.append('%-10s %8d %8d %9d %8d %6.1f%% %7.0fs' % (
             name, row['mutants'], row['killed'], row['survived'],
-            row['timeout'], row['score'], row['seconds']))
+            row['timeout'], row['score'], row['seconds']) + (
+                '  (%d not run yet)' % row['pending'] if row['pending']
+                else ''))
     return '\n'.join(out)
+
+
+def run_mutmut(scratch, max_children):
+    """(seconds, the finished process, results) of mutmut in ``scratch``.
+    """
+    t0 = time.monotonic()
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1',
+               VCDRIVER_TEST_IMAGES=str(scratch / 'test-images'))
+    # mutmut's progress line is rewritten in place: a log of it is long,
+    # so only its end is shown.
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'mutmut'), 'run',
+         '--max-children', str(max_children)],
+        cwd=scratch, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors='replace')
+    seconds = time.monotonic() - t0
+    (scratch / 'mutmut.log').write_text(proc.stdout)
+    tail = proc.stdout.replace('\r', '\n').strip().splitlines()[-3:]
+    print('\n'.join('   ' + line for line in tail))
+    return seconds, proc, results(scratch)
 
 
 def main(argv=None):
@@ -173,6 +197,9 @@ def main(argv=None):
                         'work in them)')
     p.add_argument('--max-children', type=int, default=1,
                    help='mutmut workers (default 1)')
+    p.add_argument('--report', action='store_true',
+                   help='run nothing: the table of the results in the '
+                        'scratch copies (of a run still going, or cut)')
     p.add_argument('--min-score', type=float, default=90.0,
                    help='fail when a target scores under this (percent)')
     args = p.parse_args(argv)
@@ -184,23 +211,20 @@ def main(argv=None):
     rows, survivors, failed = [], [], False
     started = time.monotonic()
     for name in targets:
-        scratch = prepare(workdir, name)
-        print('== %s: mutmut in %s' % (name, scratch), flush=True)
-        t0 = time.monotonic()
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1',
-                   VCDRIVER_TEST_IMAGES=str(scratch / 'test-images'))
-        # mutmut's progress line is rewritten in place: a log of it is
-        # long, so only its end is shown.
-        proc = subprocess.run(
-            [os.path.join(os.path.dirname(sys.executable), 'mutmut'), 'run',
-             '--max-children', str(args.max_children)],
-            cwd=scratch, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors='replace')
-        seconds = time.monotonic() - t0
-        (scratch / 'mutmut.log').write_text(proc.stdout)
-        tail = proc.stdout.replace('\r', '\n').strip().splitlines()[-3:]
-        print('\n'.join('   ' + line for line in tail))
-        codes = results(scratch)
+        if args.report:
+            scratch = workdir / name
+            log = scratch / 'mutmut.log'
+            codes = results(scratch) if scratch.exists() else {}
+            if not codes:
+                continue
+            # A finished target's time: from its copy to its log.
+            seconds = (log.stat().st_mtime - (scratch / 'setup.cfg').stat(
+            ).st_mtime if log.exists() else float('nan'))
+            proc = subprocess.CompletedProcess([], 0, '')
+        else:
+            scratch = prepare(workdir, name)
+            print('== %s: mutmut in %s' % (name, scratch), flush=True)
+            seconds, proc, codes = run_mutmut(scratch, args.max_children)
         if proc.returncode or not codes:
             print('mutmut failed on %s (exit %d): see %s' % (
                 name, proc.returncode, scratch / 'mutmut.log'))
@@ -208,9 +232,11 @@ def main(argv=None):
             continue
         row = dict(count(list(codes.values())), seconds=seconds)
         rows.append((name, row))
-        if row['score'] < args.min_score:
+        if row['score'] < args.min_score or row['pending']:
             failed = True
         for mutant, code in sorted(codes.items()):
+            if code is None:
+                continue
             if code not in KILLED and code not in TIMEOUT:
                 survivors.append((name, mutant, status(code),
                                   mutant in known))
@@ -218,14 +244,15 @@ def main(argv=None):
                 print('  listed as equivalent but killed: %s' % mutant)
     print()
     print(table(rows))
-    print('total %.0f s' % (time.monotonic() - started))
+    if not args.report:
+        print('total %.0f s' % (time.monotonic() - started))
     unlisted = [s for s in survivors if not s[3]]
     print('\n%d surviving mutants, %d listed as equivalent in %s' % (
         len(survivors), len(survivors) - len(unlisted),
         EQUIVALENT.relative_to(ROOT)))
     for name, mutant, state, _ in unlisted:
         print('  not listed: %-9s %s (%s)' % (name, mutant, state))
-    if args.keep or args.workdir:
+    if args.keep or args.workdir or args.report:
         print('scratch copies kept in %s/TARGET: cd there, mutmut show '
               'NAME' % workdir)
     else:
