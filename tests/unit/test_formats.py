@@ -1012,3 +1012,21 @@ def test_truncated_messages_say_before_what():
     assert str(e.value) == (
         'VMDK image is truncated: it ends at byte %d, before the end of '
         'its footer; upload the whole file again' % (len(data) - 600))
+
+
+def test_sparse_vmdk_without_grain_directory(disk):
+    # VMDK spec, SparseExtentHeader: gdOffset (u64, sector) at byte 56.
+    data = patched(disk['vmdk-sparse'], 56, '<Q', 0)
+    with pytest.raises(CorruptImage, match='no grain directory offset'):
+        consume(data, 'vmdk')
+
+
+def test_sparse_vmdk_grain_directory_limit(disk):
+    """A grain directory of at most 32 MiB: 8 Mi tables of 512 grains of
+    64 KiB, 256 TiB (capacity, u64 sectors, at byte 12)."""
+    most = 8 * MiB * 512 * 128
+    with pytest.raises(UnsupportedImage, match='too large'):
+        consume(patched(disk['vmdk-sparse'], 12, '<Q', most + 128), 'vmdk')
+    with pytest.raises(CorruptImage) as e:
+        consume(patched(disk['vmdk-sparse'], 12, '<Q', most), 'vmdk')
+    assert 'too large' not in str(e.value)
