@@ -1030,3 +1030,14 @@ def test_sparse_vmdk_grain_directory_limit(disk):
     with pytest.raises(CorruptImage) as e:
         consume(patched(disk['vmdk-sparse'], 12, '<Q', most), 'vmdk')
     assert 'too large' not in str(e.value)
+
+
+@pytest.mark.parametrize('in_chunk', [1000, 4096, 5120])
+def test_raw_longer_than_glance_records(in_chunk):
+    """Its bytes past Glance's size are still counted, so the message
+    says how long the upload really is."""
+    data = bytes(range(256)) * 20
+    with pytest.raises(CorruptImage) as e:
+        consume(data, 'raw', source_size=4096, in_chunk=in_chunk)
+    assert str(e.value) == ('image is 5120 bytes but Glance records 4096; '
+                            'upload it again')
