@@ -1041,3 +1041,16 @@ def test_raw_longer_than_glance_records(in_chunk):
         consume(data, 'raw', source_size=4096, in_chunk=in_chunk)
     assert str(e.value) == ('image is 5120 bytes but Glance records 4096; '
                             'upload it again')
+
+
+def test_stream_vmdk_footer_without_magic_is_named():
+    # ESXi's layout ends: footer marker, footer (a header), end-of-stream.
+    raw = bytes(4096)
+    data = bytearray(b''.join(
+        formats.stream_optimized.Encoder(len(raw)).encode([raw])))
+    assert data[-1024:-1020] == b'KDMV'
+    data[-1024:-1020] = b'XXXX'
+    with pytest.raises(CorruptImage) as e:
+        consume(bytes(data), 'vmdk')
+    assert str(e.value) == ('streamOptimized VMDK footer has no VMDK header '
+                            'magic')
