@@ -468,6 +468,8 @@ def test_qcow2_data_before_its_table(tmp_path):
         'KiB the driver keeps (or it overlaps other data). Rewrite the '
         'image in order with `qemu-img convert -O qcow2 SOURCE '
         'FIXED.qcow2` and upload the result')
+    with pytest.raises(UnsupportedImage, match='more than the 100 KiB'):
+        consume(data, 'qcow2', spill_limit=100 * 1024)
 
 
 def test_qcow2_compressed_across_a_table(tmp_path):
