@@ -1056,3 +1056,18 @@ def test_stream_vmdk_footer_without_magic_is_named():
         consume(bytes(data), 'vmdk')
     assert str(e.value) == ('streamOptimized VMDK footer has no VMDK header '
                             'magic')
+
+
+@pytest.mark.parametrize('fmt,options', [
+    ('qcow2', []), ('vmdk', ['-o', 'subformat=monolithicSparse'])])
+def test_the_spill_limit_counts_every_grain_kept(tmp_path, fmt, options):
+    """Two 64 KiB grains stored before the one at guest offset 0: both
+    are kept until it passes, 128 KiB in all."""
+    path = tmp_path / ('r.' + fmt)
+    ff.qemu_img('create', '-f', fmt, *options, path, '16M')
+    ff.qemu_io(fmt, path, 'write -P 1 8M 64k', 'write -P 2 9M 64k',
+               'write -P 3 0 64k')
+    data, raw = ff.read(path), ff.to_raw(path, fmt)
+    assert consume(data, fmt, spill_limit=128 * 1024) == raw
+    with pytest.raises(UnsupportedImage, match='out of guest order'):
+        consume(data, fmt, spill_limit=128 * 1024 - 1)
