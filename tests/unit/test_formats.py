@@ -1071,3 +1071,22 @@ def test_the_spill_limit_counts_every_grain_kept(tmp_path, fmt, options):
     assert consume(data, fmt, spill_limit=128 * 1024) == raw
     with pytest.raises(UnsupportedImage, match='out of guest order'):
         consume(data, fmt, spill_limit=128 * 1024 - 1)
+
+
+def test_qcow2_compressed_cluster_that_inflates_short(tmp_path):
+    """Whole on the wire but short once inflated: a corrupt cluster, not
+    a cut upload."""
+    text = b''.join(b'line %06d of text\n' % i for i in range(60000))
+    src = ff.write(tmp_path / 'src.raw', text)
+    data = bytearray(ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c'))
+    cluster_bits = struct.unpack_from('>I', data, 20)[0]
+    l1 = struct.unpack_from('>Q', data, 40)[0]
+    l2 = struct.unpack_from('>Q', data, l1)[0] & 0x00fffffffffffe00
+    entry = struct.unpack_from('>Q', data, l2)[0]
+    offset = entry & ((1 << (62 - (cluster_bits - 8))) - 1)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    short = deflate.compress(b'x' * 100) + deflate.flush()
+    data[offset:offset + len(short)] = short
+    with pytest.raises(CorruptImage,
+                       match='inflates to 100 bytes, not 65536'):
+        consume(bytes(data), 'qcow2')
