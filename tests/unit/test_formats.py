@@ -1090,3 +1090,16 @@ def test_qcow2_compressed_cluster_that_inflates_short(tmp_path):
     with pytest.raises(CorruptImage,
                        match='inflates to 100 bytes, not 65536'):
         consume(bytes(data), 'qcow2')
+
+
+@pytest.mark.parametrize('where', ['directory', 'table'])
+def test_sparse_vmdk_offsets_are_unsigned(disk, where):
+    """A grain directory or table entry of 2^31 sectors is 1 TiB into
+    the file (u32, VMDK spec), past its end: a cut image."""
+    data = bytearray(disk['vmdk-sparse'])
+    gd = struct.unpack_from('<Q', data, 56)[0] * 512
+    at = gd if where == 'directory' else (
+        struct.unpack_from('<I', data, gd)[0] * 512)
+    struct.pack_into('<I', data, at, 1 << 31)
+    with pytest.raises(CorruptImage, match='truncated'):
+        consume(bytes(data), 'vmdk')
