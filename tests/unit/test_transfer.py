@@ -539,3 +539,22 @@ def test_a_chunk_waiting_for_room_in_the_queue_is_not_dropped():
     transfer.copy(iter(pieces(data, CHUNK)), sink, label=label(),
                   chunk_size=CHUNK, depth=1)
     assert sink.data == data
+
+
+def test_a_stuck_source_without_close_is_left_behind(transfer_log):
+    released = threading.Event()
+
+    class Uncloseable:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            released.wait(30)
+            raise StopIteration
+    source = Uncloseable()
+    chunks = transfer.queue.Queue(maxsize=1)
+    reader = stuck_reader(source, chunks)
+    transfer._finish_reader(reader, chunks, source, timeout=1.0)
+    assert reader.is_alive()
+    released.set()
+    reader.join(5)
