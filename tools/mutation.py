@@ -15,6 +15,7 @@ equivalent, in tests/mutation/equivalent.txt: the run lists any other
 survivor, and fails when a target scores under ``--min-score``.
 
     python tools/mutation.py [--target NAME ...] [--workdir DIR] [--keep]
+    python tools/mutation.py --workdir DIR --report    # the table so far
 """
 
 import argparse
