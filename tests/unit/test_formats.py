@@ -1034,15 +1034,24 @@ def test_sparse_vmdk_grain_directory_limit(disk):
     assert 'too large' not in str(e.value)
 
 
-@pytest.mark.parametrize('in_chunk', [1000, 4096, 5120])
-def test_raw_longer_than_glance_records(in_chunk):
+@pytest.mark.parametrize('size', [5120, 5 * MiB + 5120])
+@pytest.mark.parametrize('in_chunk', [1000, 4096, 5120, MiB + 3])
+def test_raw_longer_than_glance_records(in_chunk, size):
     """Its bytes past Glance's size are still counted, so the message
-    says how long the upload really is."""
-    data = bytes(range(256)) * 20
+    says how long the upload really is; what Glance's size covers is
+    passed on as it is."""
+    data = bytes(range(256)) * (size // 256)
+    glance = size - 1024
+    image = formats.open_flat(ff.chunked(data, in_chunk), 'raw',
+                              source_size=glance, chunk_size=65536)
+    out = []
     with pytest.raises(CorruptImage) as e:
-        consume(data, 'raw', source_size=4096, in_chunk=in_chunk)
-    assert str(e.value) == ('image is 5120 bytes but Glance records 4096; '
-                            'upload it again')
+        for chunk in image:
+            assert type(chunk) is bytes
+            out.append(chunk)
+    assert str(e.value) == ('image is %d bytes but Glance records %d; '
+                            'upload it again' % (size, glance))
+    assert data[:glance].startswith(b''.join(out))
 
 
 def test_stream_vmdk_footer_without_magic_is_named():
@@ -1103,3 +1112,14 @@ def test_sparse_vmdk_offsets_are_unsigned(disk, where):
     struct.pack_into('<I', data, at, 1 << 31)
     with pytest.raises(CorruptImage, match='truncated'):
         consume(bytes(data), 'vmdk')
+
+
+def test_raw_from_a_source_of_bytearrays_comes_out_as_bytes():
+    # A reader may hand over buffers it fills again: what goes on is a
+    # copy of its own.
+    pieces = [bytearray(b'%d' % i) * 65536 for i in range(3)]
+    image = formats.open_flat(iter(pieces), 'raw',
+                              source_size=3 * 65536, chunk_size=65536)
+    out = list(image)
+    assert [type(c) for c in out] == [bytes] * 3
+    assert b''.join(out) == b''.join(pieces)
