@@ -1123,3 +1123,24 @@ def test_raw_from_a_source_of_bytearrays_comes_out_as_bytes():
     out = list(image)
     assert [type(c) for c in out] == [bytes] * 3
     assert b''.join(out) == b''.join(pieces)
+
+
+def test_qemu_stream_vmdk_of_two_tables_with_holes_truncated(tmp_path):
+    """qemu-img's tables in the head over 40 MiB and a grain (two grain
+    tables, the second partly used), grains only here and there: every
+    whole grain dropped from the end is caught, the whole image is not."""
+    size = 40 * MiB + 65536
+    raw = bytearray(size)
+    for at in (0, 5 * MiB, 32 * MiB - 65536, 32 * MiB, size - 65536):
+        raw[at:at + 65536] = os.urandom(65536)
+    src = ff.write(tmp_path / 'h.raw', bytes(raw))
+    data = ff.convert(src, tmp_path / 'h.vmdk', 'vmdk', '-o',
+                      'subformat=streamOptimized')
+    markers, end = ff.grain_markers(data)
+    assert len(markers) == 5 and end == len(data)
+    assert consume(data, 'vmdk', source_size=len(data)) == bytes(raw)
+    for k in range(5):
+        with pytest.raises(CorruptImage,
+                           match='grain %d of the 5 its grain tables name'
+                           % (k + 1)):
+            consume(data[:markers[k]], 'vmdk')
