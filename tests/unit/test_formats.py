@@ -1144,3 +1144,35 @@ def test_qemu_stream_vmdk_of_two_tables_with_holes_truncated(tmp_path):
                            match='grain %d of the 5 its grain tables name'
                            % (k + 1)):
             consume(data[:markers[k]], 'vmdk')
+
+
+def test_stream_vmdk_cut_messages_name_what_was_next(qemu_stream):
+    """ESXi's layout (ours) is cut before its end-of-stream marker;
+    qemu-img's, with tables in its head, before a marker."""
+    raw = bytes(range(256)) * 1024
+    ours = b''.join(formats.stream_optimized.Encoder(len(raw)).encode(
+        [raw]))
+    markers, _ = ff.grain_markers(ours)
+    with pytest.raises(CorruptImage,
+                       match='before its end-of-stream marker;'):
+        consume(ours[:markers[-1] + 5], 'vmdk')
+    qemu, _ = qemu_stream
+    markers, _ = ff.grain_markers(qemu)
+    with pytest.raises(CorruptImage, match='before a marker;'):
+        consume(qemu[:markers[64] + 5], 'vmdk')
+    overhead = struct.unpack_from('<Q', qemu, 64)[0] * 512
+    with pytest.raises(CorruptImage, match='before its first grain;'):
+        consume(qemu[:overhead - 100], 'vmdk')
+
+
+def test_stream_vmdk_grain_size_limit(qemu_stream):
+    """A grain may claim at most two grains and 4 KiB of deflate."""
+    data, _ = qemu_stream
+    first = ff.grain_markers(data)[0][0]
+    most = 2 * 65536 + 4096
+    with pytest.raises(CorruptImage, match='grain at byte %d claims %d '
+                       'compressed bytes' % (first, most + 1)):
+        consume(patched(data, first + 8, '<I', most + 1), 'vmdk')
+    with pytest.raises(CorruptImage) as e:
+        consume(patched(data, first + 8, '<I', most), 'vmdk')
+    assert 'grain at byte %d claims' % first not in str(e.value)
