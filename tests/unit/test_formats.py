@@ -1176,3 +1176,20 @@ def test_stream_vmdk_grain_size_limit(qemu_stream):
     with pytest.raises(CorruptImage) as e:
         consume(patched(data, first + 8, '<I', most), 'vmdk')
     assert 'grain at byte %d claims' % first not in str(e.value)
+
+
+def test_stream_vmdk_cut_in_a_grain_or_table_and_a_grain_past_the_end():
+    raw = bytes(range(256)) * 1024
+    ours = b''.join(formats.stream_optimized.Encoder(len(raw)).encode(
+        [raw]))
+    markers, _ = ff.grain_markers(ours)
+    with pytest.raises(CorruptImage, match='before the end of a grain;'):
+        consume(ours[:markers[0] + 100], 'vmdk')
+    # ESXi's layout: a grain table marker, then the table, after grains.
+    with pytest.raises(CorruptImage, match='before a grain table;'):
+        consume(ours[:len(ours) - 1600], 'vmdk')
+    # A grain at the LBA of the capacity is one past the last sector.
+    capacity = struct.unpack_from('<Q', ours, 12)[0]
+    with pytest.raises(CorruptImage, match='grain at LBA %d, beyond its '
+                       'capacity' % capacity):
+        consume(patched(ours, markers[-1], '<Q', capacity), 'vmdk')
