@@ -7,6 +7,7 @@ image is not a straight conversion of a known raw disk, ``qemu-img convert
 
 import io
 import os
+import pickle
 import random
 import shutil
 import struct
@@ -18,6 +19,29 @@ import pytest
 
 MiB = 1024 * 1024
 INSTALL = 'apt-get install qemu-utils'
+
+
+def memoised(name, make):
+    """``make()``, or what it gave earlier in this mutation run.
+
+    tools/mutation.py runs these tests once per mutant, each time in a
+    pytest session of its own; it sets VCDRIVER_TEST_IMAGES to a folder of
+    its scratch copy (new each run), so that qemu-img makes a module's
+    images once per run, not once per mutant. Unset, ``make()`` is called.
+    """
+    folder = os.environ.get('VCDRIVER_TEST_IMAGES')
+    if not folder:
+        return make()
+    path = os.path.join(folder, name + '.pickle')
+    if os.path.exists(path):
+        with open(path, 'rb') as f:
+            return pickle.load(f)
+    value = make()
+    os.makedirs(folder, exist_ok=True)
+    with open(path + '.tmp', 'wb') as f:
+        pickle.dump(value, f)
+    os.replace(path + '.tmp', path)
+    return value
 
 
 def tool(name):

@@ -299,7 +299,48 @@ def test_vcpus_count_too():
 
 def test_only_usable_hosts_count():
     hosts = [host(in_maintenance=True), host(connected=False)]
-    assert 'no host is usable' in capacity.shortfall(hosts, 1, 1, 1, 1, 0, 0)
+    assert capacity.shortfall(hosts, 1, 1, 1, 1, 0, 0) == (
+        'no host is usable (connected, powered on, not in maintenance, not '
+        'an HA failover host)')
+
+
+def test_a_vm_that_fits_exactly_fits():
+    # 8 threads, 12 GB, nothing reserved or running: 8 vCPU and 12 GB is
+    # the largest VM that fits.
+    assert capacity.shortfall([host()], 8, 12 * GB_MB, 1.0, 1.0, 0,
+                              0) is None
+    assert capacity.shortfall([host()], 9, 12 * GB_MB, 1.0, 1.0, 0, 0)
+    assert capacity.shortfall([host()], 8, 12 * GB_MB + 1, 1.0, 1.0, 0, 0)
+
+
+def test_shortfall_of_an_overcommitted_host_says_no_room_not_less():
+    full = [host('full', memory_mb=4 * GB_MB, vm_memory_mb=6 * GB_MB,
+                 cpu_threads=4, vm_vcpus=10)]
+    assert capacity.shortfall(full, 1, 512, 1.0, 1.0, 0, 0) == (
+        'no host can take 1 vCPU and 512 MB now; the one with the most '
+        'memory free, full, has room for 0 vCPU and 0 MB')
+
+
+# --- the smallest cluster that still offers something ---------------------
+
+def test_one_thread_one_gib_is_offered_not_blocked():
+    cpu = capacity.vcpu([host(cpu_threads=1)], 1.0, 0)
+    assert (cpu.total, cpu.reserved, cpu.max_unit) == (1, 0, 1)
+    disk = capacity.disk_gb([ds(capacity_gb=1, free_gb=1)], None, 1.0, 0)
+    assert (disk.total, disk.reserved, disk.max_unit) == (1, 0, 1)
+
+
+def test_room_for_exactly_one_unit_is_offered():
+    disk = capacity.disk_gb([ds(capacity_gb=10, free_gb=1)], None, 1.0, 2)
+    assert (disk.total, disk.reserved, disk.max_unit) == (10, 2, 1)
+    memory = capacity.memory_mb([host(memory_mb=4097, vm_memory_mb=4096)],
+                                1.0, 0)
+    assert (memory.reserved, memory.max_unit) == (0, 1)
+
+
+def test_a_blocked_class_keeps_its_allocation_ratio():
+    cpu = capacity.vcpu([host(in_maintenance=True)], 16.0, 0)
+    assert blocked(cpu) and cpu.allocation_ratio == 16.0
 
 
 # --- HA admission control ---------------------------------------------------
@@ -313,6 +354,15 @@ def test_ha_percent_policy_reserves_a_share_of_the_cluster():
     assert (memory.total, memory.reserved) == (48 * GB_MB, 512 + 24 * GB_MB)
     # One VM still fits a single host as before.
     assert memory.max_unit == 12 * GB_MB - 512
+
+
+def test_ha_percent_policy_rounds_the_reserve_up():
+    # 25 % of 10 threads is 2.5: vCenter keeps 3 back, and placement
+    # takes whole units.
+    ha = capacity.HAAdmission(cpu_percent=25)
+    cpu = capacity.vcpu([host(cpu_threads=6), host('b', cpu_threads=4)],
+                        1.0, 0, ha)
+    assert cpu.reserved == 3 and type(cpu.reserved) is int
 
 
 def test_ha_failover_level_reserves_the_largest_hosts():

@@ -51,6 +51,9 @@ def test_without_isal_zlib_does_it_all(monkeypatch):
         deflate.inflate(b'\x78\x9cgarbage!' * 8, so.GRAIN_SIZE)
     sampler = deflate.raw_deflater(1)
     assert isinstance(sampler, type(zlib.compressobj()))
+    # Raw deflate: no zlib header, as the sampler's sizes assume.
+    raw = sampler.compress(data) + sampler.flush()
+    assert zlib.decompressobj(-15).decompress(raw) == data
 
 
 @pytest.mark.parametrize('library', ['isal', 'zlib'])

@@ -9,6 +9,7 @@ import random
 import struct
 import tarfile
 import tracemalloc
+import zlib
 
 import pytest
 
@@ -25,7 +26,11 @@ CHUNK_SIZES = [1, 7, 4096, MiB + 3]
 @pytest.fixture(scope='module')
 def disk(tmp_path_factory):
     """The raw source and its conversions, made once: name -> bytes."""
-    d = tmp_path_factory.mktemp('formats')
+    return ff.memoised('test_formats.disk', lambda: _images(
+        tmp_path_factory.mktemp('formats')))
+
+
+def _images(d):
     raw = ff.source_disk()
     src = ff.write(d / 'src.raw', raw)
     images = {'raw': raw}
@@ -81,9 +86,12 @@ def image_bytes(disk, name):
 
 
 def flatten(image, chunk_size):
-    """All the bytes of ``image``, checking the chunking contract."""
+    """All the bytes of ``image``, checking the chunking contract: full
+    chunks of immutable bytes (a queue may hold them while the converter
+    reuses its buffers)."""
     chunks = list(image)
     assert all(len(c) == chunk_size for c in chunks[:-1])
+    assert all(type(c) is bytes for c in chunks)
     assert chunks and 0 < len(chunks[-1]) <= chunk_size
     assert all(type(c) is bytes for c in chunks)
     return b''.join(chunks)
@@ -290,8 +298,11 @@ def test_truncated(disk, name, disk_format, keep):
     container = 'ova' if name.startswith('ova:') else 'bare'
     if container == 'ova':
         cut = max(cut, 600)     # 50 bytes of tar are not yet a tar
-    with pytest.raises(CorruptImage, match='truncated'):
+    with pytest.raises(CorruptImage, match='truncated') as e:
         consume(data[:cut], disk_format, container)
+    if container == 'bare' and 'ends at byte' in str(e.value):
+        # Where the upload stopped, for whoever compares it with the file.
+        assert 'it ends at byte %d,' % cut in str(e.value)
 
 
 def stream_end(data):
@@ -448,10 +459,17 @@ def test_qcow2_data_before_its_table(tmp_path):
     # Read at 256 KiB, the cluster at 64 KiB is 192 KiB back.
     assert consume(data, 'qcow2', spill_limit=192 * 1024) == (
         ff.to_raw(path, 'qcow2'))
-    with pytest.raises(UnsupportedImage,
-                       match='before the table that maps it') as e:
+    with pytest.raises(UnsupportedImage) as e:
         consume(data, 'qcow2', spill_limit=192 * 1024 - 1)
-    assert 'qemu-img convert -O qcow2' in str(e.value)
+    # The whole of what the operator reads: where, by how much, the fix.
+    assert str(e.value) == (
+        'qcow2 image cannot be converted in one pass: its cluster at byte '
+        '65536 comes before the table that maps it, by more than the 191 '
+        'KiB the driver keeps (or it overlaps other data). Rewrite the '
+        'image in order with `qemu-img convert -O qcow2 SOURCE '
+        'FIXED.qcow2` and upload the result')
+    with pytest.raises(UnsupportedImage, match='more than the 100 KiB'):
+        consume(data, 'qcow2', spill_limit=100 * 1024)
 
 
 def test_qcow2_compressed_across_a_table(tmp_path):
@@ -649,11 +667,13 @@ def test_missing_qemu_img_fails_not_skips(monkeypatch):
 def qemu_stream(tmp_path_factory):
     """qemu-img's streamOptimized VMDK of 8 MiB of random data: grain
     tables in the head, no footer, no end-of-stream marker."""
-    d = tmp_path_factory.mktemp('qemu-stream')
-    raw = os.urandom(8 * MiB)
-    src = ff.write(d / 'r.raw', raw)
-    return ff.convert(src, d / 'r.vmdk', 'vmdk', '-o',
-                      'subformat=streamOptimized'), raw
+    def make():
+        d = tmp_path_factory.mktemp('qemu-stream')
+        raw = os.urandom(8 * MiB)
+        src = ff.write(d / 'r.raw', raw)
+        return ff.convert(src, d / 'r.vmdk', 'vmdk', '-o',
+                          'subformat=streamOptimized'), raw
+    return ff.memoised('test_formats.qemu_stream', make)
 
 
 def test_qemu_stream_vmdk_without_end_of_stream(qemu_stream):
@@ -783,3 +803,393 @@ def test_ova_descriptor_of_sparse_extents_is_refused(tmp_path):
                       ('disk-s001.vmdk', bytes(4096))])
     with pytest.raises(UnsupportedImage, match='SPARSE extent'):
         convert(archive, 'vmdk', 'ova')
+
+
+# --- OVF capacities, FLAT extents in an OVA -------------------------------
+
+def _ovf(*disks):
+    """An OVF of ``(href, capacity, units)`` disks (units None: none
+    given), each with a File and a Disk referring to it."""
+    files = ''.join('<File ovf:href="%s" ovf:id="file%d"/>' % (href, i)
+                    for i, (href, _c, _u) in enumerate(disks))
+    items = ''.join(
+        '<Disk ovf:capacity="%s" %s ovf:diskId="d%d" ovf:fileRef="file%d"/>'
+        % (capacity, '' if units is None else
+           'ovf:capacityAllocationUnits="%s"' % units, i, i)
+        for i, (_h, capacity, units) in enumerate(disks))
+    return ('<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" '
+            'xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">'
+            '<References>%s</References><DiskSection>%s</DiskSection>'
+            '</Envelope>' % (files, items)).encode()
+
+
+@pytest.mark.parametrize('ovf,href,capacity', [
+    # DSP0243: capacity in capacityAllocationUnits, bytes by default.
+    (_ovf(('a.vmdk', 5000, None)), 'a.vmdk', 5000),
+    (_ovf(('a.vmdk', 5000, 'byte')), 'a.vmdk', 5000),
+    (_ovf(('a.vmdk', 8, 'byte * 512')), 'a.vmdk', 4096),
+    (_ovf(('a.vmdk', 3, 'byte * 2^30')), 'a.vmdk', 3 * 1024 ** 3),
+    (_ovf(('a.vmdk', 3, 'byte*2^20')), 'a.vmdk', 3 * MiB),
+    # Several disks: the one whose File is the member, by base name.
+    (_ovf(('a.vmdk', 1, 'byte * 2^30'), ('b.vmdk', 2048, 'byte * 2^20')),
+     'b.vmdk', 2 * 1024 ** 3),
+    (_ovf(('a.vmdk', 1, 'byte * 2^30'), ('b.vmdk', 2048, 'byte * 2^20')),
+     'vm/a.vmdk', 1024 ** 3),
+    (_ovf(('a.vmdk', 1, None), ('b.vmdk', 2, None)), 'c.vmdk', None),
+    # A single disk is the disk, whatever its File says.
+    (_ovf(('other.vmdk', 7, None)), 'a.vmdk', 7),
+    # What cannot be read says nothing.
+    (_ovf(('a.vmdk', 1, 'kilobyte')), 'a.vmdk', None),
+    (_ovf(('a.vmdk', 'lots', None)), 'a.vmdk', None),
+    (b'<Envelope', 'a.vmdk', None),
+    (b'', 'a.vmdk', None),
+    (None, 'a.vmdk', None),
+])
+def test_ovf_capacity(ovf, href, capacity):
+    assert formats.ova.ovf_capacity(ovf, href) == capacity
+
+
+def _descriptor(*extent_lines, extra=b''):
+    return (b'# Disk DescriptorFile\nversion=1\nCID=12345678\n'
+            b'parentCID=ffffffff\ncreateType="monolithicFlat"\n' + extra +
+            b'\n' + b''.join(line + b'\n' for line in extent_lines))
+
+
+def _flat_archive(descriptor, extents, between=()):
+    return ff.ova([('disk.ovf', b'<x/>'), ('disk.vmdk', descriptor),
+                   *between, *extents])
+
+
+def test_ova_flat_extent_without_offset_or_with_foreign_bytes():
+    # The offset of a FLAT extent may be left out (it is 0); a comment in
+    # Latin-1 does not stop the descriptor being read.
+    data = bytes(range(256)) * 8
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk"',
+                             extra=b'# cr\xe9\xe9 par un outil\n')
+    _, out = convert(_flat_archive(descriptor, [('disk-flat.vmdk', data)]),
+                     'vmdk', 'ova', out_chunk=512)
+    assert out == data
+
+
+def test_ova_flat_extent_is_raw_whatever_its_first_bytes():
+    # A raw disk may begin with what looks like another format's header.
+    data = b'QFI\xfb\x00\x00\x00\x03' + bytes(range(256)) * 8
+    data += bytes(-len(data) % 512)
+    descriptor = _descriptor(b'RW %d FLAT "disk-flat.vmdk" 0'
+                             % (len(data) // 512))
+    image, out = convert(_flat_archive(descriptor, [('disk-flat.vmdk',
+                                                     data)]), 'vmdk', 'ova',
+                         out_chunk=512)
+    assert image.source_format == 'raw'
+    assert out == data
+
+
+def test_ova_flat_extent_at_an_offset_is_refused():
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk" 8')
+    with pytest.raises(UnsupportedImage, match='FLAT extent'):
+        convert(_flat_archive(descriptor, [('disk-flat.vmdk',
+                                            bytes(4096))]), 'vmdk', 'ova')
+
+
+def test_ova_flat_delta_disk_is_refused():
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk" 0',
+                             extra=b'parentFileNameHint="base.vmdk"\n')
+    with pytest.raises(UnsupportedImage, match='delta'):
+        convert(_flat_archive(descriptor, [('disk-flat.vmdk',
+                                            bytes(2048))]), 'vmdk', 'ova')
+
+
+def test_ova_flat_extents_skip_folders_but_check_names():
+    data = bytes(range(256)) * 8
+    folder = tarfile.TarInfo('disk')
+    folder.type = tarfile.DIRTYPE
+    descriptor = _descriptor(b'RW 4 FLAT "disk-flat.vmdk" 0')
+    _, out = convert(_flat_archive(descriptor, [('disk-flat.vmdk', data)],
+                                   between=[folder]), 'vmdk', 'ova',
+                     out_chunk=512)
+    assert out == data
+    with pytest.raises(CorruptImage, match='leaves the archive'):
+        convert(_flat_archive(descriptor, [('../disk-flat.vmdk', data)]),
+                'vmdk', 'ova')
+    with pytest.raises(UnsupportedImage, match='found the end'):
+        convert(_flat_archive(descriptor, []), 'vmdk', 'ova')
+
+
+def test_ova_flat_extents_are_read_a_chunk_at_a_time():
+    # A 64 MiB extent passes holding a few chunks, not the extent.
+    size = 64 * MiB
+    descriptor = _descriptor(b'RW %d FLAT "disk-flat.vmdk" 0' % (size // 512))
+    archive = _flat_archive(descriptor, [('disk-flat.vmdk', bytes(size))])
+    tracemalloc.start()
+    try:
+        image = formats.open_flat(ff.chunked(archive, MiB), 'vmdk', 'ova',
+                                  chunk_size=MiB, source_size=len(archive))
+        total = sum(len(chunk) for chunk in image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == size
+    assert peak < 16 * MiB, peak
+
+
+def test_ova_truncated_inside_a_flat_extent_names_the_disk():
+    data = bytes(4096)
+    descriptor = _descriptor(b'RW 8 FLAT "disk-flat.vmdk" 0')
+    archive = _flat_archive(descriptor, [('disk-flat.vmdk', data)])
+    cut = archive[:archive.index(b'disk-flat.vmdk') + 512 + 1000]
+    with pytest.raises(CorruptImage) as e:
+        convert(cut, 'vmdk', 'ova', source_size=len(archive))
+    assert 'disk-flat.vmdk' in str(e.value)
+
+
+# --- what an operator reads on a mismatch ---------------------------------
+
+def test_mismatch_messages_say_what_to_set_or_run(disk):
+    with pytest.raises(FormatMismatch) as e:
+        consume(disk['qcow2'], 'raw', source_size=len(disk['qcow2']))
+    assert str(e.value) == (
+        'image is declared disk_format=raw but its bytes are a qcow2 disk; '
+        'set disk_format=qcow2')
+    vhd = b'conectix' + bytes(MiB)
+    with pytest.raises(FormatMismatch) as e:
+        consume(vhd, 'raw', source_size=len(vhd))
+    assert str(e.value).endswith(
+        '; convert it to qcow2 with `qemu-img convert -O qcow2 SOURCE '
+        'OUT.qcow2`')
+
+
+def test_qcow2_compressed_cluster_inflates_no_further_than_a_cluster(
+        tmp_path):
+    """A compressed cluster whose stream inflates far beyond the cluster
+    (a deflate bomb in the most sectors an L2 entry can name) costs a
+    cluster's memory, as qemu reads it, not the bomb's."""
+    text = b''.join(b'line %06d of text\n' % i for i in range(60000))
+    src = ff.write(tmp_path / 'src.raw', text)
+    data = bytearray(ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c'))
+    cluster_bits = struct.unpack_from('>I', data, 20)[0]
+    l1 = struct.unpack_from('>Q', data, 40)[0]
+    l2 = struct.unpack_from('>Q', data, l1)[0] & 0x00fffffffffffe00
+    entry = struct.unpack_from('>Q', data, l2)[0]
+    assert entry >> 62 & 1                  # cluster 0 is compressed
+    x = 62 - (cluster_bits - 8)             # the qcow2 spec's L2 layout
+    most = (1 << (cluster_bits - 8)) - 1
+    struct.pack_into('>Q', data, l2, entry | most << x)
+    offset = entry & ((1 << x) - 1)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = deflate.compress(bytes(128 * MiB)) + deflate.flush()
+    data[offset:offset + len(bomb)] = bomb
+    data += bytes(max(0, offset + (most + 1) * 512 - len(data)))
+    tracemalloc.start()
+    try:
+        consume(bytes(data), 'qcow2', source_size=len(data))
+    except CorruptImage:
+        pass        # the bomb overwrote the clusters packed after it
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 32 * MiB, peak
+
+
+def test_qcow2_compressed_clusters_are_read_byte_tight(tmp_path):
+    """Packed compressed clusters follow each other byte for byte: read
+    in order, they need nothing kept behind (spill limit 0)."""
+    text = b''.join(b'line %06d of text\n' % i for i in range(60000))
+    src = ff.write(tmp_path / 'src.raw', text)
+    data = ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c')
+    assert consume(data, 'qcow2', spill_limit=0) == text + bytes(
+        -len(text) % 512)
+
+
+def test_truncated_messages_say_before_what():
+    raw = bytes(4096)
+    with pytest.raises(CorruptImage) as e:
+        consume(raw, 'raw', source_size=5000)
+    assert str(e.value) == (
+        'raw image is truncated: it ends at byte 4096, before the 5000 '
+        'bytes Glance records; upload the whole file again')
+    data = b''.join(formats.stream_optimized.Encoder(len(raw)).encode(
+        [raw]))
+    with pytest.raises(CorruptImage) as e:
+        consume(data[:-600], 'vmdk')
+    assert str(e.value) == (
+        'VMDK image is truncated: it ends at byte %d, before the end of '
+        'its footer; upload the whole file again' % (len(data) - 600))
+
+
+def test_sparse_vmdk_without_grain_directory(disk):
+    # VMDK spec, SparseExtentHeader: gdOffset (u64, sector) at byte 56.
+    data = patched(disk['vmdk-sparse'], 56, '<Q', 0)
+    with pytest.raises(CorruptImage, match='no grain directory offset'):
+        consume(data, 'vmdk')
+
+
+def test_sparse_vmdk_grain_directory_limit(disk):
+    """A grain directory of at most 32 MiB: 8 Mi tables of 512 grains of
+    64 KiB, 256 TiB (capacity, u64 sectors, at byte 12)."""
+    most = 8 * MiB * 512 * 128
+    with pytest.raises(UnsupportedImage, match='too large'):
+        consume(patched(disk['vmdk-sparse'], 12, '<Q', most + 128), 'vmdk')
+    with pytest.raises(CorruptImage) as e:
+        consume(patched(disk['vmdk-sparse'], 12, '<Q', most), 'vmdk')
+    assert 'too large' not in str(e.value)
+
+
+@pytest.mark.parametrize('size', [5120, 5 * MiB + 5120])
+@pytest.mark.parametrize('in_chunk', [1000, 4096, 5120, MiB + 3])
+def test_raw_longer_than_glance_records(in_chunk, size):
+    """Its bytes past Glance's size are still counted, so the message
+    says how long the upload really is; what Glance's size covers is
+    passed on as it is."""
+    data = bytes(range(256)) * (size // 256)
+    glance = size - 1024
+    image = formats.open_flat(ff.chunked(data, in_chunk), 'raw',
+                              source_size=glance, chunk_size=65536)
+    out = []
+    with pytest.raises(CorruptImage) as e:
+        for chunk in image:
+            assert type(chunk) is bytes
+            out.append(chunk)
+    assert str(e.value) == ('image is %d bytes but Glance records %d; '
+                            'upload it again' % (size, glance))
+    assert data[:glance].startswith(b''.join(out))
+
+
+def test_stream_vmdk_footer_without_magic_is_named():
+    # ESXi's layout ends: footer marker, footer (a header), end-of-stream.
+    raw = bytes(4096)
+    data = bytearray(b''.join(
+        formats.stream_optimized.Encoder(len(raw)).encode([raw])))
+    assert data[-1024:-1020] == b'KDMV'
+    data[-1024:-1020] = b'XXXX'
+    with pytest.raises(CorruptImage) as e:
+        consume(bytes(data), 'vmdk')
+    assert str(e.value) == ('streamOptimized VMDK footer has no VMDK header '
+                            'magic')
+
+
+@pytest.mark.parametrize('fmt,options', [
+    ('qcow2', []), ('vmdk', ['-o', 'subformat=monolithicSparse'])])
+def test_the_spill_limit_counts_every_grain_kept(tmp_path, fmt, options):
+    """Two 64 KiB grains stored before the one at guest offset 0: both
+    are kept until it passes, 128 KiB in all."""
+    path = tmp_path / ('r.' + fmt)
+    ff.qemu_img('create', '-f', fmt, *options, path, '16M')
+    ff.qemu_io(fmt, path, 'write -P 1 8M 64k', 'write -P 2 9M 64k',
+               'write -P 3 0 64k')
+    data, raw = ff.read(path), ff.to_raw(path, fmt)
+    assert consume(data, fmt, spill_limit=128 * 1024) == raw
+    with pytest.raises(UnsupportedImage, match='out of guest order'):
+        consume(data, fmt, spill_limit=128 * 1024 - 1)
+
+
+def test_qcow2_compressed_cluster_that_inflates_short(tmp_path):
+    """Whole on the wire but short once inflated: a corrupt cluster, not
+    a cut upload."""
+    text = b''.join(b'line %06d of text\n' % i for i in range(60000))
+    src = ff.write(tmp_path / 'src.raw', text)
+    data = bytearray(ff.convert(src, tmp_path / 'c.qcow2', 'qcow2', '-c'))
+    cluster_bits = struct.unpack_from('>I', data, 20)[0]
+    l1 = struct.unpack_from('>Q', data, 40)[0]
+    l2 = struct.unpack_from('>Q', data, l1)[0] & 0x00fffffffffffe00
+    entry = struct.unpack_from('>Q', data, l2)[0]
+    offset = entry & ((1 << (62 - (cluster_bits - 8))) - 1)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    short = deflate.compress(b'x' * 100) + deflate.flush()
+    data[offset:offset + len(short)] = short
+    with pytest.raises(CorruptImage,
+                       match='inflates to 100 bytes, not 65536'):
+        consume(bytes(data), 'qcow2')
+
+
+@pytest.mark.parametrize('where', ['directory', 'table'])
+def test_sparse_vmdk_offsets_are_unsigned(disk, where):
+    """A grain directory or table entry of 2^31 sectors is 1 TiB into
+    the file (u32, VMDK spec), past its end: a cut image."""
+    data = bytearray(disk['vmdk-sparse'])
+    gd = struct.unpack_from('<Q', data, 56)[0] * 512
+    at = gd if where == 'directory' else (
+        struct.unpack_from('<I', data, gd)[0] * 512)
+    struct.pack_into('<I', data, at, 1 << 31)
+    with pytest.raises(CorruptImage, match='truncated'):
+        consume(bytes(data), 'vmdk')
+
+
+def test_raw_from_a_source_of_bytearrays_comes_out_as_bytes():
+    # A reader may hand over buffers it fills again: what goes on is a
+    # copy of its own.
+    pieces = [bytearray(b'%d' % i) * 65536 for i in range(3)]
+    image = formats.open_flat(iter(pieces), 'raw',
+                              source_size=3 * 65536, chunk_size=65536)
+    out = list(image)
+    assert [type(c) for c in out] == [bytes] * 3
+    assert b''.join(out) == b''.join(pieces)
+
+
+def test_qemu_stream_vmdk_of_two_tables_with_holes_truncated(tmp_path):
+    """qemu-img's tables in the head over 40 MiB and a grain (two grain
+    tables, the second partly used), grains only here and there: every
+    whole grain dropped from the end is caught, the whole image is not."""
+    size = 40 * MiB + 65536
+    raw = bytearray(size)
+    for at in (0, 5 * MiB, 32 * MiB - 65536, 32 * MiB, size - 65536):
+        raw[at:at + 65536] = os.urandom(65536)
+    src = ff.write(tmp_path / 'h.raw', bytes(raw))
+    data = ff.convert(src, tmp_path / 'h.vmdk', 'vmdk', '-o',
+                      'subformat=streamOptimized')
+    markers, end = ff.grain_markers(data)
+    assert len(markers) == 5 and end == len(data)
+    assert consume(data, 'vmdk', source_size=len(data)) == bytes(raw)
+    for k in range(5):
+        with pytest.raises(CorruptImage,
+                           match='grain %d of the 5 its grain tables name'
+                           % (k + 1)):
+            consume(data[:markers[k]], 'vmdk')
+
+
+def test_stream_vmdk_cut_messages_name_what_was_next(qemu_stream):
+    """ESXi's layout (ours) is cut before its end-of-stream marker;
+    qemu-img's, with tables in its head, before a marker."""
+    raw = bytes(range(256)) * 1024
+    ours = b''.join(formats.stream_optimized.Encoder(len(raw)).encode(
+        [raw]))
+    markers, _ = ff.grain_markers(ours)
+    with pytest.raises(CorruptImage,
+                       match='before its end-of-stream marker;'):
+        consume(ours[:markers[-1] + 5], 'vmdk')
+    qemu, _ = qemu_stream
+    markers, _ = ff.grain_markers(qemu)
+    with pytest.raises(CorruptImage, match='before a marker;'):
+        consume(qemu[:markers[64] + 5], 'vmdk')
+    overhead = struct.unpack_from('<Q', qemu, 64)[0] * 512
+    with pytest.raises(CorruptImage, match='before its first grain;'):
+        consume(qemu[:overhead - 100], 'vmdk')
+
+
+def test_stream_vmdk_grain_size_limit(qemu_stream):
+    """A grain may claim at most two grains and 4 KiB of deflate."""
+    data, _ = qemu_stream
+    first = ff.grain_markers(data)[0][0]
+    most = 2 * 65536 + 4096
+    with pytest.raises(CorruptImage, match='grain at byte %d claims %d '
+                       'compressed bytes' % (first, most + 1)):
+        consume(patched(data, first + 8, '<I', most + 1), 'vmdk')
+    with pytest.raises(CorruptImage) as e:
+        consume(patched(data, first + 8, '<I', most), 'vmdk')
+    assert 'grain at byte %d claims' % first not in str(e.value)
+
+
+def test_stream_vmdk_cut_in_a_grain_or_table_and_a_grain_past_the_end():
+    raw = bytes(range(256)) * 1024
+    ours = b''.join(formats.stream_optimized.Encoder(len(raw)).encode(
+        [raw]))
+    markers, _ = ff.grain_markers(ours)
+    with pytest.raises(CorruptImage, match='before the end of a grain;'):
+        consume(ours[:markers[0] + 100], 'vmdk')
+    # ESXi's layout: a grain table marker, then the table, after grains.
+    with pytest.raises(CorruptImage, match='before a grain table;'):
+        consume(ours[:len(ours) - 1600], 'vmdk')
+    # A grain at the LBA of the capacity is one past the last sector.
+    capacity = struct.unpack_from('<Q', ours, 12)[0]
+    with pytest.raises(CorruptImage, match='grain at LBA %d, beyond its '
+                       'capacity' % capacity):
+        consume(patched(ours, markers[-1], '<Q', capacity), 'vmdk')

@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import os
 import random
+import re
 import struct
 import time
 import tracemalloc
@@ -349,10 +350,18 @@ def test_flat_image_stream_optimized(tmp_path):
                               source_size=len(data), chunk_size=65536)
     encoder = image.stream_optimized(level=6, adapter_type='busLogic')
     chunks = list(encoder)
-    assert all(len(c) == 65536 for c in chunks[:-1])
     out = b''.join(chunks)
+    # The FlatImage's chunk size, and grains deflated at level 6: zlib's
+    # header says its default level (RFC 1950, FLEVEL 2; incompressible
+    # grains are stored, FLEVEL 0).
+    assert [len(c) for c in chunks] == [65536] * (len(out) // 65536) + (
+        [len(out) % 65536] if len(out) % 65536 else [])
+    assert len(chunks) > 1
     check(tmp_path, out, raw, encoder)
     assert b'ddb.adapterType = "buslogic"' in out[:4096]
+    markers, _end = ff.grain_markers(out)
+    assert {out[at + 12:at + 14] for at in markers} == {b'\x78\x9c',
+                                                         b'\x78\x01'}
     with pytest.raises(RuntimeError):
         iter(image)
     with pytest.raises(RuntimeError):
@@ -458,3 +467,13 @@ def test_stored_is_zlib_at_level_0(size):
     assert len(ours) == 2 + 5 * blocks + size + 4
     assert len(ours) <= len(zlib.compress(data, 0))
     assert ours[:2] == zlib.compress(data, 0)[:2]
+
+
+def test_each_encoding_has_a_new_32_bit_content_id():
+    cids = set()
+    for _ in range(32):
+        head = b''.join(so.Encoder(GRAIN).encode([bytes(GRAIN)]))[:4096]
+        cid = re.search(rb'\nCID=([0-9a-f]+)\n', head).group(1)
+        assert len(cid) == 8
+        cids.add(cid)
+    assert len(cids) > 1

@@ -13,6 +13,7 @@ import pytest
 from vcdriver.images import transfer
 
 CHUNK = 4096
+MiB = 1024 * 1024
 _labels = itertools.count()
 
 
@@ -349,3 +350,211 @@ def test_progress_respects_interval(transfer_log):
     transfer.copy(iter([b'q' * CHUNK] * 20), Sink(), label=name,
                   chunk_size=CHUNK, progress_interval=3600)
     assert len(_lines(transfer_log, name)) == 1
+
+
+class FakeClock:
+    """transfer's ``time``: a monotonic clock the test sets."""
+
+    def __init__(self, now=100.0):
+        self.now = now
+
+    def monotonic(self):
+        return self.now
+
+
+@pytest.mark.parametrize('elapsed,done,line', [
+    # 50 of 200 MiB in 10 s: 5 MiB/s, 150 MiB to go, 30 s.
+    (10, 50, 'p: 25% (50 of 200 MiB) at 5.0 MiB/s, ETA 30 s'),
+    # Half a second: the rate is not damped by a one-second floor.
+    (0.5, 1, 'p: 0% (1 of 200 MiB) at 2.0 MiB/s, ETA 99 s'),
+    # A line as soon as the interval has passed.
+    (0.25, 1, 'p: 0% (1 of 200 MiB) at 4.0 MiB/s, ETA 49 s'),
+    # Nothing yet: no rate, no ETA (and no division by it).
+    (10, 0, 'p: 0% (0 of 200 MiB) at 0.0 MiB/s, ETA 0 s'),
+])
+def test_progress_rate_and_eta(monkeypatch, transfer_log, elapsed, done,
+                               line):
+    clock = FakeClock()
+    monkeypatch.setattr(transfer, 'time', clock)
+    progress = transfer._Progress('p', 200 * MiB, 0.25)
+    clock.now += elapsed
+    progress.update(done * MiB)
+    assert _lines(transfer_log, 'p: ') == [line]
+
+
+def test_rechunking_never_makes_chunks_larger_than_asked():
+    # Halves of a chunk make whole chunks: the memory bound is
+    # depth * chunk_size, not more.
+    data = payload(6 * CHUNK)
+    sink = Sink()
+    transfer.copy(iter(pieces(data, CHUNK // 2)), sink, label=label(),
+                  chunk_size=CHUNK)
+    assert [len(c) for c in sink.chunks] == [CHUNK] * 6
+    assert sink.data == data
+
+
+# --- letting a stuck reader go (_finish_reader) -----------------------------
+
+class StuckSource:
+    """A source blocked in its next read until closed (if ``closable``)."""
+
+    def __init__(self, closable=True, first=()):
+        self.closable = closable
+        self.closes = []
+        self.released = threading.Event()
+        self.first = list(first)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.first:
+            return self.first.pop(0)
+        self.released.wait(30)
+        raise StopIteration
+
+    def close(self):
+        self.closes.append(time.monotonic())
+        if self.closable:
+            self.released.set()
+
+
+def stuck_reader(source, chunks):
+    def read():
+        for _ in source:
+            pass
+        chunks.put(None)
+    reader = threading.Thread(target=read, name='stuck-%s' % label(),
+                              daemon=True)
+    reader.start()
+    return reader
+
+
+def test_a_reader_stuck_in_its_source_is_closed_halfway(transfer_log):
+    source = StuckSource()
+    chunks = transfer.queue.Queue(maxsize=1)
+    reader = stuck_reader(source, chunks)
+    start = time.monotonic()
+    transfer._finish_reader(reader, chunks, source, timeout=2.0)
+    assert not reader.is_alive()
+    # Closed once, at half the timeout; the reader ended with it.
+    assert len(source.closes) == 1
+    assert 0.9 < source.closes[0] - start < 1.25
+    assert time.monotonic() - start < 1.6
+    assert not [r for r in transfer_log.records if r.levelno >= logging.WARN]
+
+
+def test_a_reader_that_stays_stuck_is_left_behind(transfer_log):
+    source = StuckSource(closable=False)
+    chunks = transfer.queue.Queue(maxsize=1)
+    reader = stuck_reader(source, chunks)
+    start = time.monotonic()
+    transfer._finish_reader(reader, chunks, source, timeout=1.0)
+    took = time.monotonic() - start
+    assert reader.is_alive()
+    assert len(source.closes) == 1
+    assert 1.0 <= took < 1.5
+    assert any('still blocked after 1 s' in r.getMessage()
+               for r in transfer_log.records)
+    source.released.set()
+    reader.join(5)
+
+
+def test_a_source_whose_close_fails_is_still_let_go(transfer_log):
+    source = StuckSource(closable=False)
+
+    def close():
+        source.closes.append(time.monotonic())
+        raise OSError('socket already closed')
+    source.close = close
+    chunks = transfer.queue.Queue(maxsize=1)
+    reader = stuck_reader(source, chunks)
+    transfer._finish_reader(reader, chunks, source, timeout=1.0)
+    assert len(source.closes) == 1
+    source.released.set()
+    reader.join(5)
+
+
+def test_a_reader_blocked_on_a_full_queue_is_drained_not_closed():
+    chunks = transfer.queue.Queue(maxsize=1)
+    chunks.put(b'x')
+    source = StuckSource()
+
+    def read():
+        chunks.put(b'y')        # blocks until drained
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    start = time.monotonic()
+    transfer._finish_reader(reader, chunks, source, timeout=2.0)
+    assert not reader.is_alive()
+    assert source.closes == []
+    assert time.monotonic() - start < 0.5
+
+
+def test_the_reader_is_a_daemon_thread_named_after_the_copy():
+    # Named for thread dumps (and no_thread_leak); a daemon, so that a
+    # reader left behind in a stuck source never holds the process.
+    name = label()
+    seen = []
+    source = StuckSource(first=[b'x' * CHUNK])
+
+    def write(chunk):
+        seen.extend((t.name, t.daemon) for t in reader_threads())
+        source.released.set()
+    transfer.copy(source, write, label=name, chunk_size=CHUNK)
+    assert seen == [('transfer-reader-' + name, True)]
+
+
+def test_a_failing_writer_closes_the_source_its_reader_is_stuck_in(
+        monkeypatch):
+    finish = transfer._finish_reader
+    monkeypatch.setattr(transfer, '_finish_reader',
+                        lambda reader, chunks, source: finish(
+                            reader, chunks, source, timeout=1.0))
+    stuck = StuckSource(first=[b'x' * CHUNK])
+
+    def write(chunk):
+        raise OSError('datastore went away')
+    start = time.monotonic()
+    with pytest.raises(OSError, match='datastore went away'):
+        transfer.copy(stuck, write, label=label(), chunk_size=CHUNK)
+    # Closed halfway through the (1 s) grace, which let the reader end.
+    assert stuck.closes and stuck.closes[0] - start < 0.9
+    assert time.monotonic() - start < 0.95
+
+
+def test_without_a_hash():
+    result = transfer.copy(iter([b'x' * 10]), Sink(), label=label(),
+                           hash_algo=None)
+    assert (result.size, result.digest) == (10, None)
+    # The copy's own duration, not a clock reading.
+    assert 0 <= result.seconds < 5
+
+
+def test_a_chunk_waiting_for_room_in_the_queue_is_not_dropped():
+    # depth 1 and a writer slower than the reader's half-second wait for
+    # room: the reader waits again, it never skips the chunk.
+    data = payload(3 * CHUNK)
+    sink = Sink(delay=0.6)
+    transfer.copy(iter(pieces(data, CHUNK)), sink, label=label(),
+                  chunk_size=CHUNK, depth=1)
+    assert sink.data == data
+
+
+def test_a_stuck_source_without_close_is_left_behind(transfer_log):
+    released = threading.Event()
+
+    class Uncloseable:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            released.wait(30)
+            raise StopIteration
+    source = Uncloseable()
+    chunks = transfer.queue.Queue(maxsize=1)
+    reader = stuck_reader(source, chunks)
+    transfer._finish_reader(reader, chunks, source, timeout=1.0)
+    assert reader.is_alive()
+    released.set()
+    reader.join(5)
