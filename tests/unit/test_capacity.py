@@ -377,11 +377,13 @@ def test_ha_failover_level_reserves_the_largest_hosts():
 
 
 def test_ha_failover_hosts_take_no_vms():
-    spare = host('spare', memory_mb=64 * GB_MB)
+    spare = host('spare', memory_mb=64 * GB_MB, cpu_threads=32)
     hosts = [host('a'), spare]
     ha = capacity.HAAdmission(failover_hosts=frozenset({'spare'}))
     memory = capacity.memory_mb(hosts, 1.0, 0, ha)
     assert (memory.total, memory.max_unit) == (12 * GB_MB, 12 * GB_MB)
+    cpu = capacity.vcpu(hosts, 1.0, 0, ha)
+    assert (cpu.total, cpu.max_unit) == (8, 8)
     assert capacity.shortfall(hosts, 1, 16 * GB_MB, 1, 1, 0, 0, ha)
     assert capacity.shortfall(hosts, 1, 16 * GB_MB, 1, 1, 0, 0) is None
     # Nor does the scheduler's count of hosts a group may spread over.
