@@ -398,7 +398,7 @@ def manage_image_cache(session, clusters, states, instances):
             seen.add(datastore.name)
             cache = image_cache.DatastoreCache(session, cluster,
                                                datastore.name)
-            for name in cache.names(datastore.ref):
+            for name, changed in cache.contents(datastore.ref).items():
                 kind = layout.cache_name(name).kind
                 if kind == layout.PARTIAL:
                     cache.remove_orphan_partial(name)
@@ -406,7 +406,7 @@ def manage_image_cache(session, clusters, states, instances):
                     # A spawn needing the image takes a dead fill's lock
                     # over; one that no spawn needs on this datastore
                     # again would keep its partial and shell VM forever.
-                    cache.remove_stale_lock(name)
+                    cache.remove_stale_lock(name, changed)
                 elif kind != layout.ENTRY:
                     continue  # a stale lock being removed
                 elif name in used:

@@ -42,6 +42,8 @@ class Datastore:
         self.session = self.cluster = None
         self.folders = set()
         self.files = {}
+        # path -> when it last changed, as the datastore browser says
+        self.changed = {}
         self.shells_removed = []
         # operation name -> callables run (with its arguments) before it
         self.hooks = {}
@@ -106,8 +108,10 @@ class Datastore:
             self.folders.discard(p)
             self.files.pop(p, None)
 
-    def list_folder(self, session, datastore, path):
-        return self.names(self._rel(path))
+    def folder_contents(self, session, datastore, path):
+        rel = self._rel(path)
+        return {name: self.changed.get(rel + '/' + name)
+                for name in self.names(rel)}
 
     def read_small(self, session, datacenter, datastore, path):
         assert datastore == DS
@@ -161,7 +165,7 @@ def store(monkeypatch):
             # vSphere answers only the cache's own session, about its
             # cluster's datacenter (or, for a listing, the datastore).
             assert args[0] is ds.session, (name, args)
-            assert args[1] == {'list_folder': 'datastore-ref',
+            assert args[1] == {'folder_contents': 'datastore-ref',
                                'read_small': 'dc', 'write_small': 'dc',
                                'remove_shell': ds.cluster}.get(
                                    name, 'dc-ref'), (name, args)
@@ -171,7 +175,7 @@ def store(monkeypatch):
         return call
 
     for name in ('make_directory', 'make_directory_exclusive', 'move',
-                 'delete', 'list_folder'):
+                 'delete', 'folder_contents'):
         monkeypatch.setattr(files, name, hooked(name))
     for name in ('read_small', 'write_small'):
         monkeypatch.setattr(datastore_http, name, hooked(name))
@@ -497,6 +501,20 @@ def test_a_lock_is_stale_after_its_owner_stopped_beating(
     else:
         assert store.names() == [IMG + '.lock', IMG + '.partial-deadbeef']
         assert store.shells_removed == []
+
+
+@pytest.mark.parametrize('age,stale', [(119, False), (120, True),
+                                       (3600, True)])
+def test_a_lock_without_owner_file_ages_by_its_folder(cache, store, age,
+                                                      stale):
+    """Its maker died between the folder and the owner file: the
+    periodic ageing, a new lock object each time, goes by when the folder
+    last changed."""
+    store.folders.add(lock_of())
+    store.changed[lock_of()] = NOW - age
+    changed = cache.contents('datastore-ref')[IMG + '.lock']
+    assert cache.remove_stale_lock(IMG + '.lock', changed) is stale
+    assert store.names() == ([] if stale else [IMG + '.lock'])
 
 
 def test_a_stale_lock_is_taken_over_and_filled(cache, store, clock, flags):

@@ -170,7 +170,11 @@ class DatastoreCache:
     # -- ageing --------------------------------------------------------------
 
     def names(self, datastore_ref):
-        return files.list_folder(self.session, datastore_ref, self.root)
+        return list(self.contents(datastore_ref))
+
+    def contents(self, datastore_ref):
+        """{name: when it last changed} of the cache folder."""
+        return files.folder_contents(self.session, datastore_ref, self.root)
 
     def image_ids(self, datastore_ref):
         """The complete entries: not locks, partial or stale folders."""
@@ -216,12 +220,14 @@ class DatastoreCache:
         return True
 
 
-    def remove_stale_lock(self, name):
+    def remove_stale_lock(self, name, changed=None):
         """A lock whose owner stopped beating: taken over and removed with
         its dead fill's partial folder and import shell VM. True if it
-        was stale."""
+        was stale. ``changed``: when its folder last changed (``contents``),
+        by which a lock whose maker died before writing its owner file is
+        stale too."""
         return _Lock(self, layout.cache_name(name).image_id
-                     ).take_over_if_stale()
+                     ).take_over_if_stale(changed)
 
 
 def lock_owner(cache, image_id):
@@ -299,12 +305,17 @@ class _Lock:
         files.delete(self.cache.session, self.cache.cluster.datacenter_ref,
                      self.folder)
 
-    def take_over_if_stale(self):
-        """Break a lock whose owner stopped beating; True if we did."""
+    def take_over_if_stale(self, changed=None):
+        """Break a lock whose owner stopped beating; True if we did.
+        ``changed``: when the lock folder last changed, by the datastore
+        (None: this lock's waiter times an ownerless folder itself)."""
         stale_after = CONF.vcdriver.image_cache_lock_stale_seconds
         owner = self.owner()
-        if owner is None:
+        if owner is None and changed is not None:
             # Made but not written yet, or its maker died in between.
+            if self.cache.session.current_time() - changed < stale_after:
+                return False
+        elif owner is None:
             now = time.monotonic()
             self._missing_since = self._missing_since or now
             if now - self._missing_since < stale_after:

@@ -55,6 +55,13 @@ def copy_virtual_disk(session, datacenter, source, destination,
 
 def list_folder(session, datastore, path):
     """Names in a datastore folder (one level); empty if it is missing."""
+    return list(folder_contents(session, datastore, path))
+
+
+def folder_contents(session, datastore, path):
+    """{name: when it last changed (seconds since the epoch, by the
+    datastore; None if not said)} of a datastore folder, one level; empty
+    if it is missing."""
     task = datastore.browser.SearchDatastore_Task(
         datastorePath=str(path),
         searchSpec=vim.host.DatastoreBrowser.SearchSpec(
@@ -64,8 +71,9 @@ def list_folder(session, datastore, path):
     try:
         result = session.wait_for_task(task)
     except vim.fault.FileNotFound:
-        return []
-    return [f.path for f in (result.file or ())]
+        return {}
+    return {f.path: f.modification.timestamp() if f.modification else None
+            for f in (result.file or ())}
 
 
 def search_subfolders(session, browser, path, spec):
