@@ -446,7 +446,9 @@ class VMwareVCDriver(driver.ComputeDriver):
             raise nova_exception.InterfaceAttachFailed(
                 instance_uuid=instance.uuid)
         network.attach(self._session, self._cluster_of(instance),
-                       self._vm(instance), vif, model)
+                       self._vm(instance), vif, model,
+                       lifecycle.instance_specs(instance,
+                                                instance.flavor).vif)
 
     def detach_interface(self, context, instance, vif):
         network.detach(self._session, self._vm(instance), vif)

@@ -138,15 +138,22 @@ def _iface_indexes(extra_config):
     return found
 
 
-def nic_changes(nets, vifs, vif_model, taken=()):
+_CARD = vim.vm.device.VirtualEthernetCard
+
+
+def nic_changes(nets, vifs, vif_model, taken=(), bandwidth=None):
     """(device changes, extraConfig) adding a NIC for each VIF, numbered
-    after the indexes already ``taken``."""
+    after the indexes already ``taken``; ``bandwidth`` (the flavor's
+    ``quota:vif_*``, an extra_specs.Allocation) on each when given."""
     changes, options = [], {}
     index = max(taken, default=-1) + 1
     for offset, vif in enumerate(vifs):
-        changes.append(vm_spec.nic(_NIC_KEY - offset, vif_model,
-                                   vif['address'], backing_for(nets, vif),
-                                   port_id=vif['id']))
+        change = vm_spec.nic(_NIC_KEY - offset, vif_model, vif['address'],
+                             backing_for(nets, vif), port_id=vif['id'])
+        if bandwidth is not None:
+            change.device.resourceAllocation = vm_spec.resource_allocation(
+                bandwidth, _CARD.ResourceAllocation)
+        changes.append(change)
         options[vm_spec.IFACE_ID_KEY % (index + offset)] = vif['id']
     return changes, options
 
@@ -169,8 +176,9 @@ def _devices_and_options(session, vm):
             p.get('config.extraConfig') or [])
 
 
-def attach(session, cluster, vm, vif, vif_model):
-    """Hot-add a NIC for a Neutron port (a VM that is off gets it too)."""
+def attach(session, cluster, vm, vif, vif_model, bandwidth=None):
+    """Hot-add a NIC for a Neutron port (a VM that is off gets it too),
+    with the flavor's ``bandwidth`` as its NICs made at spawn have."""
     _devices, options = _devices_and_options(session, vm)
     indexes = _iface_indexes(options)
     if vif['id'] in indexes:
@@ -178,7 +186,7 @@ def attach(session, cluster, vm, vif, vif_model):
         return
     nets = read_networks(session, cluster.datacenter_ref)
     changes, extra = nic_changes(nets, [vif], vif_model,
-                                 taken=indexes.values())
+                                 taken=indexes.values(), bandwidth=bandwidth)
     virtual_machine.reconfigure(session, vm, vim.vm.ConfigSpec(
         deviceChange=changes, extraConfig=vm_spec.extra_config(extra)))
 

@@ -141,6 +141,32 @@ class TestInterfaces(nova_harness.VcdriverTestCase):
                                           'nvp.iface-id.'))
         self._delete_server(server)
 
+    def test_attached_nic_gets_the_flavors_bandwidth(self):
+        flavor = self._create_flavor(
+            memory_mb=512, vcpu=1, disk=1, name='vif-quota',
+            extra_spec={'quota:vif_limit': '300',
+                        'quota:vif_reservation': '20',
+                        'quota:vif_shares_level': 'custom',
+                        'quota:vif_shares_share': '60'})
+        first = self.neutron_port('ovs', bridge_name='VM Network')
+        server = self.boot(self.image['id'], flavor_id=flavor,
+                           networks=[{'port': first['id']}])
+        second = self.neutron_port('dvs', dvs_port_group_name='DC0_DVPG0')
+        self.api.attach_interface(server['id'], {'interfaceAttachment': {
+            'port_id': second['id']}})
+        # The NIC made at spawn and the one attached later alike.
+        self.assertEqual(
+            {first['id']: (300, 20, 'custom', 60),
+             second['id']: (300, 20, 'custom', 60)},
+            {n.externalId: (n.resourceAllocation.limit,
+                            n.resourceAllocation.reservation,
+                            n.resourceAllocation.share.level,
+                            n.resourceAllocation.share.shares)
+             for n in vcsim_view.devices(
+                 self.vcsim, server['id'],
+                 vim.vm.device.VirtualEthernetCard)})
+        self._delete_server(server)
+
     def test_inject_network_info_writes_machine_id(self):
         """Nova's injectNetworkInfo (an admin action, also what a fixed
         IP's addition or removal calls) writes the ports' IPv4 settings

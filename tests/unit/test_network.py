@@ -4,6 +4,7 @@ import pytest
 from nova import exception as nova_exception
 from pyVmomi import vim
 
+from vcdriver import extra_specs
 from vcdriver import network
 from vcdriver import vm_spec
 
@@ -99,6 +100,20 @@ def test_nics_have_neutrons_mac_and_port(model):
     assert len({n.key for n in nics}) == 2
     assert options == {'nvp.iface-id.4': 'port-1',
                        'nvp.iface-id.5': 'port-2'}
+
+
+def test_nics_take_the_flavors_bandwidth():
+    bandwidth = extra_specs.parse({'quota:vif_limit': '100',
+                                   'quota:vif_shares_level': 'high'},
+                                  {}, 512).vif
+    changes, _options = network.nic_changes(NETS, [vif()], 'vmxnet3',
+                                            bandwidth=bandwidth)
+    allocation = changes[0].device.resourceAllocation
+    assert (allocation.limit, allocation.reservation,
+            allocation.share.level) == (100, 0, 'high')
+    # Without: vSphere's defaults (the NIC says nothing).
+    changes, _options = network.nic_changes(NETS, [vif()], 'vmxnet3')
+    assert changes[0].device.resourceAllocation is None
 
 
 def test_iface_indexes_skip_cleared_and_foreign_keys():
