@@ -31,11 +31,10 @@ from tests.harness import nova as nova_harness
 from tests.harness import process_logs
 
 
-class TestStoragePolicies(nova_harness.OwnVcsimTestCase):
-    vcsim_args = dict(clusters=1, hosts_per_cluster=1, nfs=2,
-                      datastore_capacity_gb=100)
-    # Casts stay casts: the compute's refusal must not reach the API call.
-    cast_as_call = False
+class _PolicyTestCase(nova_harness.OwnVcsimTestCase):
+    """A vCenter of its own with policies gold and silver (datastores
+    tagged tier=gold or tier=silver satisfy them), PBM on, silver by
+    default."""
 
     @classmethod
     def setUpClass(cls):
@@ -50,6 +49,13 @@ class TestStoragePolicies(nova_harness.OwnVcsimTestCase):
         super().configure()
         self.flags(pbm_enabled=True, pbm_default_policy='silver',
                    group='vmware')
+
+
+class TestStoragePolicies(_PolicyTestCase):
+    vcsim_args = dict(clusters=1, hosts_per_cluster=1, nfs=2,
+                      datastore_capacity_gb=100)
+    # Casts stay casts: the compute's refusal must not reach the API call.
+    cast_as_call = False
 
     def setUp(self):
         super().setUp()
@@ -190,7 +196,7 @@ class TestStoragePolicies(nova_harness.OwnVcsimTestCase):
                       'no storage policy of that name', result.stdout)
 
 
-class TestStoragePolicyMoves(nova_harness.OwnVcsimTestCase):
+class TestStoragePolicyMoves(_PolicyTestCase):
     """Two clusters, each served by its own compute service (live
     migration is between services), sharing nfs0 and nfs1; each has a
     datastore of its own (ds-DC0_C0, ds-DC0_C1)."""
@@ -202,18 +208,8 @@ class TestStoragePolicyMoves(nova_harness.OwnVcsimTestCase):
     # Casts stay casts: the compute's refusal must not reach the API call.
     cast_as_call = False
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.gold = vcsim_view.create_tag_policy(cls.sim, 'gold', 'tier',
-                                                'gold')
-        cls.silver = vcsim_view.create_tag_policy(cls.sim, 'silver', 'tier',
-                                                  'silver')
-
     def configure(self):
         super().configure()
-        self.flags(pbm_enabled=True, pbm_default_policy='silver',
-                   group='vmware')
         self.flags(allow_resize_to_same_host=True)
 
     def setUp(self):
